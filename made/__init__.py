@@ -1,0 +1,7 @@
+r"""MADE: Masked Autoencoder for Distribution Estimation (Germain et al., ICML 2015), in PyTorch."""
+
+__version__ = "0.1.0"
+
+from .model import MADE  # noqa: E402
+
+__all__ = ["MADE", "__version__"]

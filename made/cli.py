@@ -1,0 +1,276 @@
+r"""The ``made`` command: train, eval and sample. Thin: parse, call the library, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CONFIG_FILE, METRICS_FILE, load_model, save_model, write_json
+from .data import DATASETS, DataError, Splits, load_data
+from .evaluate import evaluate_nll
+from .model import MADE
+from .train import DEFAULT_LR, TrainConfig, fit
+
+__all__ = ["main", "build_parser"]
+
+DATASET_NAMES = ["digits", *DATASETS]
+
+
+def _masks_arg(text: str) -> int | str:
+    if text == "unlimited":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'unlimited', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'unlimited', got {text!r}")
+    return value
+
+
+def _add_data_args(parser: argparse.ArgumentParser, default: str | None) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=default,
+        help=f"a named data set{' (default: %(default)s)' if default else ''}: digits is built in, "
+        "the paper's sets are read from --data-dir or downloaded once into ~/.cache/made",
+    )
+    source.add_argument(
+        "--data",
+        metavar="FILE",
+        help="your own data: .npz (train_data/valid_data/test_data or train/valid/test), .npy or .csv; "
+        "a single array is split 80/10/10 with --split-seed",
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding NAME.npz for the paper's sets (or MADE_DATA_DIR)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the 80/10/10 split of a single array (default: 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="made",
+        description="MADE, the Masked Autoencoder for Distribution Estimation: exact likelihoods "
+        "and samples of binary vectors from one masked network.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a MADE and write a run folder", description="Train a MADE with "
+                           "early stopping on validation NLL; writes config.json, model.safetensors, "
+                           "metrics.json and log.jsonl into the run folder.")
+    _add_data_args(train, "digits")
+    train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/NAME-DATE-TIME)")
+    train.add_argument("--overwrite", action="store_true", help="replace a finished run already in RUN_DIR")
+    model = train.add_argument_group("model")
+    model.add_argument("--hidden", type=int, nargs="*", default=[500], metavar="H",
+                       help="hidden layer widths; none for no hidden layer (default: 500)")
+    model.add_argument("--direct", action=argparse.BooleanOptionalAction, default=False,
+                       help="direct input-to-output connection, as in all the paper's experiments (default: off)")
+    model.add_argument("--masks", type=_masks_arg, default=1, metavar="K|unlimited",
+                       help="size of the mask pool cycled during training, one mask per minibatch; "
+                       "'unlimited' draws a fresh mask each minibatch (default: 1)")
+    model.add_argument("--resample", choices=["full", "ordering", "connectivity"], default="full",
+                       help="what a pool of masks resamples (default: full)")
+    model.add_argument("--ordering", choices=["natural", "random"], default="natural",
+                       help="input ordering of a single mask (default: natural)")
+    model.add_argument("--degrees", choices=["random", "even"], default="random",
+                       help="hidden degrees: drawn uniformly as in the paper, or evenly spread (default: random)")
+    model.add_argument("--activation", choices=["relu", "tanh", "softplus"], default="relu",
+                       help="hidden activation (default: relu)")
+    model.add_argument("--conditioning", action="store_true", help="add the paper's connectivity-conditioning weights")
+    model.add_argument("--seed", type=int, default=0, help="seed of weights, masks and minibatch order (default: 0)")
+    opt = train.add_argument_group("optimization")
+    opt.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam", help="optimizer (default: adam)")
+    opt.add_argument("--lr", type=float, help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    opt.add_argument("--batch-size", type=int, default=100, help="minibatch size (default: 100)")
+    opt.add_argument("--patience", type=int, default=30, help="epochs without validation improvement before stopping (default: 30)")
+    opt.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs (default: 1000)")
+    opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
+    opt.add_argument("--adadelta-eps", type=float, default=1e-5, help="adadelta epsilon (default: 1e-5, the authors')")
+    opt.add_argument("--adadelta-rho", type=float, default=0.95, help="adadelta decay (default: 0.95, the authors')")
+    opt.add_argument("--valid-ensemble", type=int, metavar="K",
+                     help="masks averaged for validation (default: the pool; 300 for unlimited)")
+    opt.add_argument("--test-ensemble", type=int, metavar="K",
+                     help="masks averaged for the test figure (default: the pool; 1000 for unlimited)")
+    run = train.add_argument_group("running")
+    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto, a GPU if there is one)")
+    run.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default: float32)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a run's NLL on a split", description="Mean NLL in nats per "
+                              "example with its standard error, and bits per dimension. By default the run's "
+                              "own data set, the test split and the run's ensemble.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
+    _add_data_args(evaluate, None)
+    evaluate.add_argument("--split", choices=["train", "valid", "test"], default="test", help="(default: test)")
+    evaluate.add_argument("--ensemble", type=int, metavar="K", help="average p(x) over K masks (default: as in training)")
+    evaluate.add_argument("--batch-size", type=int, help="evaluation batch size (default: as in training)")
+    evaluate.add_argument("--device", default="auto", help="(default: auto)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(func=cmd_eval)
+
+    sample = sub.add_parser("sample", help="draw samples from a trained run", description="Draw exact samples. "
+                            "Writes a PNG grid for image-shaped data (digits, MNIST), else .npy or .csv.")
+    sample.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
+    sample.add_argument("-n", "--num-samples", type=int, default=64, help="number of samples (default: 64)")
+    sample.add_argument("--out", metavar="FILE", help="samples.png, .npy or .csv (default: RUN_DIR/samples.png "
+                        "for image data, else RUN_DIR/samples.npy)")
+    sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    sample.add_argument("--device", default="auto", help="(default: auto)")
+    sample.set_defaults(func=cmd_sample)
+    return parser
+
+
+# ------------------------------------------------------------------ helpers
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no GPU is available")
+    return device
+
+
+def _data_spec(args: argparse.Namespace) -> dict:
+    path = str(Path(args.data).resolve()) if args.data else None
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir, "split_seed": args.split_seed}
+
+
+def _load(spec: dict) -> Splits:
+    return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"])
+
+
+def _default_ensemble(model: MADE, unlimited: int) -> int | None:
+    if model.num_masks == 1:
+        return None
+    return unlimited if model.num_masks == "unlimited" else model.num_masks
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+# ----------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    spec = _data_spec(args)
+    splits = _load(spec)
+    out = Path(args.out or f"runs/{splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (out / CONFIG_FILE).exists() and not args.overwrite:
+        raise ValueError(f"{out} already holds a run; choose another --out or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "log.jsonl").unlink(missing_ok=True)
+    device, dtype = _device(args.device), getattr(torch, args.dtype)
+    torch.manual_seed(args.seed)
+    model = MADE(
+        num_inputs=splits.num_inputs,
+        hidden_sizes=args.hidden,
+        num_masks=args.masks,
+        ordering=args.ordering,
+        direct=args.direct,
+        seed=args.seed,
+        activation=args.activation,
+        resample=args.resample,
+        degrees=args.degrees,
+        conditioning=args.conditioning,
+    ).to(device=device, dtype=dtype)
+    config = TrainConfig(
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
+        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
+        adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble,
+    )
+    test_k = args.test_ensemble or _default_ensemble(model, 1000)
+    print(f"training on {splits.name}: D={splits.num_inputs}, {len(splits.train)} train / {len(splits.valid)} "
+          f"valid / {len(splits.test)} test; {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
+    history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, out / "log.jsonl",
+                  progress=False if args.quiet else None)
+    model.set_mask(0)
+    eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": args.dtype}
+    save_model(out, model, {"data": spec, "train": asdict(config), "eval": eval_spec,
+                            "image_shape": splits.image_shape})
+    test = evaluate_nll(model, _tensor(splits.test), config.eval_batch_size, test_k)
+    valid = evaluate_nll(model, _tensor(splits.valid), config.eval_batch_size, test_k)
+    metrics = {
+        "test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
+        "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
+        "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
+        "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": splits.name,
+    }
+    write_json(out / METRICS_FILE, metrics)
+    print(f"test NLL {test.nll:.3f} ± {test.stderr:.3f} nats ({test.bits_per_dim:.4f} bits/dim), "
+          f"valid NLL {valid.nll:.3f}; {history.epochs} epochs (best {history.best_epoch}) in {history.seconds:.1f} s")
+    print(f"run folder: {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    model, config = load_model(args.run_dir, _device(args.device))
+    model = model.to(getattr(torch, config.get("eval", {}).get("dtype", "float32")))
+    spec = _data_spec(args) if (args.dataset or args.data) else config["data"]
+    splits = _load(spec)
+    if splits.num_inputs != model.num_inputs:
+        raise ValueError(f"the data has {splits.num_inputs} columns, the model expects {model.num_inputs}")
+    ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
+    batch = args.batch_size or config.get("eval", {}).get("batch_size", 1000)
+    result = evaluate_nll(model, _tensor(splits.split(args.split)), batch, ensemble)
+    metrics = {f"{args.split}_nll": result.nll, f"{args.split}_nll_stderr": result.stderr,
+               f"{args.split}_bits_per_dim": result.bits_per_dim, "ensemble": ensemble,
+               "num_examples": result.num_examples, "dataset": splits.name}
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        masks = f", ensemble of {ensemble} masks" if ensemble else ""
+        print(f"{splits.name} {args.split}: NLL {result.nll:.4f} ± {result.stderr:.4f} nats "
+              f"({result.bits_per_dim:.4f} bits/dim) over {result.num_examples} examples{masks}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
+    model, config = load_model(args.run_dir, _device(args.device))
+    image_shape = config.get("image_shape")
+    out = Path(args.out) if args.out else Path(args.run_dir) / ("samples.png" if image_shape else "samples.npy")
+    if out.suffix not in (".png", ".npy", ".csv"):
+        raise ValueError(f"--out must end in .png, .npy or .csv, got {out}")
+    if out.suffix == ".png" and not image_shape:
+        raise ValueError("this data is not image-shaped; write .npy or .csv instead of .png")
+    generator = torch.Generator(device=model.output.weight.device).manual_seed(args.seed)
+    samples = model.sample(args.num_samples, generator=generator).cpu().numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".png":
+        from .plots import save_image_grid
+
+        save_image_grid(samples, tuple(image_shape), out)
+    elif out.suffix == ".npy":
+        np.save(out, samples.astype(np.uint8))
+    else:
+        np.savetxt(out, samples, fmt="%d", delimiter=",")
+    print(f"wrote {args.num_samples} samples to {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input, with one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, ValueError, FileNotFoundError, FloatingPointError) as err:
+        print(f"made: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("made: interrupted", file=sys.stderr)
+        return 130

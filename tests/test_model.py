@@ -1,0 +1,158 @@
+import random
+import warnings
+
+import pytest
+import torch
+
+from conftest import all_binary
+from made import MADE
+from made.masks import input_degrees
+
+
+def random_configs(count: int, seed: int = 0):
+    rng = random.Random(seed)
+    for _ in range(count):
+        d = rng.randint(1, 20)
+        hidden = [rng.choice([1, 3, d, 2 * d + 5, 40]) for _ in range(rng.randint(0, 3))]
+        ordering = rng.choice(["natural", "random", "perm"])
+        if ordering == "perm":
+            ordering = rng.sample(range(d), d)
+        yield dict(
+            num_inputs=d,
+            hidden_sizes=hidden,
+            ordering=ordering,
+            direct=rng.random() < 0.5,
+            degrees=rng.choice(["random", "even"]),
+            num_masks=rng.choice([1, 1, 3, "unlimited"]),
+            activation=rng.choice(["relu", "tanh", "softplus"]),
+            conditioning=rng.random() < 0.3,
+            seed=rng.randint(0, 10**6),
+        )
+
+
+def jacobian(model: MADE, x: torch.Tensor) -> torch.Tensor:
+    return torch.autograd.functional.jacobian(lambda v: model(v[None])[0], x)
+
+
+@pytest.mark.parametrize("config", list(random_configs(60)), ids=lambda c: f"D{c['num_inputs']}-{c['hidden_sizes']}")
+def test_autoregressive_jacobian_and_mask_product(config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MADE(**config).double()
+        for mask_index in range(2):  # the current mask and, for pools, another one
+            model.set_mask(mask_index)
+            model.check_autoregressive()
+            position = input_degrees(model.ordering)
+            jac = jacobian(model, torch.randn(config["num_inputs"], dtype=torch.float64))
+            forbidden = position[:, None] <= position[None, :]  # output row, input column
+            assert torch.all(jac[forbidden] == 0)
+            if config["direct"]:
+                # the direct connection makes every allowed dependence real
+                assert torch.all(jac[~forbidden] != 0)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(num_inputs=10, hidden_sizes=[32, 32], direct=True, ordering="random"),
+        dict(num_inputs=10, hidden_sizes=[], direct=True),
+        dict(num_inputs=8, hidden_sizes=[5], degrees="even", activation="tanh"),
+        dict(num_inputs=7, hidden_sizes=[20, 3, 20], ordering=[6, 5, 4, 3, 2, 1, 0], conditioning=True),
+        dict(num_inputs=1, hidden_sizes=[4], direct=True),
+        dict(num_inputs=9, hidden_sizes=[30], num_masks="unlimited", direct=True),
+    ],
+)
+def test_probabilities_of_all_vectors_sum_to_one(config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MADE(**config).double()
+    with torch.no_grad():
+        for p in model.parameters():  # random, not tiny, weights
+            p.normal_(0, 1.0)
+        total = model.log_prob(all_binary(config["num_inputs"])).exp().sum()
+    assert abs(float(total) - 1.0) < 1e-9
+
+
+def test_log_prob_is_sum_of_bernoulli_conditionals():
+    model = MADE(6, [16], direct=True).double()
+    x = all_binary(6)[::5]
+    logits = model(x)
+    expected = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
+    torch.testing.assert_close(model.log_prob(x), expected)
+    torch.testing.assert_close(model.family.distribution(logits).log_prob(x), model.conditional_log_probs(x))
+
+
+def test_first_conditional_is_a_constant():
+    model = MADE(5, [10], direct=True, ordering=[3, 1, 0, 2, 4])
+    x = all_binary(5, torch.float32)
+    logits = model(x)
+    assert torch.all(logits[:, 3] == logits[0, 3])
+
+
+def test_seeded_and_reproducible():
+    a, b = MADE(12, [20], ordering="random", seed=4), MADE(12, [20], ordering="random", seed=4)
+    assert torch.equal(a.ordering, b.ordering)
+    assert all(torch.equal(x, y) for x, y in zip(a.buffers(), b.buffers()))
+    c = MADE(12, [20], ordering="random", seed=5)
+    assert not torch.equal(a.hidden[0].mask, c.hidden[0].mask)
+
+
+def test_float32_and_float64_agree():
+    model = MADE(8, [16, 16], direct=True)
+    x = all_binary(8, torch.float32)[::7]
+    lp32 = model.log_prob(x)
+    lp64 = model.double().log_prob(x.double())
+    assert lp64.dtype == torch.float64
+    torch.testing.assert_close(lp32.double(), lp64, atol=1e-5, rtol=1e-5)
+
+
+def test_state_dict_carries_masks_and_mask_state():
+    a = MADE(6, [12], num_masks=4, seed=1)
+    a.set_mask(2)
+    b = MADE(6, [12], num_masks=4, seed=1)
+    b.load_state_dict(a.state_dict())
+    x = all_binary(6, torch.float32)
+    torch.testing.assert_close(a.log_prob(x), b.log_prob(x))
+    assert int(b.mask_seed) == a.mask_seeds[2]
+
+
+def test_pool_masks_differ_and_cycle():
+    model = MADE(6, [12], num_masks=3, seed=1)
+    seen = []
+    for step in range(6):
+        model.mask_for_step(step)
+        seen.append(model.ordering.tolist())
+    assert seen[:3] == seen[3:]
+    assert len({tuple(s) for s in seen[:3]}) > 1
+
+
+def test_resample_connectivity_keeps_ordering():
+    model = MADE(6, [12], num_masks=5, resample="connectivity", ordering="random", seed=2)
+    orders, masks = set(), set()
+    for k in range(5):
+        model.set_mask(k)
+        orders.add(tuple(model.ordering.tolist()))
+        masks.add(model.hidden[0].mask.numpy().tobytes())
+    assert len(orders) == 1 and len(masks) > 1
+
+
+def test_bad_input_rejected():
+    model = MADE(4, [8])
+    with pytest.raises(ValueError, match="shape"):
+        model.log_prob(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="binary"):
+        model.log_prob(torch.full((2, 4), 0.5))
+    with pytest.raises(ValueError, match="NaN"):
+        model.log_prob(torch.tensor([[0.0, float("nan"), 1.0, 0.0]]))
+    with pytest.raises(ValueError):
+        MADE(0, [8])
+    with pytest.raises(ValueError):
+        MADE(4, [8], num_masks=0)
+    with pytest.raises(ValueError):
+        MADE(4, [8], activation="gelu")
+
+
+def test_narrow_hidden_layer_warns_but_stays_normalized():
+    with pytest.warns(UserWarning, match="narrower"):
+        model = MADE(8, [3], direct=False).double()
+    assert abs(float(model.log_prob(all_binary(8)).exp().sum()) - 1) < 1e-9
