@@ -159,10 +159,17 @@ class MADE(nn.Module):
             degrees.repeat_interleave(per_out),
         )
 
-    def build_masks(self, mask_seed: int) -> tuple[Tensor, list[Tensor], Tensor | None]:
-        """Ordering, the masks of every layer (hidden then output) and the direct mask."""
+    def build_masks(
+        self, mask_seed: int, device: torch.device | str | None = None
+    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """Ordering, the masks of every layer (hidden then output) and the direct mask.
+
+        Degrees are drawn on the CPU (a few integers); the masks are compared on
+        ``device`` so that large masks never cross the bus.
+        """
         ordering, hidden = self.connectivity(mask_seed)
-        deg_in, deg_out = self.unit_degrees(ordering)
+        deg_in, deg_out = (d.to(device) for d in self.unit_degrees(ordering))
+        hidden = [d.to(device) for d in hidden]
         masks, prev = [], deg_in
         for degrees in hidden:
             masks.append(hidden_mask(degrees, prev))
@@ -174,7 +181,7 @@ class MADE(nn.Module):
     @torch.no_grad()
     def set_mask_seed(self, mask_seed: int) -> None:
         """Switch the network to the mask drawn from ``mask_seed`` (in place)."""
-        ordering, masks, direct = self.build_masks(mask_seed)
+        ordering, masks, direct = self.build_masks(mask_seed, self.output.mask.device)
         for layer, mask in zip([*self.hidden, self.output], masks):
             layer.set_mask(mask)
         if self.direct is not None:
