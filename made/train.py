@@ -105,6 +105,7 @@ def fit(
     model.family.check_support(train)
     model.family.check_support(valid)
     model.validate_args = False  # data checked once above
+    train = train.to(device=device, dtype=dtype)  # once, not per minibatch
     optimizer = make_optimizer(model, config)
     order_gen = torch.Generator().manual_seed(config.seed)
     valid_k = validation_masks(model, config)
@@ -117,7 +118,7 @@ def fit(
             total, seen = 0.0, 0
             for idx in torch.randperm(train.shape[0], generator=order_gen).split(config.batch_size):
                 model.mask_for_step(step)
-                x = train[idx].to(device=device, dtype=dtype)
+                x = train[idx.to(device)]
                 loss = -model.log_prob(x).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
