@@ -72,6 +72,7 @@ def hidden_degrees(
     low: int,
     rule: DegreeRule = "random",
     generator: torch.Generator | None = None,
+    warn_narrow: bool = True,
 ) -> Tensor:
     """Degrees of one hidden layer, on ``[low, D-1]`` (positions in the ordering).
 
@@ -80,13 +81,15 @@ def hidden_degrees(
     the paper; ``"even"`` spreads the allowed values evenly so none is missing when
     ``width`` is at least the number of values. For D = 1 the only value is 0 and
     the units are constant, which is exactly what a one-dimensional MADE needs.
+    A layer narrower than D-1 warns (unless ``warn_narrow`` is off) since some
+    conditionals then cannot see all their predecessors.
     """
     if width < 1:
         raise ValueError(f"hidden layer width must be at least 1, got {width}")
     high = max(num_inputs - 1, 0)
     low = min(low, high)
     span = high - low + 1
-    if num_inputs > 1 and width < num_inputs - 1:
+    if warn_narrow and num_inputs > 1 and width < num_inputs - 1:
         warnings.warn(
             f"a hidden layer of {width} units is narrower than D-1 = {num_inputs - 1}: "
             "some conditionals cannot see all their predecessors",

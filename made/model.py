@@ -8,6 +8,7 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -108,6 +109,13 @@ class MADE(nn.Module):
         self.degree_rule = degrees
         self.context_size = context_size
         self.validate_args = True
+        narrow = [h for h in self.hidden_sizes if h < num_inputs - 1]
+        if narrow:
+            warnings.warn(
+                f"hidden layers of {narrow} units are narrower than D-1 = {num_inputs - 1}: "
+                "some conditionals cannot see all their predecessors",
+                stacklevel=2,
+            )
 
         in_width = sum(self.family.inputs_per_dim) + context_size
         out_width = sum(self.family.params_per_dim)
@@ -144,7 +152,7 @@ class MADE(nn.Module):
         low = 0 if self.context_size else 1
         layers = []
         for width in self.hidden_sizes:
-            layers.append(hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen))
+            layers.append(hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False))
             low = int(layers[-1].min())
         return ordering, layers
 
