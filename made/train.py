@@ -3,20 +3,30 @@ r"""The training loop: minibatches, one mask per minibatch, early stopping on va
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .evaluate import evaluate_nll
+from .checkpoint import (
+    atomic_write,
+    clear_training_state,
+    crash_point,
+    has_training_state,
+    load_training_state,
+    save_training_state,
+)
+from .distributed import ProcessInfo, all_sum, process_info, shard, wrap
+from .evaluate import per_example_nll
 from .model import MADE
 
-__all__ = ["TrainConfig", "History", "make_optimizer", "fit", "DEFAULT_LR"]
+__all__ = ["TrainConfig", "History", "make_optimizer", "fit", "fingerprint", "DEFAULT_LR"]
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0}
 
@@ -37,11 +47,12 @@ class TrainConfig:
     adagrad_eps: float = 1e-6  # the paper's MNIST setting
     valid_ensemble: int | None = None  # masks averaged for validation; None: the whole pool (300 if unlimited)
     eval_batch_size: int = 1000
+    checkpoint_every: int = 1  # epochs between training checkpoints (when fit is given a checkpoint_dir)
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
-        for name in ("batch_size", "patience", "epochs", "eval_batch_size"):
+        for name in ("batch_size", "patience", "epochs", "eval_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr is not None and not self.lr > 0:
@@ -81,6 +92,29 @@ def validation_masks(model: MADE, config: TrainConfig) -> int | None:
     return 300 if model.num_masks == "unlimited" else model.num_masks
 
 
+class _SummedNLL(nn.Module):
+    """``-sum log p(x)`` of a minibatch as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: MADE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return -self.model.log_prob(x).sum()
+
+
+def fingerprint(model: MADE, config: TrainConfig, train: Tensor, valid: Tensor) -> dict:
+    """What a checkpoint must have been trained on to be resumed: the model, the training
+    settings (but how often to checkpoint) and the data (shapes and SHA-256)."""
+
+    def digest(data: Tensor) -> list:
+        return [list(data.shape), hashlib.sha256(data.detach().cpu().contiguous().numpy().tobytes()).hexdigest()]
+
+    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    record = {"model": model.config(), "train": settings, "train_data": digest(train), "valid_data": digest(valid)}
+    return json.loads(json.dumps(record))  # as it reads back from JSON
+
+
 def fit(
     model: MADE,
     train: Tensor,
@@ -89,6 +123,8 @@ def fit(
     log_path: str | Path | None = None,
     progress: bool | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> History:
     """Train ``model`` in place and leave it with its best-validation weights.
 
@@ -97,6 +133,13 @@ def fit(
     training stops after ``patience`` epochs without improvement or at ``epochs``.
     ``log_path`` receives one JSON line per epoch; ``progress=None`` shows a bar on
     a terminal only.
+
+    With ``checkpoint_dir``, a training checkpoint is committed every
+    ``config.checkpoint_every`` epochs and when training stops; ``resume=True``
+    continues from the one there (if any) exactly where it was taken, and refuses a
+    checkpoint of another model, configuration or data. Under ``torchrun`` each
+    process trains on its shard of every minibatch (see :mod:`made.distributed`);
+    only rank 0 writes files.
     """
     from tqdm.auto import tqdm
 
@@ -104,33 +147,48 @@ def fit(
     device, dtype = model.output.weight.device, model.output.weight.dtype
     model.family.check_support(train)
     model.family.check_support(valid)
-    model.validate_args = False  # data checked once above
-    train = train.to(device=device, dtype=dtype)  # once, not per minibatch
+    info = process_info()
     optimizer = make_optimizer(model, config)
     order_gen = torch.Generator().manual_seed(config.seed)
+    history, step, best_state = History(), 0, None
+    run_fingerprint = fingerprint(model, config, train, valid) if checkpoint_dir is not None else {}
+    if checkpoint_dir is not None and resume and has_training_state(checkpoint_dir):
+        saved, best_state = load_training_state(checkpoint_dir, model, optimizer, order_gen, run_fingerprint)
+        history, step = _history(saved), saved["step"]
+    elif checkpoint_dir is not None and info.is_main:
+        clear_training_state(checkpoint_dir)
+    if log_path and info.is_main:
+        lines = "".join(json.dumps(record) + "\n" for record in history.log)
+        atomic_write(log_path, lambda tmp: Path(tmp).write_text(lines))
+    train = train.to(device=device, dtype=dtype)  # once, not per minibatch
+    net = wrap(_SummedNLL(model), info, device)
     valid_k = validation_masks(model, config)
-    history, best_state, start, step = History(), None, time.perf_counter(), 0
-    log = open(log_path, "a") if log_path else None
-    bar = tqdm(total=config.epochs, desc="training", unit="epoch", disable=None if progress is None else not progress)
+    done = history.epochs >= config.epochs or (history.epochs and history.epochs - history.best_epoch >= config.patience)
+    start, seconds_before = time.perf_counter(), history.seconds
+    model.validate_args = False  # data checked once above
+    log = open(log_path, "a") if log_path and info.is_main else None
+    bar = tqdm(total=config.epochs, initial=history.epochs, desc="training", unit="epoch",
+               disable=not info.is_main or (None if progress is None else not progress))
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(history.epochs + 1, 0 if done else config.epochs + 1):
             model.train()
             total, seen = 0.0, 0
             for idx in torch.randperm(train.shape[0], generator=order_gen).split(config.batch_size):
                 model.mask_for_step(step)
-                x = train[idx.to(device)]
-                loss = -model.log_prob(x).mean()
+                x = train[shard(idx, info).to(device)]
+                nll_sum = net(x)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (nll_sum * (info.world_size / len(idx))).backward()  # DDP averages: the minibatch mean
                 optimizer.step()
-                total += float(loss.detach()) * x.shape[0]
+                total += float(nll_sum.detach())
                 seen += x.shape[0]
                 step += 1
+                crash_point(f"step:{step}")
+            total, seen = all_sum([total, seen], info, device)
             if not math.isfinite(total):
                 raise FloatingPointError(f"training loss became {total} at epoch {epoch}; try a smaller --lr")
-            valid_nll = evaluate_nll(model, valid, config.eval_batch_size, valid_k).nll
-            improved = valid_nll < history.best_valid_nll
-            if improved:
+            valid_nll = _validation_nll(model, valid, config, valid_k, info, device)
+            if valid_nll < history.best_valid_nll:
                 history.best_valid_nll, history.best_epoch = valid_nll, epoch
                 best_state = copy.deepcopy(model.state_dict())
             history.epochs = epoch
@@ -139,7 +197,7 @@ def fit(
                 "train_nll": total / seen,
                 "valid_nll": valid_nll,
                 "best_valid_nll": history.best_valid_nll,
-                "seconds": time.perf_counter() - start,
+                "seconds": seconds_before + time.perf_counter() - start,
             }
             history.log.append(record)
             if log:
@@ -149,7 +207,12 @@ def fit(
                 on_epoch(record)
             bar.set_postfix(valid_nll=f"{valid_nll:.3f}", best=f"{history.best_valid_nll:.3f}")
             bar.update()
-            if epoch - history.best_epoch >= config.patience:
+            stop = epoch - history.best_epoch >= config.patience
+            if checkpoint_dir is not None and info.is_main and (stop or epoch % config.checkpoint_every == 0):
+                history.seconds = record["seconds"]
+                progress_record = _progress(history, step, run_fingerprint)
+                save_training_state(checkpoint_dir, model, optimizer, order_gen, progress_record, best_state)
+            if stop:
                 break
     finally:
         bar.close()
@@ -158,5 +221,39 @@ def fit(
         model.validate_args = True
     if best_state is not None:
         model.load_state_dict(best_state)
-    history.seconds = time.perf_counter() - start
+    history.seconds = seconds_before + time.perf_counter() - start
     return history
+
+
+def _validation_nll(
+    model: MADE, valid: Tensor, config: TrainConfig, masks: int | None, info: ProcessInfo, device: torch.device
+) -> float:
+    """Mean validation NLL; each process scores its shard and the sums are added up."""
+    part = shard(valid, info)
+    nll_sum = float(per_example_nll(model, part, config.eval_batch_size, masks).sum()) if len(part) else 0.0
+    total, count = all_sum([nll_sum, float(len(part))], info, device)
+    return total / count
+
+
+def _progress(history: History, step: int, fingerprint_record: dict) -> dict:
+    """The JSON part of a training checkpoint."""
+    return {
+        "epoch": history.epochs,
+        "step": step,
+        "best_valid_nll": history.best_valid_nll if math.isfinite(history.best_valid_nll) else None,
+        "best_epoch": history.best_epoch,
+        "seconds": history.seconds,
+        "log": history.log,
+        "fingerprint": fingerprint_record,
+    }
+
+
+def _history(progress: dict) -> History:
+    best = progress["best_valid_nll"]
+    return History(
+        best_valid_nll=math.inf if best is None else best,
+        best_epoch=progress["best_epoch"],
+        epochs=progress["epoch"],
+        seconds=progress["seconds"],
+        log=list(progress["log"]),
+    )

@@ -1,0 +1,83 @@
+r"""Multi-process training with ``torchrun``: the process group, each process's shard, sums across processes.
+
+Under ``torchrun --nproc_per_node N`` every process builds the same model from
+the same seed and walks the same minibatch order; each takes its own slice of
+every minibatch and DistributedDataParallel sums the gradients, so the step is
+the one a single process takes on the whole minibatch. Masks are buffers that
+every process sets from the step number, so they are never broadcast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = ["ProcessInfo", "process_info", "init_from_env", "shutdown", "shard", "all_sum", "wrap"]
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """This process's place among the training processes (rank 0 of 1 when alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and prints: rank 0."""
+        return self.rank == 0
+
+
+def process_info() -> ProcessInfo:
+    """The current process group's view, or a single process when there is none."""
+    if dist.is_available() and dist.is_initialized():
+        return ProcessInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return ProcessInfo()
+
+
+def init_from_env(device: torch.device) -> tuple[ProcessInfo, torch.device]:
+    """Join the process group ``torchrun`` describes in the environment (gloo on CPU, NCCL on
+    GPU) and return this process's info and device (its own GPU, by local rank)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or dist.is_initialized():
+        return process_info(), device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return process_info(), device
+
+
+def shutdown() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(rows: Tensor, info: ProcessInfo) -> Tensor:
+    """This process's contiguous slice of ``rows`` (sizes differ by at most one; may be empty)."""
+    return rows.tensor_split(info.world_size)[info.rank] if info.world_size > 1 else rows
+
+
+def all_sum(values: list[float], info: ProcessInfo, device: torch.device) -> list[float]:
+    """Sum ``values`` over all processes (float64); every process gets the same result."""
+    if info.world_size == 1:
+        return values
+    on = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = torch.tensor(values, dtype=torch.float64, device=on)
+    dist.all_reduce(total)
+    return total.tolist()
+
+
+def wrap(module: nn.Module, info: ProcessInfo, device: torch.device) -> nn.Module:
+    """``module`` in DistributedDataParallel when there are several processes, else as is."""
+    if info.world_size == 1:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
