@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -63,6 +64,7 @@ STATE_FILE = "state.json"
 MAX_POOL = 1_000_000  # largest finite mask pool; beyond it use "unlimited"
 MODEL_HINTS = {k: v for k, v in typing.get_type_hints(MADE.__init__).items() if k != "return"}
 MODEL_KEYS = set(MODEL_HINTS)
+MODEL_DEFAULTS = {k: p.default for k, p in inspect.signature(MADE).parameters.items() if p.default is not p.empty}
 MODEL_RANGES: dict[str, Callable[[Any], bool]] = {
     "num_inputs": lambda v: v >= 1,
     "hidden_sizes": lambda v: all(h >= 1 for h in v),
@@ -121,6 +123,8 @@ def crash_point(name: str) -> None:
 
 
 _CRASH_COUNTS: dict[str, int] = {}
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
@@ -135,6 +139,7 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the file gets the usual permissions
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         crash_point(f"write:{path.name}")
@@ -185,11 +190,12 @@ def check_model_settings(settings: Any, where: str) -> None:
 
 
 def count_weights(settings: dict) -> int:
-    """Number of weights of the (masked) layers the MADE ``settings`` describe, without building it.
+    """Number of weights of the (masked) layers of ``MADE(**settings)``, without building it.
 
     A lower bound on its size, so a config can be checked against the memory it
     would take (or the weights a file holds) before anything is allocated.
     """
+    settings = {**MODEL_DEFAULTS, **settings}
     family = make_family(settings["num_inputs"], settings["family"])
     in_width = sum(family.inputs_per_dim) + settings["context_size"]
     widths = [in_width, *settings["hidden_sizes"], sum(family.params_per_dim)]

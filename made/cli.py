@@ -10,18 +10,43 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from typing import Literal
+
 import numpy as np
 import torch
 
-from .checkpoint import CONFIG_FILE, METRICS_FILE, load_model, save_model, write_json
-from .data import DATASETS, DataError, Splits, load_data
+from .checkpoint import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    MAX_POOL,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    atomic_write,
+    count_weights,
+    load_model,
+    read_json,
+    save_model,
+    write_json,
+)
+from .data import DATASETS, DataError, Splits, available_memory, load_data
+from .distributed import ProcessInfo, init_from_env, shutdown
 from .evaluate import evaluate_nll
 from .model import MADE
+from .schema import SchemaError, check_fields, check_option_values
 from .train import DEFAULT_LR, TrainConfig, fit
 
 __all__ = ["main", "build_parser"]
 
 DATASET_NAMES = ["digits", *DATASETS]
+ARGS_FILE, LOG_FILE, CHECKPOINT_DIR = "args.json", "log.jsonl", "checkpoint"
+NOT_STORED = {"help", "resume", "out", "overwrite"}  # how to start, not what to train
+RESUME_MAY_CHANGE = {"quiet", "device"}  # options --resume accepts: they do not change the result
+# The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
+RUN_SECTIONS = {
+    "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int},
+    "eval": {"ensemble": int | None, "batch_size": int, "dtype": Literal["float32", "float64"]},
+}
 
 
 def _masks_arg(text: str) -> int | str:
@@ -31,8 +56,8 @@ def _masks_arg(text: str) -> int | str:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'unlimited', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'unlimited', got {text!r}")
+    if not 1 <= value <= MAX_POOL:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {MAX_POOL:,} or 'unlimited', got {text!r}")
     return value
 
 
@@ -69,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "metrics.json and log.jsonl into the run folder.")
     _add_data_args(train, "digits")
     train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/NAME-DATE-TIME)")
-    train.add_argument("--overwrite", action="store_true", help="replace a finished run already in RUN_DIR")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, "
+                       "with the settings it was started with (only --device and --quiet may be given)")
     model = train.add_argument_group("model")
     model.add_argument("--hidden", type=int, nargs="*", default=[500], metavar="H",
                        help="hidden layer widths; none for no hidden layer (default: 500)")
@@ -105,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto, a GPU if there is one)")
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default: float32)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                     help="write a training checkpoint (for --resume) every N epochs (default: 1)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a run's NLL on a split", description="Mean NLL in nats per "
@@ -164,39 +193,118 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def _given_options(argv: Sequence[str]) -> set[str]:
+    """The options of ``made train`` written on the command line (not left to their defaults)."""
+    parser = build_parser()
+    for action in _subparser(parser, "train")._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "func"}
+
+
+def _stored_options(args: argparse.Namespace) -> dict:
+    """The options that define a run, as ``args.json`` keeps them (data paths made absolute)."""
+    names = {a.dest for a in _subparser(build_parser(), "train")._actions} - NOT_STORED
+    options = {name: getattr(args, name) for name in sorted(names)}
+    for name in ("data", "data_dir"):
+        if options[name] is not None:
+            options[name] = str(Path(options[name]).resolve())
+    return options
+
+
+def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of the run in ``args.resume``, checked like a command line, with the few
+    that may change on resume (``--device``, ``--quiet``) taken from this one."""
+    run = Path(args.resume)
+    if not run.is_dir():
+        raise CheckpointError(f"{run}: not a run folder (no such directory)")
+    given = _given_options(args.argv) - {"resume"}
+    if given - RESUME_MAY_CHANGE:
+        flags = ", ".join(sorted("--" + name.replace("_", "-") for name in given - RESUME_MAY_CHANGE))
+        raise ValueError(f"--resume takes every setting from {run / ARGS_FILE}; drop {flags}")
+    if (run / METRICS_FILE).exists():
+        raise ValueError(f"{run} has finished already (see {run / METRICS_FILE}); nothing to resume")
+    record = read_json(run / ARGS_FILE)
+    try:
+        check_fields(record, {"format_version": int, "command": Literal["train"], "options": dict}, str(run / ARGS_FILE))
+        if record["format_version"] != FORMAT_VERSION:
+            raise SchemaError(f"{run / ARGS_FILE}: unknown format_version {record['format_version']}")
+        train_parser = _subparser(build_parser(), "train")
+        check_option_values(record["options"], train_parser, f"{run / ARGS_FILE}: options", skip=NOT_STORED)
+    except SchemaError as err:
+        raise CheckpointError(str(err)) from None
+    options = {**record["options"], **{name: getattr(args, name) for name in given}}
+    return argparse.Namespace(**options, resume=str(run), out=str(run), overwrite=False)
+
+
+def _check_memory(settings: dict, dtype: torch.dtype) -> None:
+    """Refuse a model whose weights, gradients, optimizer state and copies would not fit in memory."""
+    need = count_weights(settings) * dtype.itemsize * 6
+    if need > available_memory():
+        raise ValueError(
+            f"a model with {settings['num_inputs']:,} inputs and hidden layers {settings['hidden_sizes']} needs about "
+            f"{need / 2**30:.1f} GiB to train, more than the {available_memory() / 2**30:.1f} GiB available"
+        )
+
+
+def _start_run_folder(out: Path, args: argparse.Namespace) -> None:
+    """Make ``out`` a fresh run folder holding ``args.json``, refusing to replace a run unasked."""
+    if (out / ARGS_FILE).exists() or (out / CONFIG_FILE).exists():
+        if not args.overwrite:
+            raise ValueError(f"{out} already holds a run; continue it with --resume {out}, "
+                             "choose another --out or pass --overwrite")
+        for name in (METRICS_FILE, CONFIG_FILE, WEIGHTS_FILE, LOG_FILE):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / ARGS_FILE, {"format_version": FORMAT_VERSION, "command": "train", "options": _stored_options(args)})
+
+
 # ----------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        args = _resumed_args(args)
+    info, device = init_from_env(_device(args.device))
+    try:
+        return _train(args, info, device)
+    finally:
+        shutdown()
+
+
+def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) -> int:
     spec = _data_spec(args)
     splits = _load(spec)
     out = Path(args.out or f"runs/{splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (out / CONFIG_FILE).exists() and not args.overwrite:
-        raise ValueError(f"{out} already holds a run; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "log.jsonl").unlink(missing_ok=True)
-    device, dtype = _device(args.device), getattr(torch, args.dtype)
-    torch.manual_seed(args.seed)
-    model = MADE(
-        num_inputs=splits.num_inputs,
-        hidden_sizes=args.hidden,
-        num_masks=args.masks,
-        ordering=args.ordering,
-        direct=args.direct,
-        seed=args.seed,
-        activation=args.activation,
-        resample=args.resample,
-        degrees=args.degrees,
-        conditioning=args.conditioning,
-    ).to(device=device, dtype=dtype)
+    dtype = getattr(torch, args.dtype)
+    settings = {
+        "num_inputs": splits.num_inputs, "hidden_sizes": args.hidden, "num_masks": args.masks,
+        "ordering": args.ordering, "direct": args.direct, "seed": args.seed, "activation": args.activation,
+        "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning,
+    }
+    _check_memory(settings, dtype)
     config = TrainConfig(
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
         epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
-        adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble,
+        adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
     )
+    torch.manual_seed(args.seed)
+    model = MADE(**settings).to(device=device, dtype=dtype)
+    if info.is_main and not args.resume:
+        _start_run_folder(out, args)
     test_k = args.test_ensemble or _default_ensemble(model, 1000)
-    print(f"training on {splits.name}: D={splits.num_inputs}, {len(splits.train)} train / {len(splits.valid)} "
-          f"valid / {len(splits.test)} test; {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
-    history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, out / "log.jsonl",
-                  progress=False if args.quiet else None)
+    if info.is_main:
+        processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
+        print(f"{'resuming' if args.resume else 'training'} on {splits.name}: D={splits.num_inputs}, "
+              f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
+              f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
+    history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, out / LOG_FILE,
+                  progress=False if args.quiet else None, checkpoint_dir=out / CHECKPOINT_DIR,
+                  resume=bool(args.resume))
+    if not info.is_main:
+        return 0
     model.set_mask(0)
     eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": args.dtype}
     save_model(out, model, {"data": spec, "train": asdict(config), "eval": eval_spec,
@@ -216,9 +324,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
+    """The model and config of a run folder, with the sections ``made train`` adds checked too."""
+    model, config = load_model(run_dir, device)
+    try:
+        for section, hints in RUN_SECTIONS.items():
+            if section in config:
+                check_fields(config[section], hints, f"{Path(run_dir) / CONFIG_FILE}: {section}")
+        shape = config.get("image_shape")
+        if shape is not None and not (isinstance(shape, list) and len(shape) == 2 and
+                                      all(type(v) is int and v > 0 for v in shape)):
+            raise SchemaError(f"{Path(run_dir) / CONFIG_FILE}: image_shape must be two positive integers or null")
+    except SchemaError as err:
+        raise CheckpointError(str(err)) from None
+    return model, config
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, config = load_model(args.run_dir, _device(args.device))
+    model, config = _load_run(args.run_dir, _device(args.device))
     model = model.to(getattr(torch, config.get("eval", {}).get("dtype", "float32")))
+    if not (args.dataset or args.data or "data" in config):
+        raise ValueError(f"{args.run_dir} does not name its data; pass --dataset or --data")
     spec = _data_spec(args) if (args.dataset or args.data) else config["data"]
     splits = _load(spec)
     if splits.num_inputs != model.num_inputs:
@@ -241,7 +367,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
-    model, config = load_model(args.run_dir, _device(args.device))
+    model, config = _load_run(args.run_dir, _device(args.device))
     image_shape = config.get("image_shape")
     out = Path(args.out) if args.out else Path(args.run_dir) / ("samples.png" if image_shape else "samples.npy")
     if out.suffix not in (".png", ".npy", ".csv"):
@@ -250,26 +376,33 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError("this data is not image-shaped; write .npy or .csv instead of .png")
     generator = torch.Generator(device=model.output.weight.device).manual_seed(args.seed)
     samples = model.sample(args.num_samples, generator=generator).cpu().numpy()
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         from .plots import save_image_grid
 
-        save_image_grid(samples, tuple(image_shape), out)
+        atomic_write(out, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
     elif out.suffix == ".npy":
-        np.save(out, samples.astype(np.uint8))
+        atomic_write(out, lambda tmp: np.save(tmp, samples.astype(np.uint8)))
     else:
-        np.savetxt(out, samples, fmt="%d", delimiter=",")
+        atomic_write(out, lambda tmp: np.savetxt(tmp, samples, fmt="%d", delimiter=","))
     print(f"wrote {args.num_samples} samples to {out}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with one line on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError, FloatingPointError) as err:
+    except (DataError, ValueError, FloatingPointError) as err:
         print(f"made: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"made: error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("made: error: out of memory; try a smaller model, --batch-size or data set", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("made: interrupted", file=sys.stderr)

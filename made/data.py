@@ -14,8 +14,10 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -119,19 +121,86 @@ def cache_dir() -> Path:
 
 
 # ------------------------------------------------------------------ reading
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def available_memory() -> int:
+    """Bytes of memory this machine can still hand out (Linux ``MemAvailable``, else total RAM)."""
     try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def _npy_header(handle: BinaryIO, path: Path, member: str = "") -> tuple[np.dtype, int, int]:
+    """Dtype, data bytes and header length that an ``.npy`` header announces, read
+    without touching the data, so a header's claim can be checked before anything
+    is allocated."""
+    where = f"{path}{f' ({member})' if member else ''}"
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise DataError(f"{where}: unsupported .npy format version {version}")
+    except (ValueError, EOFError, SyntaxError, TypeError) as err:
+        raise DataError(f"{where}: not a readable .npy array ({err})") from None
+    if dtype.hasobject:
+        raise DataError(f"{where}: holds Python objects, which would need unpickling; refused")
+    return dtype, math.prod(shape) * dtype.itemsize, handle.tell()
+
+
+def _check_claim(path: Path, claimed: int, holds: int, member: str = "") -> None:
+    """Refuse a header whose array size is not what the file holds, or more than memory can take."""
+    where = f"{path}{f' ({member})' if member else ''}"
+    if claimed != holds:
+        raise DataError(f"{where}: the header announces {claimed:,} bytes of data, the file holds {holds:,}: "
+                        "truncated or corrupt")
+    if claimed > available_memory():
+        raise DataError(f"{where}: the array takes {claimed / 2**30:.1f} GiB, more than the memory available")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, each member's header checked against its size first."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise DataError(f"{path}: {info.filename} uses a compression numpy does not write")
+                if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 1100 * info.compress_size + 1024:
+                    raise DataError(f"{path}: {info.filename} claims more data than its compressed size can hold")
+                with archive.open(info) as member:
+                    _, claimed, header = _npy_header(member, path, info.filename)
+                _check_claim(path, claimed, info.file_size - header, info.filename)
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, RuntimeError,
+            NotImplementedError, zlib.error) as err:
+        if isinstance(err, DataError):
+            raise
         raise DataError(f"{path}: not a readable .npz file ({err.__class__.__name__}: {err})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
 def _read_npy(path: Path) -> np.ndarray:
     try:
+        with open(path, "rb") as handle:
+            _, claimed, header = _npy_header(handle, path)
+            _check_claim(path, claimed, os.fstat(handle.fileno()).st_size - header)
         return np.load(path, allow_pickle=False)
-    except (EOFError, OSError, ValueError) as err:
+    except (EOFError, ValueError) as err:
+        if isinstance(err, DataError):
+            raise
         raise DataError(f"{path}: not a readable .npy file ({err})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
 def _parse_cell(cell: str) -> float:
@@ -142,31 +211,49 @@ def _parse_cell(cell: str) -> float:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    """Numbers separated by commas; an optional header line; empty or NaN cells become NaN."""
+    """Numbers separated by commas; an optional header line; empty or NaN cells become NaN.
+
+    Rows are parsed one at a time into float arrays, so memory stays a small
+    multiple of the file's size.
+    """
+    rows: list[np.ndarray] = []
+    first = True
     try:
-        with open(path, newline="") as handle:
-            rows = list(csv.reader(handle))
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                try:
+                    values = [_parse_cell(cell) for cell in row]
+                except ValueError:
+                    if first:
+                        first = False
+                        continue  # a header line
+                    column = next(j for j, cell in enumerate(row) if not _is_number(cell))
+                    raise DataError(f"{path}: line {reader.line_num}, column {column + 1}: "
+                                    f"{row[column]!r:.40} is not a number") from None
+                if rows and len(values) != rows[0].size:
+                    raise DataError(f"{path}: line {reader.line_num} has {len(values)} columns, expected {rows[0].size}")
+                rows.append(np.array(values, dtype=np.float64))
+                first = False
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if rows:
-        try:
-            [_parse_cell(c) for c in rows[0]]
-        except ValueError:
-            rows = rows[1:]  # a header line
+    except csv.Error as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     if not rows:
         raise DataError(f"{path}: the file holds no data rows")
-    width = len(rows[0])
-    values = np.empty((len(rows), width), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise DataError(f"{path}: row {i + 1} has {len(row)} columns, expected {width}")
-        for j, cell in enumerate(row):
-            try:
-                values[i, j] = _parse_cell(cell)
-            except ValueError:
-                raise DataError(f"{path}: row {i + 1}, column {j + 1}: {cell!r} is not a number") from None
-    return values
+    return np.stack(rows)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        _parse_cell(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def read_array(path: str | Path) -> np.ndarray:
@@ -191,13 +278,16 @@ def _check_file(path: Path) -> None:
 
 
 def _as_matrix(array: np.ndarray, path: Path, split: str) -> np.ndarray:
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise DataError(f"{path}: {split} has non-numeric type {array.dtype}")
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: {split} is not an array")
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {split} has type {array.dtype}; expected real numbers (bool, integer or float)")
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
         raise DataError(f"{path}: {split} must be a 2-D array [examples, dimensions], got shape {array.shape}")
-    return array.astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and is reported by validation
+        return array.astype(np.float32)
 
 
 # --------------------------------------------------------------- validation

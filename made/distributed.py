@@ -9,6 +9,7 @@ every process sets from the step number, so they are never broadcast.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -80,4 +81,7 @@ def wrap(module: nn.Module, info: ProcessInfo, device: torch.device) -> nn.Modul
     if info.world_size == 1:
         return module
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    # Masks are set from the step number in every process: no need to send them each forward.
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
+    return ddp(module, device_ids=ids, **{no_sync: False})

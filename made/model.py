@@ -213,8 +213,8 @@ class MADE(nn.Module):
 
     def ensemble_seeds(self, k: int) -> list[int]:
         """Seeds of the k masks an ensemble averages: the pool's first k, or k fixed draws."""
-        if k < 1:
-            raise ValueError(f"an ensemble needs at least one mask, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"an ensemble needs a positive number of masks, got {k!r}")
         if self.num_masks == "unlimited":
             return derive_seeds(self.seed, _ENSEMBLE_STREAM, k)
         if k > self.num_masks:
@@ -230,6 +230,16 @@ class MADE(nn.Module):
 
     # --------------------------------------------------------------- density
     def _check_input(self, x: Tensor, context: Tensor | None) -> None:
+        weight = self.output.weight
+        for name, value in (("x", x), ("context", context)):
+            if value is None:
+                continue
+            if not isinstance(value, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            if value.dtype != weight.dtype:
+                raise TypeError(f"{name} must have the model's dtype {weight.dtype}, got {value.dtype}")
+            if value.device != weight.device:
+                raise ValueError(f"{name} is on {value.device} but the model is on {weight.device}")
         if x.dim() != 2 or x.shape[1] != self.num_inputs:
             raise ValueError(f"x must have shape [N, {self.num_inputs}], got {list(x.shape)}")
         if self.context_size and (context is None or context.shape != (x.shape[0], self.context_size)):

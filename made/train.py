@@ -158,7 +158,7 @@ def fit(
     elif checkpoint_dir is not None and info.is_main:
         clear_training_state(checkpoint_dir)
     if log_path and info.is_main:
-        lines = "".join(json.dumps(record) + "\n" for record in history.log)
+        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in history.log)
         atomic_write(log_path, lambda tmp: Path(tmp).write_text(lines))
     train = train.to(device=device, dtype=dtype)  # once, not per minibatch
     net = wrap(_SummedNLL(model), info, device)
@@ -201,7 +201,7 @@ def fit(
             }
             history.log.append(record)
             if log:
-                log.write(json.dumps(record) + "\n")
+                log.write(json.dumps(record, sort_keys=True) + "\n")
                 log.flush()
             if on_epoch:
                 on_epoch(record)
