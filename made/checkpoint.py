@@ -229,9 +229,11 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     check_model_settings(settings, f"{run_dir / CONFIG_FILE}: model")
     weights = run_dir / WEIGHTS_FILE
     shapes = _tensor_shapes(weights)
-    _check_size(settings, shapes, run_dir / CONFIG_FILE)
     try:
+        _check_size(settings, shapes, run_dir / CONFIG_FILE)
         model = MADE(**settings)
+    except CheckpointError:
+        raise
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{run_dir / CONFIG_FILE}: invalid model settings ({err})") from None
     model.load_state_dict(_read_state_dict(model, weights, _load_tensors(weights)))

@@ -149,8 +149,10 @@ def _npy_header(handle: BinaryIO, path: Path, member: str = "") -> tuple[np.dtyp
             shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
         else:
             raise DataError(f"{where}: unsupported .npy format version {version}")
-    except (ValueError, EOFError, SyntaxError, TypeError) as err:
-        raise DataError(f"{where}: not a readable .npy array ({err})") from None
+    except DataError:
+        raise
+    except Exception as err:  # numpy parses the header with ast and tokenize: any of their errors
+        raise DataError(f"{where}: not a readable .npy array ({err.__class__.__name__}: {err})") from None
     if dtype.hasobject:
         raise DataError(f"{where}: holds Python objects, which would need unpickling; refused")
     return dtype, math.prod(shape) * dtype.itemsize, handle.tell()
@@ -317,11 +319,11 @@ def validate_splits(splits: Splits, source: str, binary: bool = True) -> Splits:
     return splits
 
 
-def split_rows(array: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_rows(array: np.ndarray, seed: int, source: str = "data") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shuffle rows with ``RandomState(seed)`` and cut 80% / 10% / 10% (train, valid, test)."""
     n = array.shape[0]
     if n < 3:
-        raise DataError(f"need at least 3 rows to make train/valid/test splits, got {n}")
+        raise DataError(f"{source}: need at least 3 rows to make train/valid/test splits, got {n}")
     order = np.random.RandomState(seed).permutation(n)
     n_valid = max(1, int(round(n * SPLIT_FRACTIONS[1])))
     n_test = max(1, int(round(n * SPLIT_FRACTIONS[2])))
@@ -351,9 +353,9 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True) -> Spl
                     f"{path}: expected keys train_data/valid_data/test_data, train/valid/test, "
                     f"or a single 2-D array; found {sorted(arrays)}"
                 )
-            parts = split_rows(_as_matrix(arrays[matrices[0]], path, "data"), split_seed)
+            parts = split_rows(_as_matrix(arrays[matrices[0]], path, "data"), split_seed, str(path))
     elif suffix in (".npy", ".csv"):
-        parts = split_rows(read_array(path), split_seed)
+        parts = split_rows(read_array(path), split_seed, str(path))
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .npz, .npy or .csv)")
     return validate_splits(Splits(path.stem, *parts), str(path), binary)

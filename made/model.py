@@ -232,7 +232,7 @@ class MADE(nn.Module):
     def _check_input(self, x: Tensor, context: Tensor | None) -> None:
         weight = self.output.weight
         for name, value in (("x", x), ("context", context)):
-            if value is None:
+            if value is None and name == "context":
                 continue
             if not isinstance(value, Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
