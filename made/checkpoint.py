@@ -155,9 +155,19 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
 
 
 def write_json(path: str | Path, data: dict) -> None:
-    """Write ``data`` as indented JSON, atomically (no NaN or infinity: they are not JSON)."""
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    """Write ``data`` as indented JSON, atomically; NaN and infinities, which JSON lacks, become null."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def read_json(path: str | Path) -> dict:
@@ -223,6 +233,8 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: not a run folder (no such directory)")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
     config = read_json(run_dir / CONFIG_FILE)
     _check_version(config, run_dir / CONFIG_FILE)
     settings = config.get("model")

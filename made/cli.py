@@ -23,6 +23,7 @@ from .checkpoint import (
     WEIGHTS_FILE,
     CheckpointError,
     atomic_write,
+    clear_training_state,
     count_weights,
     load_model,
     read_json,
@@ -259,6 +260,7 @@ def _start_run_folder(out: Path, args: argparse.Namespace) -> None:
                              "choose another --out or pass --overwrite")
         for name in (METRICS_FILE, CONFIG_FILE, WEIGHTS_FILE, LOG_FILE):
             (out / name).unlink(missing_ok=True)
+        clear_training_state(out / CHECKPOINT_DIR)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / ARGS_FILE, {"format_version": FORMAT_VERSION, "command": "train", "options": _stored_options(args)})
 
@@ -275,6 +277,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) -> int:
+    config = TrainConfig(
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
+        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
+        adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
+    )
     spec = _data_spec(args)
     splits = _load(spec)
     out = Path(args.out or f"runs/{splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -285,11 +292,6 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
         "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning,
     }
     _check_memory(settings, dtype)
-    config = TrainConfig(
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
-        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
-        adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
-    )
     torch.manual_seed(args.seed)
     model = MADE(**settings).to(device=device, dtype=dtype)
     if info.is_main and not args.resume:

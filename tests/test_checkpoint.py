@@ -53,3 +53,169 @@ def test_refuses_bad_checkpoints(tmp_path):
         load_model(tmp_path)
     with pytest.raises(CheckpointError, match="not a run folder"):
         load_model(tmp_path / "nope")
+
+
+# ------------------------------------------------------------- schema and size
+from made.checkpoint import (  # noqa: E402
+    MODEL_HINTS,
+    atomic_write,
+    clear_training_state,
+    has_training_state,
+    load_training_state,
+    save_training_state,
+)
+from made.train import TrainConfig, make_optimizer  # noqa: E402
+
+
+def test_the_schema_covers_every_model_argument():
+    import inspect
+
+    assert set(MODEL_HINTS) == set(inspect.signature(MADE).parameters)
+    from made.checkpoint import check_model_settings
+
+    check_model_settings(MADE(3, [4], num_masks="unlimited", ordering=[2, 0, 1]).config(), "model")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seed": True}, "model.seed must be an integer"),
+        ({"num_inputs": "5"}, "model.num_inputs must be an integer"),
+        ({"direct": 0}, "model.direct must be true/false"),
+        ({"hidden_sizes": [8, 0]}, "hidden_sizes has a value outside"),
+        ({"activation": "gelu"}, "activation has a value outside"),
+        ({"resample": "some"}, "model.resample must be one of"),
+        ({"num_masks": 10**9}, "num_masks has a value outside"),
+        ({"hidden_sizes": [10**9]}, "more weights than the weights file holds"),
+        ({"num_inputs": 10**15}, "more weights than the weights file holds"),
+    ],
+)
+def test_refuses_settings_of_the_wrong_type_or_value(tmp_path, change, message):
+    """Checked before anything is built: 10^9 hidden units or 10^15 inputs are never allocated."""
+    save_model(tmp_path, MADE(5, [8]))
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model": {**config["model"], **change}}))
+    with pytest.raises(CheckpointError, match=message):
+        load_model(tmp_path)
+
+
+def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
+    def failing(tmp):
+        open(tmp, "w").write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "x.json", failing)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(tmp_path / "x.json", lambda tmp: open(tmp, "w").write("{}"))
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------- training state
+def _trained(seed=0):
+    torch.manual_seed(seed)
+    model = MADE(6, [10], num_masks=3, seed=seed)
+    optimizer = make_optimizer(model, TrainConfig())
+    x = (torch.rand(20, 6) < 0.5).float()
+    for step in range(4):
+        model.mask_for_step(step)
+        optimizer.zero_grad()
+        (-model.log_prob(x).mean()).backward()
+        optimizer.step()
+    return model, optimizer
+
+
+PROGRESS = {"epoch": 3, "step": 12, "best_valid_nll": 4.5, "best_epoch": 2, "seconds": 1.0,
+            "log": [{"epoch": 1}], "fingerprint": {"model": "m"}}
+
+
+def test_training_state_round_trip(tmp_path):
+    model, optimizer = _trained()
+    generator = torch.Generator().manual_seed(7)
+    torch.rand(3, generator=generator)  # a state other than the seed's
+    best = {k: v.clone() for k, v in MADE(6, [10], num_masks=3).state_dict().items()}
+    torch.manual_seed(123)
+    global_state = torch.get_rng_state()
+    save_training_state(tmp_path, model, optimizer, generator, PROGRESS, best)
+    assert has_training_state(tmp_path)
+    torch.manual_seed(0)
+    fresh = MADE(6, [10], num_masks=3)
+    fresh_opt = make_optimizer(fresh, TrainConfig())
+    fresh_gen = torch.Generator()
+    progress, best_loaded = load_training_state(tmp_path, fresh, fresh_opt, fresh_gen, PROGRESS["fingerprint"])
+    assert progress == PROGRESS
+    assert torch.equal(torch.get_rng_state(), global_state)
+    assert torch.equal(fresh_gen.get_state(), generator.get_state())
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, fresh.state_dict()[key]) and torch.equal(best[key], best_loaded[key])
+    for a, b in zip(optimizer.state_dict()["state"].values(), fresh_opt.state_dict()["state"].values()):
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    clear_training_state(tmp_path)
+    assert not has_training_state(tmp_path) and list(tmp_path.iterdir()) == []
+
+
+def _saved_state(tmp_path):
+    model, optimizer = _trained()
+    save_training_state(tmp_path, model, optimizer, torch.Generator(), PROGRESS, model.state_dict())
+    return json.loads((tmp_path / "state.json").read_text())
+
+
+def _load_into_fresh(tmp_path, fingerprint=None):
+    model = MADE(6, [10], num_masks=3)
+    return load_training_state(tmp_path, model, make_optimizer(model, TrainConfig()), torch.Generator(), fingerprint)
+
+
+def test_training_state_refuses_tampering(tmp_path):
+    record = _saved_state(tmp_path)
+    state_file = tmp_path / record["files"]["state"]
+    tensors = load_file(state_file)
+
+    with pytest.raises(CheckpointError, match="another model"):
+        _load_into_fresh(tmp_path, {"model": "other"})
+    (tmp_path / "state.json").write_text(json.dumps({**record, "format_version": 9}))
+    with pytest.raises(CheckpointError, match="format_version"):
+        _load_into_fresh(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({**record, "progress": {**record["progress"], "step": "12"}}))
+    with pytest.raises(CheckpointError, match="progress.step must be an integer"):
+        _load_into_fresh(tmp_path)
+    evil = {**record, "files": {**record["files"], "state": "../../etc/passwd"}}
+    evil["sha256"] = {evil["files"]["state"]: "0", record["files"]["best"]: record["sha256"][record["files"]["best"]]}
+    (tmp_path / "state.json").write_text(json.dumps(evil))
+    with pytest.raises(CheckpointError, match="not a checkpoint file name"):
+        _load_into_fresh(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps(record))
+
+    save_file({**tensors, "optimizer.0.exp_avg": torch.zeros(3)}, state_file)
+    with pytest.raises(CheckpointError, match="not the file state.json was written with"):
+        _load_into_fresh(tmp_path)  # the hash catches any change ...
+    digest = __import__("hashlib").sha256(state_file.read_bytes()).hexdigest()
+    (tmp_path / "state.json").write_text(json.dumps({**record, "sha256": {**record["sha256"],
+                                                                           record["files"]["state"]: digest}}))
+    with pytest.raises(CheckpointError, match="optimizer.0.exp_avg has shape"):
+        _load_into_fresh(tmp_path)  # ... and with a matching hash, the shape check
+    save_file({k: v for k, v in tensors.items() if k != "rng.order"}, state_file)
+    digest = __import__("hashlib").sha256(state_file.read_bytes()).hexdigest()
+    (tmp_path / "state.json").write_text(json.dumps({**record, "sha256": {**record["sha256"],
+                                                                           record["files"]["state"]: digest}}))
+    with pytest.raises(CheckpointError, match="RNG states"):
+        _load_into_fresh(tmp_path)
+    state_file.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(CheckpointError, match="not the file"):
+        _load_into_fresh(tmp_path)
+
+
+def test_leftovers_of_an_unfinished_save_are_ignored_and_removed(tmp_path):
+    record = _saved_state(tmp_path)
+    (tmp_path / "state-000009.safetensors").write_bytes(b"from a save that never committed")
+    (tmp_path / ".state.json.abc.tmp.json").write_text("{half")
+    progress, _ = _load_into_fresh(tmp_path)
+    assert progress["epoch"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*record["files"].values(), "state.json"])

@@ -1,0 +1,335 @@
+r"""Feed bad input to ``made`` and write down what each gets: the table of docs/BAD_INPUTS.md.
+
+Every case builds its bad file (or run folder) in a fresh temporary folder, runs
+the command line in this process and records the exit status, what was printed
+on stderr (the folder's path shown as ``DIR``) and whether anything was written.
+The library cases call ``MADE.log_prob`` and record the exception.
+
+    python benchmarks/bad_inputs.py > docs/BAD_INPUTS.md
+
+tests/test_bad_inputs.py runs the same cases and checks them against the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from made import MADE
+from made.cli import main
+
+TRAIN = ["--hidden", "8", "--epochs", "1", "--quiet"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A bad input: ``make(folder)`` writes it and returns the command-line arguments."""
+
+    what: str
+    make: Callable[[Path], list[str]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    what: str
+    command: str
+    status: int | str
+    message: str
+    written: str
+
+
+def _binary(rows: int, cols: int, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, 2, (rows, cols)).astype(np.uint8)
+
+
+def _train_on(name: str, content: bytes | str | None = None, array: np.ndarray | None = None) -> Callable:
+    """A case that writes ``name`` (bytes, text or an array) and trains on it."""
+
+    def make(folder: Path) -> list[str]:
+        path = folder / name
+        if array is not None:
+            np.save(path, array, allow_pickle=True)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        return ["train", "--data", str(path), "--out", str(folder / "run"), *TRAIN]
+
+    return make
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _lying_header(rows: int) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": (rows, 4)})
+    return buffer.getvalue() + bytes(40)
+
+
+def _zip_member(folder: Path) -> list[str]:
+    with zipfile.ZipFile(folder / "notarray.npz", "w") as archive:
+        archive.writestr("train.npy", b"just some bytes")
+    return ["train", "--data", str(folder / "notarray.npz"), "--out", str(folder / "run"), *TRAIN]
+
+
+def _wide_csv(folder: Path) -> list[str]:
+    row = ",".join(["0", "1"] * 500_000)
+    (folder / "wide.csv").write_text("\n".join([row] * 3) + "\n")
+    return ["train", "--data", str(folder / "wide.csv"), "--out", str(folder / "run"), "--hidden", "1000", "--quiet"]
+
+
+def _unreadable(folder: Path) -> list[str]:
+    path = folder / "locked.csv"
+    path.write_text("0,1\n1,0\n1,1\n")
+    path.chmod(0)
+    return ["train", "--data", str(path), "--out", str(folder / "run"), *TRAIN]
+
+
+def _folder_as_data(folder: Path) -> list[str]:
+    (folder / "adir.csv").mkdir()
+    return ["train", "--data", str(folder / "adir.csv"), "--out", str(folder / "run"), *TRAIN]
+
+
+def _out_is_a_file(folder: Path) -> list[str]:
+    np.save(folder / "ok.npy", _binary(30, 4))
+    (folder / "run").write_text("a file, not a folder")
+    return ["train", "--data", str(folder / "ok.npy"), "--out", str(folder / "run"), *TRAIN]
+
+
+def _run(folder: Path) -> Path:
+    """A small finished run to tamper with."""
+    np.save(folder / "ok.npy", _binary(30, 4))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "--data", str(folder / "ok.npy"), "--out", str(folder / "run"), *TRAIN]) == 0
+    return folder / "run"
+
+
+def _edit_config(edit: Callable[[dict], None]) -> Callable:
+    def make(folder: Path) -> list[str]:
+        run = _run(folder)
+        config = json.loads((run / "config.json").read_text())
+        edit(config)
+        (run / "config.json").write_text(json.dumps(config))
+        return ["eval", str(run)]
+
+    return make
+
+
+def _corrupt_config(folder: Path) -> list[str]:
+    run = _run(folder)
+    (run / "config.json").write_text("{oops")
+    return ["eval", str(run)]
+
+
+def _replace_weights(write: Callable[[Path], None]) -> Callable:
+    def make(folder: Path) -> list[str]:
+        run = _run(folder)
+        write(run / "model.safetensors")
+        return ["eval", str(run)]
+
+    return make
+
+
+def _flip_mask(path: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    tensors["hidden.0.mask"][0, 0] = ~tensors["hidden.0.mask"][0, 0]
+    save_file(tensors, path)
+
+
+def _wrong_shape(path: Path) -> None:
+    from safetensors.torch import load_file
+
+    save_file({**load_file(path), "output.bias": torch.zeros(9)}, path)
+
+
+def _pickle_weights(path: Path) -> None:
+    torch.save({"output.weight": torch.zeros(4, 8)}, path)  # a pickle, as torch.save writes
+
+
+def _tamper_args(folder: Path) -> list[str]:
+    run = _run(folder)
+    (run / "metrics.json").unlink()  # make it look interrupted
+    args = json.loads((run / "args.json").read_text())
+    args["options"]["hidden"] = ["8"]
+    (run / "args.json").write_text(json.dumps(args))
+    return ["train", "--resume", str(run)]
+
+
+def _resume_with_options(folder: Path) -> list[str]:
+    run = _run(folder)
+    (run / "metrics.json").unlink()
+    return ["train", "--resume", str(run), "--epochs", "5"]
+
+
+CLI_CASES = [
+    Case("`.npz` cut in half", _train_on("cut.npz", _npz_bytes(x=_binary(50, 4))[:300])),
+    Case("`.npz` that is not a zip archive", _train_on("junk.npz", b"PK\x03\x04 this is not a zip file")),
+    Case("`.npz` member that is not an array", _zip_member),
+    Case("`.npy` cut short (data missing)", _train_on("cut.npy", _npy_bytes(_binary(50, 4))[:-10])),
+    Case("`.npy` header claiming 10^12 rows", _train_on("huge.npy", _lying_header(10**12))),
+    Case("`.npy` of Python objects (a pickle)", _train_on("objects.npy", array=np.array([{"a": 1}] * 4, dtype=object))),
+    Case("`.npy` of complex numbers", _train_on("complex.npy", array=np.ones((30, 4), dtype=complex))),
+    Case("`.npy` of strings", _train_on("strings.npy", array=np.array([["0", "1"]] * 30))),
+    Case("`.npy` of dates", _train_on("dates.npy", array=np.zeros((30, 4), dtype="datetime64[s]"))),
+    Case("3-D `.npy`", _train_on("cube.npy", array=np.zeros((30, 4, 2)))),
+    Case("empty `.npy` file (0 bytes)", _train_on("empty.npy", b"")),
+    Case("`.npz` whose splits differ in width",
+         _train_on("widths.npz", _npz_bytes(train=_binary(20, 4), valid=_binary(5, 3), test=_binary(5, 4)))),
+    Case("`.npz` with an empty split",
+         _train_on("nosplit.npz", _npz_bytes(train=_binary(20, 4), valid=_binary(0, 4), test=_binary(5, 4)))),
+    Case("`.npz` with neither split keys nor one matrix", _train_on("keys.npz", _npz_bytes(a=_binary(9, 2), b=_binary(9, 2)))),
+    Case("empty `.csv`", _train_on("empty.csv", "")),
+    Case("`.csv` with only a header line", _train_on("header.csv", "a,b,c\n")),
+    Case("`.csv` cell that is not a number", _train_on("word.csv", "0,1\n1,zero\n1,1\n")),
+    Case("`.csv` with a ragged row", _train_on("ragged.csv", "0,1\n1,0,1\n1,1\n")),
+    Case("`.csv` with an empty (missing) cell", _train_on("missing.csv", "0,1\n1,\n1,1\n0,0\n")),
+    Case("`.csv` with `inf`", _train_on("inf.csv", "0,1\ninf,0\n1,1\n0,0\n")),
+    Case("`.csv` with 1e400 (overflows to inf)", _train_on("big.csv", "0,1\n1e400,0\n1,1\n0,0\n")),
+    Case("`.csv` value outside {0, 1} (0.5)", _train_on("half.csv", "0,1\n1,0.5\n1,1\n0,0\n")),
+    Case("`.csv` value outside {0, 1} (-1)", _train_on("minus.csv", "0,1\n1,-1\n1,1\n0,0\n")),
+    Case("`.csv` that is not text", _train_on("binary.csv", bytes(range(256)))),
+    Case("`.csv` with one 200 000-character cell", _train_on("longcell.csv", "0,1\n" + "1" * 200_000 + ",0\n")),
+    Case("`.csv` with 10^6 columns (3 rows), --hidden 1000", _wide_csv),
+    Case("too few rows to split (2)", _train_on("two.csv", "0,1\n1,0\n")),
+    Case("data file that does not exist", lambda f: ["train", "--data", str(f / "nope.npy"), "--out", str(f / "run")]),
+    Case("data path that is a folder", _folder_as_data),
+    Case("data file without read permission", _unreadable),
+    Case("unsupported file type (.txt)", _train_on("data.txt", "0,1\n")),
+    Case("--out names an existing file", _out_is_a_file),
+    Case("--batch-size 0", lambda f: ["train", "--out", str(f / "run"), "--batch-size", "0", "--quiet"]),
+    Case("--masks 0", lambda f: ["train", "--out", str(f / "run"), "--masks", "0", "--quiet"]),
+    Case("eval of a folder that is not a run", lambda f: ["eval", str(f)]),
+    Case("config.json that is not JSON", _corrupt_config),
+    Case("config.json of an unknown format_version", _edit_config(lambda c: c.update(format_version=7))),
+    Case("config.json with a number written as a string", _edit_config(lambda c: c["model"].update(num_inputs="4"))),
+    Case("config.json with NaN", _edit_config(lambda c: c["model"].update(seed=float("nan")))),
+    Case("config.json with true for an integer", _edit_config(lambda c: c["model"].update(seed=True))),
+    Case("config.json with an unknown activation", _edit_config(lambda c: c["model"].update(activation="gelu"))),
+    Case("config.json with a missing model key", _edit_config(lambda c: c["model"].pop("direct"))),
+    Case("config.json claiming 10^9 hidden units", _edit_config(lambda c: c["model"].update(hidden_sizes=[10**9]))),
+    Case("config.json with an unknown eval dtype", _edit_config(lambda c: c["eval"].update(dtype="load"))),
+    Case("model.safetensors that is a pickle (torch.save)", _replace_weights(_pickle_weights)),
+    Case("model.safetensors cut short", _replace_weights(lambda p: p.write_bytes(p.read_bytes()[:-20]))),
+    Case("model.safetensors with a wrong shape", _replace_weights(_wrong_shape)),
+    Case("model.safetensors with a mask that is not the seed's", _replace_weights(_flip_mask)),
+    Case("--resume with a tampered args.json", _tamper_args),
+    Case("--resume with another option", _resume_with_options),
+]
+
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+MODEL = MADE(4, [8])
+LIBRARY_CASES = [
+    ("x of shape [3] (1-D)", lambda: torch.zeros(3)),
+    ("x of shape [2, 5] (wrong D)", lambda: torch.zeros(2, 5)),
+    ("x of dtype int64", lambda: torch.zeros(2, 4, dtype=torch.long)),
+    ("x of dtype float64 (model in float32)", lambda: torch.zeros(2, 4, dtype=torch.float64)),
+    ("x of dtype complex64", lambda: torch.zeros(2, 4, dtype=torch.complex64)),
+    ("x with NaN", lambda: torch.tensor([[0.0, float("nan"), 1.0, 0.0]])),
+    ("x with 0.5 (Bernoulli needs 0/1)", lambda: torch.tensor([[0.0, 0.5, 1.0, 0.0]])),
+    ("x a numpy array", lambda: np.zeros((2, 4), np.float32)),
+    ("x a list", lambda: [[0.0, 1.0, 0.0, 1.0]]),
+]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() or p.is_dir()}
+
+
+def run_case(case: Case) -> Outcome:
+    """Build the case in a fresh folder, run ``made`` on it, and record what happened."""
+    if case.make is _unreadable and ROOT:
+        return Outcome(case.what, "", "-", "not tried: running as root, which reads any file", "-")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        args = case.make(folder)
+        before = _snapshot(folder)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                status = main(args)
+            except SystemExit as exit_:  # argparse
+                status = exit_.code
+        after = _snapshot(folder)
+        changed = sorted(name for name in after if before.get(name) != after[name])
+        for path in folder.rglob("*"):
+            path.chmod(0o700)  # so the folder can be removed
+        shown = [a.replace(tmp, "DIR") for a in args]
+        lines = [line.replace(tmp, "DIR") for line in err.getvalue().splitlines()]
+        return Outcome(case.what, "made " + " ".join(shown), status, lines[-1] if lines else "",
+                       ", ".join(changed) if changed else "nothing")
+
+
+def run_library_case(what: str, make: Callable) -> tuple[str, str]:
+    try:
+        MODEL.log_prob(make())
+    except (TypeError, ValueError) as err:
+        return what, f"{type(err).__name__}: {err}"
+    return what, "accepted"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render() -> str:
+    """The document: the command-line table and the library table."""
+    rows = [run_case(case) for case in CLI_CASES]
+    lines = [
+        "# Bad inputs and what `made` answers",
+        "",
+        "Every row was produced by running it: `python benchmarks/bad_inputs.py > docs/BAD_INPUTS.md`",
+        f"(Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}"
+        f"{', as root' if ROOT else ''}).",
+        "`tests/test_bad_inputs.py` runs the same cases and checks them against this table.",
+        "Exit status 2 is a refused input; `DIR` stands for the case's temporary folder;",
+        "'written' lists files created or changed by the command (the bad input itself is made before).",
+        "Argument-parsing errors (`--masks 0`) print argparse's usage line before the message.",
+        "",
+        "## Command line",
+        "",
+        "| bad input | exit | what `made` says | written |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {_cell(r.what)} | {r.status} | `{_cell(r.message)}` | {r.written} |" for r in rows]
+    lines += [
+        "",
+        "## Library: `MADE.log_prob` (model `MADE(4, [8])`, float32)",
+        "",
+        "| bad input | what it raises |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {_cell(what)} | `{_cell(result)}` |" for what, result in
+              (run_library_case(w, m) for w, m in LIBRARY_CASES)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
