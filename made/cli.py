@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-
 from typing import Literal
 
 import numpy as np
@@ -42,7 +41,7 @@ __all__ = ["main", "build_parser"]
 DATASET_NAMES = ["digits", *DATASETS]
 ARGS_FILE, LOG_FILE, CHECKPOINT_DIR = "args.json", "log.jsonl", "checkpoint"
 NOT_STORED = {"help", "resume", "out", "overwrite"}  # how to start, not what to train
-RESUME_MAY_CHANGE = {"quiet", "device"}  # options --resume accepts: they do not change the result
+RESUME_MAY_CHANGE = {"quiet", "device", "checkpoint_every"}  # options --resume accepts: they leave the result alone
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
     "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int},
@@ -92,12 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a MADE and write a run folder", description="Train a MADE with "
                            "early stopping on validation NLL; writes config.json, model.safetensors, "
-                           "metrics.json and log.jsonl into the run folder.")
+                           "metrics.json and log.jsonl into the run folder, with args.json and checkpoint/ "
+                           "so that an interrupted run continues with --resume. Under torchrun, each process "
+                           "trains on its share of every minibatch.")
     _add_data_args(train, "digits")
     train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/NAME-DATE-TIME)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, "
-                       "with the settings it was started with (only --device and --quiet may be given)")
+                       "with the settings it was started with (only --device, --quiet and --checkpoint-every may be given)")
     model = train.add_argument_group("model")
     model.add_argument("--hidden", type=int, nargs="*", default=[500], metavar="H",
                        help="hidden layer widths; none for no hidden layer (default: 500)")

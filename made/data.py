@@ -136,8 +136,8 @@ def available_memory() -> int:
         return 1 << 62  # unknown: do not refuse
 
 
-def _npy_header(handle: BinaryIO, path: Path, member: str = "") -> tuple[np.dtype, int, int]:
-    """Dtype, data bytes and header length that an ``.npy`` header announces, read
+def _npy_header(handle: BinaryIO, path: Path, member: str = "") -> tuple[int, int]:
+    """Data bytes and header length that an ``.npy`` header announces, read
     without touching the data, so a header's claim can be checked before anything
     is allocated."""
     where = f"{path}{f' ({member})' if member else ''}"
@@ -155,7 +155,7 @@ def _npy_header(handle: BinaryIO, path: Path, member: str = "") -> tuple[np.dtyp
         raise DataError(f"{where}: not a readable .npy array ({err.__class__.__name__}: {err})") from None
     if dtype.hasobject:
         raise DataError(f"{where}: holds Python objects, which would need unpickling; refused")
-    return dtype, math.prod(shape) * dtype.itemsize, handle.tell()
+    return math.prod(shape) * dtype.itemsize, handle.tell()
 
 
 def _check_claim(path: Path, claimed: int, holds: int, member: str = "") -> None:
@@ -178,14 +178,14 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 1100 * info.compress_size + 1024:
                     raise DataError(f"{path}: {info.filename} claims more data than its compressed size can hold")
                 with archive.open(info) as member:
-                    _, claimed, header = _npy_header(member, path, info.filename)
+                    claimed, header = _npy_header(member, path, info.filename)
                 _check_claim(path, claimed, info.file_size - header, info.filename)
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+    except DataError:
+        raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, RuntimeError,
             NotImplementedError, zlib.error) as err:
-        if isinstance(err, DataError):
-            raise
         raise DataError(f"{path}: not a readable .npz file ({err.__class__.__name__}: {err})") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
@@ -194,12 +194,12 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _read_npy(path: Path) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
-            _, claimed, header = _npy_header(handle, path)
+            claimed, header = _npy_header(handle, path)
             _check_claim(path, claimed, os.fstat(handle.fileno()).st_size - header)
         return np.load(path, allow_pickle=False)
+    except DataError:
+        raise
     except (EOFError, ValueError) as err:
-        if isinstance(err, DataError):
-            raise
         raise DataError(f"{path}: not a readable .npy file ({err})") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
