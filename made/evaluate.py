@@ -38,19 +38,38 @@ def per_example_nll(
     """``-log p(x)`` for every row of ``data``, in float64, evaluated in batches.
 
     ``ensemble=k`` averages p(x) (not logits) over k masks of the model's pool.
+    The data are checked once, results stay on the model's device until the end,
+    and an ensemble runs mask by mask over all batches, so each mask is built
+    once (and its layers' reused weights serve every batch) instead of once per
+    batch; the model's current mask is restored afterwards.
     """
-    was_training = model.training
+    model._check_input(data, context)
+    was_training, validate = model.training, model.validate_args
     model.eval()
+    model.validate_args = False
+    current = int(model.mask_seed)
+    seeds = [current] if ensemble is None else model.ensemble_seeds(ensemble)
     try:
-        device = model.output.weight.device
-        dtype = model.output.weight.dtype
-        parts = []
-        for start in range(0, data.shape[0], batch_size):
-            x = data[start : start + batch_size].to(device=device, dtype=dtype)
-            c = None if context is None else context[start : start + batch_size].to(device=device, dtype=dtype)
-            parts.append(-model.log_prob(x, c, ensemble=ensemble).double().cpu())
-        return torch.cat(parts)
+        device, dtype = model.output.weight.device, model.output.weight.dtype
+        starts = range(0, data.shape[0], batch_size)
+        batches = (
+            (data[s : s + batch_size].to(device=device, dtype=dtype),
+             None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype))
+            for s in starts
+        )
+        if len(seeds) > 1:
+            batches = list(batches)  # read once per mask
+        total = None
+        for seed in seeds:
+            if seed != int(model.mask_seed):
+                model.set_mask_seed(seed)
+            joint = torch.cat([model.log_prob(x, c).double() for x, c in batches])
+            total = joint if total is None else torch.logaddexp(total, joint)
+        return (math.log(len(seeds)) - total).cpu()
     finally:
+        if int(model.mask_seed) != current:
+            model.set_mask_seed(current)
+        model.validate_args = validate
         model.train(was_training)
 
 

@@ -1,14 +1,155 @@
-r"""Masked linear layers: the only building block MADE adds to a plain MLP."""
+r"""Masked linear layers: the only building block MADE adds to a plain MLP.
+
+Fast paths (all exact; ``fast_path("off")`` gives the plain ``F.linear(x, W * M)``):
+
+- The mask is kept as a float copy of the weight's dtype for the product ``W * M``
+  (a bool mask makes that product a slow mixed-type pass on the CPU).
+- In CPU training, ``W * M`` is written into a buffer reused from step to step
+  (a fresh weight-sized tensor per step costs page faults) and the gradient is
+  masked in place. A buffer still needed by a pending backward is never reused;
+  a second backward through a graph kept with ``retain_graph=True`` after another
+  forward of the same layer raises PyTorch's in-place modification error (use
+  ``fast_path("off")`` for that pattern).
+- Without autograd (``torch.no_grad``, evaluation, sampling), the effective weight
+  ``W * M`` and bias are computed once and reused until a weight, bias or mask
+  changes: every in-place change (``load_state_dict``, ``set_mask``, edits under
+  ``torch.no_grad``) bumps the tensor's version counter, and every step of a
+  ``torch.optim`` optimizer (fused ones skip the counter) bumps a step count; both
+  are part of the cache key. Writes through ``.data`` bypass both; call
+  :meth:`MaskedLinear.clear_cache` after them.
+- Reused weights of large layers on the CPU are evaluated as block-triangular
+  products over degree-sorted units (:mod:`made.blocks`), skipping most of the
+  masked-out half of the multiply-adds.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
-__all__ = ["MaskedLinear"]
+from .blocks import BlockTriangular, Staircase, find_staircase
+
+__all__ = ["MaskedLinear", "FastPath", "fast_path", "get_fast_path"]
+
+FastPath = Literal["auto", "dense", "blocks", "off"]
+_FAST_PATHS = ("auto", "dense", "blocks", "off")
+_fast_path: FastPath = "auto"
+
+# Block-triangular products pay on the CPU once a layer has this many weights;
+# on a GPU the extra kernel launches cost more than the skipped FLOPs at usual sizes.
+BLOCKS_MIN_WEIGHTS = 1 << 16
+
+
+def get_fast_path() -> FastPath:
+    """The fast-path mode in force (see :func:`fast_path`)."""
+    return _fast_path
+
+
+@contextmanager
+def fast_path(mode: FastPath) -> Iterator[None]:
+    """Choose how masked layers compute, inside a ``with`` block.
+
+    ``"auto"`` (the default): reuse ``W * M`` without autograd, and block-triangular
+    products where they pay; ``"dense"``: reuse ``W * M`` only; ``"blocks"``: use
+    block-triangular products for every reused layer whose mask allows it (for tests
+    and measurements); ``"off"``: the plain ``F.linear(x, W * M)`` every call.
+    """
+    global _fast_path
+    if mode not in _FAST_PATHS:
+        raise ValueError(f"fast path must be one of {list(_FAST_PATHS)}, got {mode!r}")
+    previous, _fast_path = _fast_path, mode
+    try:
+        yield
+    finally:
+        _fast_path = previous
+
+
+_optimizer_steps = 0
+
+
+def _count_step(*_: object) -> None:
+    global _optimizer_steps
+    _optimizer_steps += 1
+
+
+# Fused optimizers update parameters without bumping their version counters, so
+# every optimizer step also invalidates the reused weights.
+register_optimizer_step_post_hook(_count_step)
+
+
+def _key(*tensors: Tensor | None) -> tuple:
+    """Identity and version of tensors: changes whenever one is replaced or edited in place."""
+    return tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+
+
+def _transformed() -> bool:
+    """Whether torch.compile, torch.func or forward-mode AD is tracing: these get the plain path."""
+    return (
+        torch.compiler.is_compiling()
+        or torch._C._are_functorch_transforms_active()
+        or forward_ad._current_level >= 0
+    )
+
+
+class _Buffer:
+    """A weight-sized tensor reused across training steps, never while a backward still needs it."""
+
+    def __init__(self) -> None:
+        self.tensor: Tensor | None = None
+        self.busy = False
+
+    def claim(self, like: Tensor) -> Tensor:
+        t = self.tensor
+        if self.busy or t is None or t.shape != like.shape or t.dtype != like.dtype or t.device != like.device:
+            self.tensor = torch.empty_like(like, memory_format=torch.contiguous_format)
+        self.busy = True
+        return self.tensor
+
+    def release(self, tensor: Tensor) -> None:
+        if self.tensor is not None and tensor.data_ptr() == self.tensor.data_ptr():
+            self.busy = False
+
+
+class _ReusedProduct(torch.autograd.Function):
+    """``x (W * M)^T + b`` with ``W * M`` in a reused buffer; the weight gradient is masked in place."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor, buffer: _Buffer) -> Tensor:
+        product = torch.mul(weight, mask, out=buffer.claim(weight))
+        ctx.save_for_backward(x, product, mask)
+        ctx.buffer, ctx.has_bias = buffer, bias is not None
+        return F.linear(x, product, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, product, mask = ctx.saved_tensors
+        grad_x = grad @ product if ctx.needs_input_grad[0] else None
+        flat_grad = grad.reshape(-1, grad.shape[-1])
+        grad_w = flat_grad.T.mm(x.reshape(-1, x.shape[-1])).mul_(mask) if ctx.needs_input_grad[1] else None
+        grad_b = flat_grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        ctx.buffer.release(product)
+        return grad_x, grad_w, grad_b, None, None
+
+
+class _Frozen:
+    """The effective weight and bias of a layer, for as long as its key holds."""
+
+    def __init__(self, key: tuple, weight: Tensor, bias: Tensor | None) -> None:
+        self.key = key
+        self.weight: Tensor | None = weight
+        self.bias = bias
+        self.uses = 0
+        self.blocks: BlockTriangular | None = None
 
 
 class MaskedLinear(nn.Linear):
@@ -37,6 +178,7 @@ class MaskedLinear(nn.Linear):
             self.conditioning = nn.Parameter(init)
         else:
             self.register_parameter("conditioning", None)
+        self.clear_cache()
 
     def set_mask(self, mask: Tensor) -> None:
         """Copy a new ``[out, in]`` boolean mask in place."""
@@ -48,11 +190,92 @@ class MaskedLinear(nn.Linear):
         """The effective weight ``W * M``."""
         return self.weight * self.mask
 
+    def clear_cache(self) -> None:
+        """Drop the reused mask copy, effective weights and staircase (they are rebuilt on demand)."""
+        self._float_mask: tuple[tuple, Tensor] | None = None
+        self._frozen: _Frozen | None = None
+        self._staircase: tuple[tuple, Staircase | None] | None = None
+        self._product = _Buffer()
+
     def forward(self, x: Tensor) -> Tensor:
-        out = F.linear(x, self.masked_weight(), self.bias)
+        if _fast_path == "off" or _transformed() or self.weight.is_inference():
+            return self._plain(x, self.mask)
+        if not torch.is_grad_enabled():
+            return self._frozen_forward(x)
+        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+            return self._plain(x, self.mask)  # a GPU's caching allocator makes reuse moot; launches count more
+        mask = self._mask_like_weight()
+        out = _ReusedProduct.apply(x, self.weight, self.bias, mask, self._product)
         if self.conditioning is not None:
-            out = out + (self.conditioning * self.mask).sum(dim=1)
+            out = out + (self.conditioning * mask).sum(dim=1)
         return out
+
+    def _plain(self, x: Tensor, mask: Tensor) -> Tensor:
+        out = F.linear(x, self.weight * mask, self.bias)
+        if self.conditioning is not None:
+            out = out + (self.conditioning * mask).sum(dim=1)
+        return out
+
+    def _mask_like_weight(self) -> Tensor:
+        """The mask as 0/1 in the weight's dtype (``W * 1.0`` and ``W * 0.0`` equal the bool product)."""
+        key = _key(self.mask) + (self.weight.dtype, self.weight.device)
+        if self._float_mask is None or self._float_mask[0] != key:
+            self._float_mask = (key, self.mask.to(self.weight.dtype))
+        return self._float_mask[1]
+
+    def _frozen_forward(self, x: Tensor) -> Tensor:
+        key = _key(self.weight, self.bias, self.conditioning, self.mask) + (
+            torch.is_inference_mode_enabled(),
+            _optimizer_steps,
+        )
+        frozen = self._frozen
+        if frozen is None or frozen.key != key:
+            frozen = self._frozen = _Frozen(key, *self._effective())
+        frozen.uses += 1
+        if self._blocks_pay(x):
+            if frozen.blocks is None and (frozen.uses > 1 or _fast_path == "blocks"):
+                staircase = self._find_staircase()
+                if staircase is not None:
+                    frozen.blocks = BlockTriangular(frozen.weight, frozen.bias, staircase)
+                    frozen.weight = frozen.bias = None  # the sorted copy replaces it
+            if frozen.blocks is not None:
+                return frozen.blocks(x)
+        if frozen.weight is None:
+            frozen.weight, frozen.bias = self._effective()
+        return F.linear(x, frozen.weight, frozen.bias)
+
+    def _effective(self) -> tuple[Tensor, Tensor | None]:
+        """``W * M`` and the bias, with the conditioning term ``(U * M) 1`` folded into it."""
+        mask = self._mask_like_weight()
+        bias = self.bias
+        if self.conditioning is not None:
+            connectivity = (self.conditioning * mask).sum(dim=1)
+            bias = connectivity if bias is None else bias + connectivity
+        return self.weight * mask, bias
+
+    def _blocks_pay(self, x: Tensor) -> bool:
+        if _fast_path == "blocks":
+            return not torch.is_autocast_enabled(x.device.type)
+        return (
+            _fast_path == "auto"
+            and x.device.type == "cpu"
+            and self.weight.numel() >= BLOCKS_MIN_WEIGHTS
+            and not torch.is_autocast_enabled("cpu")
+        )
+
+    def _find_staircase(self) -> Staircase | None:
+        key = _key(self.mask)
+        if self._staircase is None or self._staircase[0] != key:
+            self._staircase = (key, find_staircase(self.mask))
+        return self._staircase[1]
+
+    def train(self, mode: bool = True) -> MaskedLinear:
+        self._frozen = None  # frees the reused weights; the next evaluation rebuilds them
+        return super().train(mode)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> MaskedLinear:
+        self.clear_cache()
+        return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", conditioning={self.conditioning is not None}"

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from conftest import all_binary
@@ -34,3 +35,23 @@ def test_ensemble_is_log_mean_exp_of_joint_probabilities():
     model.set_mask(0)
     expected = -torch.log(torch.stack(joint).mean(0))
     torch.testing.assert_close(per_example_nll(model, x, ensemble=3), expected)
+
+
+def test_ensemble_over_batches_equals_log_prob_ensemble_and_restores_the_mask():
+    model = MADE(8, [40], num_masks="unlimited", seed=3).double()
+    model.set_mask(5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = all_binary(8)
+    expected = -model.log_prob(x, ensemble=6).detach()
+    torch.testing.assert_close(per_example_nll(model, x, batch_size=50, ensemble=6), expected, rtol=1e-12, atol=1e-12)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_bad_data_rejected_before_any_batch_and_state_kept():
+    model = MADE(4, [8], num_masks=2)
+    model.train()
+    bad = torch.zeros(10, 4)
+    bad[7, 2] = 0.5
+    with pytest.raises(ValueError, match="binary"):
+        per_example_nll(model, bad, batch_size=3, ensemble=2)
+    assert model.training and model.validate_args and int(model.mask_seed) == model.mask_seeds[0]

@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from made.nn import MaskedLinear
+from made.nn import MaskedLinear, fast_path
 
 
 def test_mask_is_a_buffer_that_moves_and_saves():
@@ -28,3 +29,145 @@ def test_masked_weights_get_no_gradient_through_the_mask():
 def test_wrong_mask_shape_rejected():
     with pytest.raises(ValueError, match="mask shape"):
         MaskedLinear(3, 2).set_mask(torch.ones(3, 2, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- fast paths
+def made_layer(out=300, inp=200, conditioning=False, bias=True, seed=0):
+    """A float64 layer with a MADE mask (random degrees), large enough for block products."""
+    gen = torch.Generator().manual_seed(seed)
+    layer = MaskedLinear(inp, out, bias=bias, conditioning=conditioning).double()
+    deg_in = torch.randint(1, 60, (inp,), generator=gen)
+    layer.set_mask(torch.randint(1, 60, (out,), generator=gen)[:, None] >= deg_in[None, :])
+    return layer
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def assert_same_state(module, before):
+    after = module.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("mode", ["auto", "dense", "blocks"])
+@pytest.mark.parametrize("conditioning", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_reused_weights_equal_the_plain_path_and_touch_nothing(mode, conditioning, bias):
+    layer = made_layer(conditioning=conditioning, bias=bias)
+    x = torch.randn(50, 200, dtype=torch.float64)
+    with fast_path("off"), torch.no_grad():
+        expected = layer(x)
+    before = snapshot(layer)
+    with fast_path(mode), torch.no_grad():
+        for _ in range(3):  # first call, reuse, and (auto) the block upgrade
+            torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
+    assert_same_state(layer, before)
+    assert all(not k.startswith("_") for k in layer.state_dict())
+
+
+@pytest.mark.parametrize("conditioning", [False, True])
+def test_training_gradients_equal_the_plain_path(conditioning):
+    layers = {mode: made_layer(conditioning=conditioning) for mode in ("off", "auto")}
+    layers["auto"].load_state_dict(layers["off"].state_dict())
+    grads = {}
+    for mode, layer in layers.items():
+        x = torch.randn(40, 200, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        with fast_path(mode):
+            for _ in range(2):  # the second step reuses the product buffer
+                layer.zero_grad()
+                x.grad = None
+                (layer(x) ** 2).sum().backward()
+        grads[mode] = [x.grad] + [p.grad for p in layer.parameters()]
+    for fast, plain in zip(grads["auto"], grads["off"]):
+        torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+    assert torch.all(layers["auto"].weight.grad[~layers["auto"].mask] == 0)
+
+
+def test_two_forwards_before_one_backward_keep_their_own_products():
+    """The second forward must not overwrite the product the first one's backward needs."""
+    x = torch.randn(10, 200, dtype=torch.float64)
+    grads = {}
+    for mode in ("off", "auto"):
+        layer = made_layer()
+        torch.nn.init.constant_(layer.weight, 0.5)
+        torch.nn.init.constant_(layer.bias, -0.25)
+        with fast_path(mode):
+            first = layer(x)
+            with torch.no_grad():
+                layer.weight.mul_(3.0)  # a different product for the second forward
+            second = layer(x)
+            (first * second).sum().backward()
+        grads[mode] = layer.weight.grad
+    torch.testing.assert_close(grads["auto"], grads["off"], rtol=1e-12, atol=1e-12)
+
+
+def fused_adam_available():
+    try:
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["adam", "adam-foreach", "adam-fused", "sgd", "set_mask", "load_state_dict", "no_grad_edit", "to_float"],
+)
+def test_reused_weights_follow_every_change(change):
+    if change == "adam-fused" and not fused_adam_available():
+        pytest.skip("no fused Adam on this build")
+    layer = made_layer(conditioning=True)
+    x = torch.randn(20, 200, dtype=torch.float64)
+    with torch.no_grad():
+        layer(x), layer(x)  # dense, then blocks
+    if change.startswith("adam") or change == "sgd":
+        kwargs = {"adam-foreach": dict(foreach=True), "adam-fused": dict(fused=True)}.get(change, {})
+        opt = torch.optim.SGD(layer.parameters(), lr=0.1) if change == "sgd" else torch.optim.Adam(
+            layer.parameters(), lr=0.1, **kwargs)
+        layer(x).square().sum().backward()
+        opt.step()
+    elif change == "set_mask":
+        layer.set_mask(~layer.mask)
+    elif change == "load_state_dict":
+        layer.load_state_dict(made_layer(conditioning=True, seed=9).state_dict())
+    elif change == "no_grad_edit":
+        with torch.no_grad():
+            layer.bias.add_(1.0)
+            layer.conditioning.mul_(2.0)
+    else:
+        layer.float()
+        x = x.float()
+    with torch.no_grad():
+        fast = layer(x)
+        with fast_path("off"):
+            plain = layer(x)
+    torch.testing.assert_close(fast, plain, rtol=1e-5 if change == "to_float" else 1e-12, atol=1e-6 if change == "to_float" else 1e-12)
+
+
+def test_writes_through_data_need_clear_cache():
+    layer = made_layer()
+    x = torch.randn(5, 200, dtype=torch.float64)
+    with torch.no_grad():
+        layer(x)
+        layer.weight.data.mul_(2.0)  # bypasses the version counter
+        layer.clear_cache()
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight * layer.mask, layer.bias))
+
+
+def test_function_transforms_and_compile_take_the_plain_path():
+    layer = made_layer(out=20, inp=15)
+    x = torch.randn(15, dtype=torch.float64)
+    jac = torch.func.jacrev(layer)(x)
+    torch.testing.assert_close(jac, layer.weight * layer.mask)
+    _, tangent = torch.func.jvp(layer, (x,), (torch.ones_like(x),))
+    torch.testing.assert_close(tangent, (layer.weight * layer.mask).sum(1))
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x[None]), F.linear(x[None], layer.weight * layer.mask, layer.bias))
+
+
+def test_unknown_fast_path_rejected():
+    with pytest.raises(ValueError, match="fast path"):
+        with fast_path("fastest"):
+            pass
