@@ -10,7 +10,8 @@ ratios are taken inside this one run.
     python benchmarks/speed.py --out benchmarks/SPEED.md              # CPU
     python benchmarks/speed.py --device cuda --out SPEED-cuda.md      # GPU
 
-Options add made rows with torch.compile (``--compile``) or bf16 autocast (``--amp``).
+Options add made rows with torch.compile (``--compile``) or bf16 autocast (``--amp``); on a
+shared CPU machine ``--threads 1 --clock cpu`` times process CPU time, which other jobs disturb less.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import platform
 import statistics
 import sys
 import time
+import warnings
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 from made import MADE
 from made.evaluate import per_example_nll
 from made.nn import fast_path
+from made.train import TrainConfig, make_optimizer
 
 D = 784
 DATA = Path("/work/shared/data/binarized_mnist.npz")
@@ -52,20 +56,20 @@ class Impl:
     loss: Callable[[Tensor], Tensor]
     nll: Callable[[Tensor], Tensor]
     wrap: Callable[[Callable[[], object]], Callable[[], object]] = lambda fn: fn
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer] = lambda m: torch.optim.Adam(m.parameters(), lr=1e-3)
+
+
+def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+    """Per-example NLL of binary data under Bernoulli logits, in nats: the loss every implementation shares."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
 def _peer(name: str, module: nn.Module, batch: int) -> Impl:
-    def loss(x: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(module(x), x, reduction="sum") / x.shape[0]
-
     @torch.no_grad()
     def nll(data: Tensor) -> Tensor:
-        parts = [
-            F.binary_cross_entropy_with_logits(module(x), x, reduction="none").sum(-1) for x in data.split(batch)
-        ]
-        return torch.cat(parts).double().cpu()
+        return torch.cat([bernoulli_nll(module(x), x) for x in data.split(batch)]).double().cpu()
 
-    return Impl(name, module, module, loss, nll)
+    return Impl(name, module, module, lambda x: bernoulli_nll(module(x), x).mean(), nll)
 
 
 def build_peers(hidden: list[int], batch: int) -> tuple[list[Impl], list[str]]:
@@ -100,22 +104,19 @@ def build_peers(hidden: list[int], batch: int) -> tuple[list[Impl], list[str]]:
     return impls, notes
 
 
-def build_made(hidden: list[int], batch: int, mode: str = "auto", label: str = "made", num_masks: int = 1) -> Impl:
-    """made with the given fast-path mode; training uses made's own loss, evaluation made.evaluate."""
-    model = MADE(D, hidden, num_masks=num_masks)
+def build_made(label: str, hidden: list[int], batch: int, mode: str = "auto") -> Impl:
+    """made with the given fast-path mode; evaluation through made.evaluate.per_example_nll."""
+    model = MADE(D, hidden)
+    return Impl(label, model, model, lambda x: bernoulli_nll(model(x), x).mean(),
+                lambda data: per_example_nll(model, data, batch), lambda fn: in_mode(mode, fn))
 
-    def wrap(fn: Callable[[], object]) -> Callable[[], object]:
-        def run() -> object:
-            with fast_path(mode):
-                return fn()
 
-        return run
+def in_mode(mode: str, fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        with fast_path(mode):
+            return fn()
 
-    def loss(x: Tensor) -> Tensor:
-        model.validate_args = False  # as made.train.fit does: data are checked once
-        return -model.log_prob(x).mean()
-
-    return Impl(label, model, model, loss, lambda data: per_example_nll(model, data, batch), wrap)
+    return run
 
 
 # ----------------------------------------------------------------------- checks
@@ -268,185 +269,112 @@ def load_test_data() -> tuple[Tensor, str]:
     return (torch.rand(10_000, D, generator=gen) < 0.13).float(), "random binary data (binarized MNIST absent)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--out", type=Path, help="write the markdown report here")
-    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
-    parser.add_argument("--rounds", type=int, help="timing rounds (default: 7 on CPU, 15 on GPU)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time, or process CPU time on a shared CPU machine (default: wall)")
-    parser.add_argument("--eval-batch", type=int, default=1000, help="batch size of likelihood evaluation")
-    parser.add_argument("--ensemble-archs", nargs="*", help="archs for the ensemble table (default: 500 on CPU, all on GPU)")
-    parser.add_argument("--ensemble-examples", type=int, help="test images in the ensemble table (default: all)")
-    parser.add_argument("--compile", action="store_true", help="add made rows under torch.compile")
-    parser.add_argument("--amp", action="store_true", help="add made rows under bf16 autocast")
-    args = parser.parse_args(argv)
+@dataclass
+class Arch:
+    """The implementations of one architecture and the report rows they produce."""
 
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    clock = Clock(device, "wall" if device.type == "cuda" else args.clock)
-    rounds = args.rounds or (15 if device.type == "cuda" else 7)
-    torch.manual_seed(0)
-    test, source = load_test_data()
-    test = test.to(device)
-    started = time.perf_counter()
-
-    report = ["# Speed: made against nflows, zuko and pyro", ""]
-    report += machine(device)
-    report += [
-        f"- command: `python {' '.join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])}`",
-        f"- device: {device}; clock: {clock.now.__name__}; {rounds} rounds, implementations interleaved in a "
-        "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
-        f"- data: {source}, {test.shape[0]} images",
-        "",
-    ]
-    notes, checks, train_rows, eval_rows, memory_rows, ablation_rows, ensemble_rows = [], [], [], [], [], [], []
-    for arch in args.archs:
-        hidden = ARCHS[arch]
-        print(f"== [{arch}] building and checking", flush=True)
-        peers, why = build_peers(hidden, args.eval_batch)
-        notes += [f"[{arch}] {n}" for n in why]
-        made = build_made(hidden, args.eval_batch)
-        plain = build_made(hidden, args.eval_batch, mode="off", label="made, fast paths off")
-        plain.module.load_state_dict(made.module.state_dict())
-        extra = []
-        if args.compile:
-            extra.append(build_made(hidden, args.eval_batch, label="made + torch.compile"))
-            extra[-1].module.load_state_dict(made.module.state_dict())
-            compiled = torch.compile(extra[-1].module)
-            extra[-1].logits = compiled
-            extra[-1].loss = lambda x, m=compiled: F.binary_cross_entropy_with_logits(m(x), x, reduction="sum") / x.shape[0]
-        if args.amp:
-            amp = build_made(hidden, args.eval_batch, label="made + bf16 autocast")
-            amp.module.load_state_dict(made.module.state_dict())
-            inner = amp.wrap
-
-            def autocast_wrap(fn: Callable[[], object], inner: Callable = inner) -> Callable[[], object]:
-                def run() -> object:
-                    with torch.autocast(device.type, dtype=torch.bfloat16):
-                        return inner(fn)()
-
-                return run
-
-            amp.wrap = autocast_wrap
-            extra.append(amp)
-        impls = [made, plain, *extra, *peers]
-        for impl in impls:
-            impl.module.to(device)
-            if impl in extra:
-                continue
-            checks.append(
-                f"| {arch} | {impl.name} | {sum(p.numel() for p in impl.module.parameters()):,} | "
-                f"{connections(impl.module):,} | {check_autoregressive(impl, device)} |"
-            )
-        made.module.check_autoregressive()
-        names, peer_names = [i.name for i in impls], [p.name for p in peers]
-
-        for batch in (100, 1000):
-            x = test[:batch]
-            steps = {}
-            for impl in impls:
-                opt = torch.optim.Adam(impl.module.parameters(), lr=1e-3)
-
-                def step(impl: Impl = impl, opt: torch.optim.Optimizer = opt) -> None:
-                    opt.zero_grad(set_to_none=True)
-                    impl.loss(x).backward()
-                    opt.step()
-
-                steps[impl.name] = impl.wrap(step)
-            print(f"== [{arch}] training step, batch {batch}", flush=True)
-            timings = interleaved(steps, clock, rounds)
-            train_rows += ratio_rows(f"{arch}, batch {batch}", timings, names, peer_names)
-            if batch == 100:
-                for impl in impls:
-                    memory_rows.append(f"| {arch} | training step, batch 100 | {impl.name} | "
-                                       f"{peak_bytes(steps[impl.name], device) / 2**20:,.1f} MiB |")
-
-        print(f"== [{arch}] log-likelihood of {test.shape[0]} images", flush=True)
-        evals = {impl.name: impl.wrap(lambda impl=impl: impl.nll(test)) for impl in impls}
-        for impl in impls:
-            impl.module.eval()
-        reference = evals[plain.name]()
-        worst = float((evals[made.name]() - reference).abs().max() / reference.abs().max())
-        notes.append(f"[{arch}] made's evaluation equals its plain path to a relative {worst:.1e} (float32)")
-        timings = interleaved(evals, clock, rounds)
-        per_image = {k: Timing(v.median / test.shape[0], v.spread) for k, v in timings.items()}
-        eval_rows += ratio_rows(f"{arch}", per_image, names, peer_names, higher_is_better=True)
-        for impl in impls:
-            impl.module.train()  # cold caches: made's reused weights are counted in its peak
-            memory_rows.append(f"| {arch} | log-likelihood, batch {args.eval_batch} | {impl.name} | "
-                               f"{peak_bytes(evals[impl.name], device) / 2**20:,.1f} MiB |")
-
-        ablation = {}
-        for mode in ("off", "dense", "auto"):
-            ablation[f"made, fast path '{mode}'"] = _with_mode(mode, lambda: made.nll(test))
-        timings = interleaved(ablation, clock, max(3, rounds // 2))
-        for name, t in timings.items():
-            ablation_rows.append(f"| {arch} | {name} | {fmt_ms(t)} | {timings[list(timings)[0]].median / t.median:.2f}x |")
-
-        ensemble_archs = args.ensemble_archs if args.ensemble_archs is not None else (
-            list(ARCHS) if device.type == "cuda" else ["500"])
-        if arch in ensemble_archs:
-            ensemble_rows += ensemble_table(arch, hidden, test[: args.ensemble_examples], args.eval_batch, clock,
-                                            max(3, rounds // 2), device)
-        print(f"   elapsed {time.perf_counter() - started:.0f} s", flush=True)
-
-    report += ["## Checks", "", "| arch | implementation | parameters | mask connections | autoregressive (Jacobian) |",
-               "|---|---|---|---|---|", *checks, ""]
-    report += ["## Training step (forward, Bernoulli NLL, backward, Adam)", "",
-               "Ratio: time over the fastest peer's (below 1: made is faster).", "",
-               "| arch, batch | implementation | time per step | ratio to fastest peer |", "|---|---|---|---|",
-               *train_rows, ""]
-    report += [f"## Exact log-likelihood of the test set (batches of {args.eval_batch})", "",
-               "Speed-up: throughput over the fastest peer's (above 1: made is faster).", "",
-               "| arch | implementation | time per image | images per second | speed-up over fastest peer |",
-               "|---|---|---|---|---|", *eval_rows, ""]
-    memory_how = ("torch.cuda.max_memory_allocated above the level before the call" if device.type == "cuda" else
-                  "peak of the running sum of torch's profiler allocation/free events during the call (tensor "
-                  "memory only, not the Python heap or allocator caches)")
-    report += ["## Peak memory", "", f"Measured as: {memory_how}. Training: one warmed step (gradients, "
-               "activations and temporaries; parameters and Adam state exist before). Evaluation: the whole "
-               "test set from cold caches (made's reused weights included).", "",
-               "| arch | what | implementation | peak |", "|---|---|---|---|", *memory_rows, ""]
-    report += ["## What made's fast paths buy (log-likelihood of the test set)", "",
-               "'off': W * M with the bool mask at every call (the plain path); 'dense': W * M reused while "
-               "weights and mask are unchanged; 'auto': plus block-triangular products on degree-sorted units "
-               "where they pay (CPU, large layers).", "",
-               "| arch | mode | time for the test set | speed-up over 'off' |", "|---|---|---|---|",
-               *ablation_rows, ""]
-    if ensemble_rows:
-        report += ["## Mask ensembles (made, 32-mask pool)", "",
-                   "Ensemble of k masks: `per_example_nll(model, data, ensemble=k)` (log-mean-exp of the k joint "
-                   "likelihoods). k single evaluations: for each of the k masks, `model.set_mask(i)` then "
-                   "`per_example_nll(model, data)`.", "",
-                   "| arch | k | ensemble | k single evaluations | ensemble / singles |", "|---|---|---|---|---|",
-                   *ensemble_rows, ""]
-    report += ["## Notes", "", *[f"- {n}" for n in notes],
-               f"- total benchmark time: {time.perf_counter() - started:.0f} s", ""]
-    text = "\n".join(report)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    return 0
+    name: str
+    made: Impl  # made as its training loop runs it: fast paths and made.train.make_optimizer
+    same_optimizer: list[Impl]  # made, made without fast paths, the peers: all with torch.optim.Adam
+    peers: list[Impl]
+    options: list[Impl]  # opt-in made variants (compile, autocast)
+    notes: list[str]
 
 
-def _with_mode(mode: str, fn: Callable[[], object]) -> Callable[[], object]:
-    def run() -> object:
-        with fast_path(mode):
-            return fn()
+def build_arch(name: str, batch: int, device: torch.device, compiled: bool, amp: bool) -> Arch:
+    hidden = ARCHS[name]
+    peers, notes = build_peers(hidden, batch)
+    made = build_made("made", hidden, batch)
+    made.optimizer = lambda m: make_optimizer(m, TrainConfig())
+    torch_adam = build_made("made, torch.optim.Adam", hidden, batch)
+    plain = build_made("made, fast paths off, torch.optim.Adam", hidden, batch, mode="off")
+    options = []
+    if compiled:
+        impl = build_made("made + torch.compile, torch.optim.Adam", hidden, batch)
+        fn = torch.compile(impl.module)
+        impl.logits, impl.loss = fn, lambda x, fn=fn: bernoulli_nll(fn(x), x).mean()
+        impl.nll = _peer(impl.name, fn, batch).nll
+        options.append(impl)
+    if amp:
+        impl = build_made("made + bf16 autocast, torch.optim.Adam", hidden, batch)
+        impl.wrap = lambda fn: in_mode("auto", lambda: _autocast(device, fn))
+        options.append(impl)
+    for impl in [torch_adam, plain, *options]:
+        impl.module.load_state_dict(made.module.state_dict())
+    for impl in [made, torch_adam, plain, *options, *peers]:
+        impl.module.to(device)
+    return Arch(name, made, [torch_adam, plain, *peers], peers, options, [f"[{name}] {n}" for n in notes])
 
-    return run
+
+def _autocast(device: torch.device, fn: Callable[[], object]) -> object:
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        return fn()
 
 
-def ensemble_table(
-    arch: str, hidden: list[int], data: Tensor, batch: int, clock: Clock, rounds: int, device: torch.device
+def train_step(impl: Impl, x: Tensor) -> Callable[[], object]:
+    opt = impl.optimizer(impl.module)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        impl.loss(x).backward()
+        opt.step()
+
+    return impl.wrap(step)
+
+
+def bench_arch(arch: Arch, test: Tensor, args: argparse.Namespace, clock: Clock, device: torch.device) -> dict:
+    rows: dict[str, list[str]] = {k: [] for k in ("checks", "train", "same", "eval", "memory", "ablation")}
+    peer_names = [p.name for p in arch.peers]
+    for impl in [arch.made, *arch.same_optimizer]:
+        rows["checks"].append(
+            f"| {arch.name} | {impl.name} | {sum(p.numel() for p in impl.module.parameters()):,} | "
+            f"{connections(impl.module):,} | {check_autoregressive(impl, device)} |"
+        )
+    arch.made.module.check_autoregressive()
+    everyone = [arch.made, *arch.same_optimizer, *arch.options]
+    reps = 10 if device.type == "cuda" else 1
+    for batch in (100, 1000):
+        print(f"== [{arch.name}] training step, batch {batch}", flush=True)
+        steps = {impl.name: train_step(impl, test[:batch]) for impl in everyone}
+        timings = interleaved(steps, clock, args.rounds, reps=reps)
+        label = f"{arch.name}, batch {batch}"
+        rows["train"] += ratio_rows(label, timings, [arch.made.name, *peer_names], peer_names)
+        rows["same"] += ratio_rows(label, timings, [i.name for i in arch.same_optimizer + arch.options], peer_names)
+        if batch == 100:
+            for impl in everyone:
+                rows["memory"].append(f"| {arch.name} | training step, batch 100 | {impl.name} | "
+                                      f"{peak_bytes(steps[impl.name], device) / 2**20:,.1f} MiB |")
+
+    print(f"== [{arch.name}] log-likelihood of {test.shape[0]} images", flush=True)
+    evaluated = [arch.made, *arch.same_optimizer[1:], *arch.options]  # one made with its fast paths is enough
+    evals = {impl.name: impl.wrap(lambda impl=impl: impl.nll(test)) for impl in evaluated}
+    for impl in evaluated:
+        impl.module.eval()
+    for impl in [arch.made, arch.same_optimizer[1]]:  # made and made without fast paths: same weights
+        impl.module.load_state_dict(arch.same_optimizer[0].module.state_dict())
+    reference = evals[arch.same_optimizer[1].name]()
+    worst = float((evals[arch.made.name]() - reference).abs().max() / reference.abs().max())
+    arch.notes.append(f"[{arch.name}] made's test-set NLLs equal its plain path's to a relative {worst:.1e} (float32)")
+    timings = interleaved(evals, clock, args.rounds)
+    per_image = {k: Timing(v.median / test.shape[0], v.spread) for k, v in timings.items()}
+    rows["eval"] += ratio_rows(arch.name, per_image, list(evals), peer_names, higher_is_better=True)
+    for impl in evaluated:
+        impl.module.train()  # cold caches: made's reused weights count in its peak
+        rows["memory"].append(f"| {arch.name} | log-likelihood, batch {args.eval_batch} | {impl.name} | "
+                              f"{peak_bytes(evals[impl.name], device) / 2**20:,.1f} MiB |")
+
+    modes = {f"'{mode}'": in_mode(mode, lambda: arch.made.nll(test)) for mode in ("off", "dense", "auto")}
+    timings = interleaved(modes, clock, max(3, args.rounds // 2))
+    base = timings["'off'"].median
+    rows["ablation"] += [f"| {arch.name} | {k} | {fmt_ms(t)} | {base / t.median:.2f}x |" for k, t in timings.items()]
+    return rows
+
+
+def bench_ensembles(
+    arch: str, data: Tensor, batch: int, clock: Clock, rounds: int, device: torch.device
 ) -> list[str]:
-    model = MADE(D, hidden, num_masks=32).to(device)
-    model.eval()
+    """k-mask ensembles against k single evaluations, with the ensemble checked against the singles."""
+    model = MADE(D, ARCHS[arch], num_masks=32).to(device)
     rows = []
     for k in (1, 8, 32):
         def ensemble(k: int = k) -> Tensor:
@@ -462,12 +390,112 @@ def ensemble_table(
 
         print(f"== [{arch}] ensemble of {k}", flush=True)
         t = interleaved({"ensemble": ensemble, "singles": singles}, clock, rounds, warmup=1)
-        joint = torch.stack([-s for s in singles()])
-        expected = math.log(k) - torch.logsumexp(joint, 0)
+        expected = math.log(k) - torch.logsumexp(torch.stack([-s for s in singles()]), 0)
         torch.testing.assert_close(ensemble(), expected, rtol=1e-6, atol=1e-6)
         rows.append(f"| {arch} | {k} | {t['ensemble'].median:.3f} s | {t['singles'].median:.3f} s | "
                     f"{t['ensemble'].median / t['singles'].median:.2f} |")
     return rows
+
+
+def report(args: argparse.Namespace, argv: list[str], device: torch.device, clock: Clock, source: str, n: int,
+           rows: dict[str, list[str]], notes: list[str], seconds: float) -> str:
+    memory_how = ("`torch.cuda.max_memory_allocated` above the level before the call" if device.type == "cuda" else
+                  "the peak of the running sum of the torch profiler's allocation and free events during the call "
+                  "(tensor memory only, not the Python heap)")
+    lines = ["# Speed: made against nflows, zuko and pyro", "", *machine(device),
+             f"- command: `python benchmarks/speed.py {' '.join(argv)}`",
+             f"- device: {device}; clock: {clock.now.__name__}; {args.rounds} rounds, implementations interleaved in a "
+             "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
+             f"- data: {source}, {n} images; total time {seconds:.0f} s", ""]
+    lines += ["## Checks", "",
+              "Each network's Jacobian d logit_i / d x_j at a random binary x vanishes for j >= i.", "",
+              "| arch | implementation | parameters | mask connections | allowed dependencies present |",
+              "|---|---|---|---|---|", *rows["checks"], ""]
+    lines += ["## Training step (forward, Bernoulli NLL, backward, optimizer step)", "",
+              "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
+              "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
+              "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
+              "peer's (below 1: made is faster).", "",
+              "| arch, batch | implementation | time per step | ratio to fastest peer |", "|---|---|---|---|",
+              *rows["train"], ""]
+    lines += ["### The same optimizer for everyone (`torch.optim.Adam(lr=1e-3)`, torch's default kernel)", "",
+              "The networks alone: the same rounds as above.", "",
+              "| arch, batch | implementation | time per step | ratio to fastest peer |", "|---|---|---|---|",
+              *rows["same"], ""]
+    lines += [f"## Exact log-likelihood of the test set (batches of {args.eval_batch})", "",
+              "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
+              "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).", "",
+              "| arch | implementation | time per image | images per second | speed-up over fastest peer |",
+              "|---|---|---|---|---|", *rows["eval"], ""]
+    lines += ["## Peak memory", "", f"Measured as {memory_how}. Training: one warmed step (gradients, activations, "
+              "temporaries; parameters and optimizer state exist before it). Evaluation: the whole test set from cold "
+              "caches (made's reused weights included).", "",
+              "| arch | what | implementation | peak |", "|---|---|---|---|", *rows["memory"], ""]
+    lines += ["## What made's evaluation fast paths buy", "",
+              "Test-set log-likelihood. 'off': `W * M` with the bool mask at every call (the plain path); 'dense': "
+              "`W * M` reused while weights and mask are unchanged; 'auto' (the default): plus block-triangular "
+              "products on degree-sorted units where they pay (CPU, layers of 65,536 weights or more).", "",
+              "| arch | fast path | time for the test set | speed-up over 'off' |", "|---|---|---|---|",
+              *rows["ablation"], ""]
+    if rows["ensemble"]:
+        lines += ["## Mask ensembles (made, a pool of 32 masks)", "",
+                  "Ensemble of k masks: `per_example_nll(model, data, ensemble=k)` (log-mean-exp of the k joint "
+                  "likelihoods, checked against the singles). k single evaluations: for each of the k masks, "
+                  "`model.set_mask(i)` then `per_example_nll(model, data)`.", "",
+                  "| arch | k | ensemble | k single evaluations | ensemble / singles |", "|---|---|---|---|---|",
+                  *rows["ensemble"], ""]
+    lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    parser.add_argument("--rounds", type=int, help="timing rounds (default: 7 on CPU, 15 on GPU)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or process CPU time on a shared CPU machine (default: wall; GPU: wall)")
+    parser.add_argument("--eval-batch", type=int, default=1000, help="batch size of likelihood evaluation")
+    parser.add_argument("--ensemble-archs", nargs="*", choices=list(ARCHS),
+                        help="archs of the ensemble table (default: 500 on CPU, all on GPU)")
+    parser.add_argument("--compile", action="store_true", help="add a made row under torch.compile")
+    parser.add_argument("--amp", action="store_true", help="add a made row under bf16 autocast")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = Clock(device, "wall" if device.type == "cuda" else args.clock)
+    args.rounds = args.rounds or (15 if device.type == "cuda" else 7)
+    torch.manual_seed(0)
+    test, source = load_test_data()
+    test = test.to(device)
+    started = time.perf_counter()
+    rows: dict[str, list[str]] = defaultdict(list)
+    notes: list[str] = []
+    ensemble_archs = args.ensemble_archs if args.ensemble_archs is not None else (
+        list(ARCHS) if device.type == "cuda" else ["500"])
+    for name in args.archs:
+        print(f"== [{name}] building and checking", flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # made warns that 500 < D - 1 units cannot see every predecessor
+            arch = build_arch(name, args.eval_batch, device, args.compile, args.amp)
+            for key, value in bench_arch(arch, test, args, clock, device).items():
+                rows[key] += value
+            if name in ensemble_archs:
+                rounds = max(3, args.rounds // 2)
+                rows["ensemble"] += bench_ensembles(name, test, args.eval_batch, clock, rounds, device)
+        notes += arch.notes
+        print(f"   elapsed {time.perf_counter() - started:.0f} s", flush=True)
+    text = report(args, argv, device, clock, source, test.shape[0], rows, notes, time.perf_counter() - started)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
 
 
 if __name__ == "__main__":

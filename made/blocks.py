@@ -8,9 +8,6 @@ into a few groups, each group is one dense product with the prefix of its last
 row, which skips most of the zeros of ``W * M`` (about half of all entries for
 random degrees). The result is the same sum of the same nonzero terms, only
 added in another order, so it is exact up to float rounding.
-
-The layout is transposed (units on rows, examples on columns) so that every
-gather of activations moves whole contiguous rows.
 """
 
 from __future__ import annotations
@@ -24,10 +21,10 @@ __all__ = ["Staircase", "find_staircase", "BlockTriangular"]
 
 # Group boundaries and prefixes are rounded up to this many units: aligned GEMM
 # shapes run faster than the few zeros they add cost.
-ALIGN = 32
+ALIGN = 16
 # Fewer, larger groups keep each product efficient; more groups skip more zeros.
-MIN_GROUP_ROWS = 128
-MAX_GROUPS = 8
+MIN_GROUP_ROWS = 64
+MAX_GROUPS = 16
 
 
 @dataclass(frozen=True)
@@ -109,21 +106,22 @@ class BlockTriangular:
             bias = torch.zeros(out, dtype=masked_weight.dtype, device=device)
         elif staircase.row_order is not None:
             bias = bias.index_select(0, staircase.row_order.to(device))
-        self.bias = bias.reshape(out, 1)
+        self.bias = bias
 
     def __call__(self, x: Tensor) -> Tensor:
         out, inp = self.staircase.shape
         lead = x.shape[:-1]
-        # Units on rows: gathering inputs then moves rows, and each group writes a contiguous block.
-        xt = x.reshape(-1, inp).T
+        xs = x.reshape(-1, inp)
         if self.col_order is not None:
-            xt = xt.index_select(0, self.col_order)
-        yt = torch.empty(out, xt.shape[1], dtype=self.weight.dtype, device=self.weight.device)
+            xs = xs.index_select(1, self.col_order)
+        y = torch.empty(xs.shape[0], out, dtype=self.weight.dtype, device=self.weight.device)
         for start, stop, prefix in self.staircase.groups:
+            # each group writes its own columns of y (a strided block BLAS writes in place)
             if prefix == 0:
-                yt[start:stop] = self.bias[start:stop]
+                y[:, start:stop] = self.bias[start:stop]
             else:
-                torch.addmm(self.bias[start:stop], self.weight[start:stop, :prefix], xt[:prefix], out=yt[start:stop])
+                torch.addmm(self.bias[start:stop], xs[:, :prefix], self.weight[start:stop, :prefix].T,
+                            out=y[:, start:stop])
         if self.row_inverse is not None:
-            yt = yt.index_select(0, self.row_inverse)
-        return yt.T.reshape(*lead, out)
+            y = y.index_select(1, self.row_inverse)
+        return y.reshape(*lead, out)

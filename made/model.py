@@ -248,7 +248,8 @@ class MADE(nn.Module):
         if not self.context_size and context is not None:
             raise ValueError("this model has no context input (context_size=0)")
         if self.validate_args:
-            if not bool(torch.isfinite(x).all()):
+            # A NaN or infinity makes the sum non-finite: one cheap pass, and the full check only then.
+            if not (bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())):
                 raise ValueError("x contains NaN or infinite values")
             self.family.check_support(x)
 

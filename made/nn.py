@@ -47,6 +47,9 @@ _fast_path: FastPath = "auto"
 # Block-triangular products pay on the CPU once a layer has this many weights;
 # on a GPU the extra kernel launches cost more than the skipped FLOPs at usual sizes.
 BLOCKS_MIN_WEIGHTS = 1 << 16
+# Sorting the weights costs a few passes over them: at once for a batch of this many input
+# values or more, else from the second call with unchanged weights.
+BLOCKS_NOW_INPUTS = 1 << 14
 
 
 def get_fast_path() -> FastPath:
@@ -123,7 +126,9 @@ class _ReusedProduct(torch.autograd.Function):
     """``x (W * M)^T + b`` with ``W * M`` in a reused buffer; the weight gradient is masked in place."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor, buffer: _Buffer) -> Tensor:
+    def forward(
+        ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor, buffer: _Buffer
+    ) -> Tensor:
         product = torch.mul(weight, mask, out=buffer.claim(weight))
         ctx.save_for_backward(x, product, mask)
         ctx.buffer, ctx.has_bias = buffer, bias is not None
@@ -198,12 +203,15 @@ class MaskedLinear(nn.Linear):
         self._product = _Buffer()
 
     def forward(self, x: Tensor) -> Tensor:
-        if _fast_path == "off" or _transformed() or self.weight.is_inference():
+        training = torch.is_grad_enabled()
+        # GPU training takes the plain path: the caching allocator makes buffer reuse moot, and
+        # at small batches every extra kernel launch or Python step costs more than it saves.
+        if _fast_path == "off" or (training and not x.is_cpu) or _transformed() or self.weight.is_inference():
             return self._plain(x, self.mask)
-        if not torch.is_grad_enabled():
+        if not training:
             return self._frozen_forward(x)
-        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
-            return self._plain(x, self.mask)  # a GPU's caching allocator makes reuse moot; launches count more
+        if torch.is_autocast_enabled("cpu"):
+            return self._plain(x, self.mask)
         mask = self._mask_like_weight()
         out = _ReusedProduct.apply(x, self.weight, self.bias, mask, self._product)
         if self.conditioning is not None:
@@ -233,7 +241,7 @@ class MaskedLinear(nn.Linear):
             frozen = self._frozen = _Frozen(key, *self._effective())
         frozen.uses += 1
         if self._blocks_pay(x):
-            if frozen.blocks is None and (frozen.uses > 1 or _fast_path == "blocks"):
+            if frozen.blocks is None and (frozen.uses > 1 or x.numel() >= BLOCKS_NOW_INPUTS or _fast_path == "blocks"):
                 staircase = self._find_staircase()
                 if staircase is not None:
                     frozen.blocks = BlockTriangular(frozen.weight, frozen.bias, staircase)

@@ -71,16 +71,28 @@ class History:
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's parameters."""
+    """The configured optimizer over the model's parameters.
+
+    Adam, SGD and Adagrad use torch's fused kernels where the parameters' device
+    and dtype have them: the same update rule, about 30% less time per training
+    step on a CPU (benchmarks/SPEED.md).
+    """
     lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
-    params, wd = model.parameters(), config.weight_decay
+    params, wd = list(model.parameters()), config.weight_decay
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return _fused_if_available(torch.optim.Adam, params, lr=lr, weight_decay=wd)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+        return _fused_if_available(torch.optim.SGD, params, lr=lr, weight_decay=wd)
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, eps=config.adagrad_eps, weight_decay=wd)
+        return _fused_if_available(torch.optim.Adagrad, params, lr=lr, eps=config.adagrad_eps, weight_decay=wd)
     return torch.optim.Adadelta(params, lr=lr, rho=config.adadelta_rho, eps=config.adadelta_eps, weight_decay=wd)
+
+
+def _fused_if_available(cls: type[torch.optim.Optimizer], params: list, **options: float) -> torch.optim.Optimizer:
+    try:
+        return cls(params, fused=True, **options)
+    except RuntimeError:  # a device or dtype without the fused kernel
+        return cls(params, **options)
 
 
 def validation_masks(model: MADE, config: TrainConfig) -> int | None:

@@ -189,3 +189,12 @@ def test_fast_paths_give_the_plain_likelihoods_samples_and_gradients(config, mod
     for a, b in zip(grads_fast, grads_off):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("bad", [0.5, float("nan"), float("inf"), -1.0, 2.0, 1e-45, 1 + 2**-23])
+def test_bernoulli_support_check_is_exact(bad):
+    x = torch.tensor([[0.0, 1.0, -0.0, bad]])
+    with pytest.raises(ValueError, match="binary|NaN"):
+        MADE(4, [8]).log_prob(x)
+    MADE(4, [8]).family.check_support(x[:, :3])
+    MADE(4, [8]).family.check_support(torch.tensor([[0, 1, 1, 0]], dtype=torch.uint8))

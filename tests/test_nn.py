@@ -143,7 +143,8 @@ def test_reused_weights_follow_every_change(change):
         fast = layer(x)
         with fast_path("off"):
             plain = layer(x)
-    torch.testing.assert_close(fast, plain, rtol=1e-5 if change == "to_float" else 1e-12, atol=1e-6 if change == "to_float" else 1e-12)
+    tolerance = 1e-5 if change == "to_float" else 1e-12
+    torch.testing.assert_close(fast, plain, rtol=tolerance, atol=tolerance)
 
 
 def test_writes_through_data_need_clear_cache():

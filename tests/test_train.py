@@ -42,6 +42,28 @@ def test_optimizers(name):
     assert opt.__class__.__name__.lower() == name
     if name == "adadelta":
         assert opt.defaults["rho"] == 0.95 and opt.defaults["eps"] == 1e-5
+    else:  # torch's fused kernels where the CPU has them
+        assert opt.defaults["fused"]
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "adagrad"])
+def test_fused_optimizers_take_the_same_steps(name):
+    models = [MADE(6, [12], seed=0).double() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    config = TrainConfig(optimizer=name, lr=0.05)
+    fused = make_optimizer(models[0], config)
+    options = {"adagrad": dict(eps=config.adagrad_eps)}.get(name, {})
+    plain = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[name](
+        models[1].parameters(), lr=0.05, **options
+    )
+    x = (torch.rand(20, 6, dtype=torch.float64) < 0.5).double()
+    for _ in range(5):
+        for model, opt in zip(models, (fused, plain)):
+            opt.zero_grad()
+            (-model.log_prob(x).mean()).backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_bad_config():
