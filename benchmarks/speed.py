@@ -41,7 +41,9 @@ from made.nn import fast_path
 from made.train import TrainConfig, make_optimizer
 
 D = 784
-DATA = Path("/work/shared/data/binarized_mnist.npz")
+ROOT = Path(__file__).resolve().parents[1]
+DATA_FILE = "binarized_mnist.npz"
+DATA_DIRS = [ROOT / "shared" / "data", ROOT.parent / "shared" / "data", Path("/work/shared/data")]
 ARCHS = {"500": [500], "2000x2000": [2000, 2000]}
 
 
@@ -261,12 +263,18 @@ def machine(device: torch.device) -> list[str]:
 
 
 # -------------------------------------------------------------------------- main
-def load_test_data() -> tuple[Tensor, str]:
-    if DATA.exists():
-        with np.load(DATA) as npz:
-            return torch.from_numpy(np.asarray(npz["test_data"], dtype=np.float32)), f"{DATA} (test_data)"
+def load_test_data(path: Path | None) -> tuple[Tensor, str]:
+    """Binarized MNIST's test split from ``path``, $MADE_DATA_DIR or the shared data folder; else random bits."""
+    env = os.environ.get("MADE_DATA_DIR")
+    candidates = [path] if path else [*([Path(env) / DATA_FILE] if env else []), *(d / DATA_FILE for d in DATA_DIRS)]
+    for candidate in candidates:
+        if candidate.exists():
+            with np.load(candidate) as npz:
+                return torch.from_numpy(np.asarray(npz["test_data"], dtype=np.float32)), f"{candidate} (test_data)"
+    if path:
+        raise SystemExit(f"speed.py: error: no such file: {path}")
     gen = torch.Generator().manual_seed(0)
-    return (torch.rand(10_000, D, generator=gen) < 0.13).float(), "random binary data (binarized MNIST absent)"
+    return (torch.rand(10_000, D, generator=gen) < 0.13).float(), "random binary data (binarized MNIST not found)"
 
 
 @dataclass
@@ -325,7 +333,7 @@ def train_step(impl: Impl, x: Tensor) -> Callable[[], object]:
 def bench_arch(arch: Arch, test: Tensor, args: argparse.Namespace, clock: Clock, device: torch.device) -> dict:
     rows: dict[str, list[str]] = {k: [] for k in ("checks", "train", "same", "eval", "memory", "ablation")}
     peer_names = [p.name for p in arch.peers]
-    for impl in [arch.made, *arch.same_optimizer]:
+    for impl in [arch.made, *arch.peers]:
         rows["checks"].append(
             f"| {arch.name} | {impl.name} | {sum(p.numel() for p in impl.module.parameters()):,} | "
             f"{connections(impl.module):,} | {check_autoregressive(impl, device)} |"
@@ -458,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall time, or process CPU time on a shared CPU machine (default: wall; GPU: wall)")
     parser.add_argument("--eval-batch", type=int, default=1000, help="batch size of likelihood evaluation")
+    parser.add_argument("--data", type=Path, help=f"{DATA_FILE} (default: $MADE_DATA_DIR or the shared data folder)")
     parser.add_argument("--ensemble-archs", nargs="*", choices=list(ARCHS),
                         help="archs of the ensemble table (default: 500 on CPU, all on GPU)")
     parser.add_argument("--compile", action="store_true", help="add a made row under torch.compile")
@@ -471,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = Clock(device, "wall" if device.type == "cuda" else args.clock)
     args.rounds = args.rounds or (15 if device.type == "cuda" else 7)
     torch.manual_seed(0)
-    test, source = load_test_data()
+    test, source = load_test_data(args.data)
     test = test.to(device)
     started = time.perf_counter()
     rows: dict[str, list[str]] = defaultdict(list)
