@@ -38,24 +38,21 @@ def per_example_nll(
     """``-log p(x)`` for every row of ``data``, in float64, evaluated in batches.
 
     ``ensemble=k`` averages p(x) (not logits) over k masks of the model's pool.
-    The data are checked once, results stay on the model's device until the end,
-    and an ensemble runs mask by mask over all batches, so each mask is built
-    once (and its layers' reused weights serve every batch) instead of once per
-    batch; the model's current mask is restored afterwards.
+    Results stay on the model's device until the end, and an ensemble runs mask
+    by mask over all batches (checking the data only in the first pass), so each
+    mask is built once and its layers' reused weights serve every batch; the
+    model's current mask is restored afterwards.
     """
-    model._check_input(data, context)
     was_training, validate = model.training, model.validate_args
-    model.eval()
-    model.validate_args = False
     current = int(model.mask_seed)
     seeds = [current] if ensemble is None else model.ensemble_seeds(ensemble)
+    model.eval()
     try:
         device, dtype = model.output.weight.device, model.output.weight.dtype
-        starts = range(0, data.shape[0], batch_size)
         batches = (
             (data[s : s + batch_size].to(device=device, dtype=dtype),
              None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype))
-            for s in starts
+            for s in range(0, data.shape[0], batch_size)
         )
         if len(seeds) > 1:
             batches = list(batches)  # read once per mask
@@ -65,6 +62,7 @@ def per_example_nll(
                 model.set_mask_seed(seed)
             joint = torch.cat([model.log_prob(x, c).double() for x, c in batches])
             total = joint if total is None else torch.logaddexp(total, joint)
+            model.validate_args = False  # checked in the first pass
         return (math.log(len(seeds)) - total).cpu()
     finally:
         if int(model.mask_seed) != current:

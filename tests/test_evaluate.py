@@ -47,7 +47,7 @@ def test_ensemble_over_batches_equals_log_prob_ensemble_and_restores_the_mask():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_bad_data_rejected_before_any_batch_and_state_kept():
+def test_bad_data_rejected_and_model_state_kept():
     model = MADE(4, [8], num_masks=2)
     model.train()
     bad = torch.zeros(10, 4)
@@ -55,3 +55,9 @@ def test_bad_data_rejected_before_any_batch_and_state_kept():
     with pytest.raises(ValueError, match="binary"):
         per_example_nll(model, bad, batch_size=3, ensemble=2)
     assert model.training and model.validate_args and int(model.mask_seed) == model.mask_seeds[0]
+
+
+def test_data_of_another_dtype_is_converted():
+    model = MADE(6, [10]).double()
+    x = all_binary(6)
+    torch.testing.assert_close(per_example_nll(model, x.to(torch.uint8), batch_size=9), per_example_nll(model, x))
