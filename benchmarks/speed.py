@@ -10,6 +10,12 @@ ratios are taken inside this one run.
     python benchmarks/speed.py --out benchmarks/SPEED.md              # CPU
     python benchmarks/speed.py --device cuda --out SPEED-cuda.md      # GPU
 
+On a GPU machine without network but with torch, carry the peers (pure Python) and the data:
+
+    pip install --target .peers --no-deps nflows==0.14 zuko==1.6.0 pyro-ppl==1.9.2 pyro-api
+    cp ../shared/data/binarized_mnist.npz .peers/                     # there:
+    PYTHONPATH=.:.peers python3 benchmarks/speed.py --device cuda --data .peers/binarized_mnist.npz --out OUT.md
+
 Options add made rows with torch.compile (``--compile``) or bf16 autocast (``--amp``); on a
 shared CPU machine ``--threads 1 --clock cpu`` times process CPU time, which other jobs disturb less.
 """

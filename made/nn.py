@@ -157,6 +157,9 @@ class _Frozen:
         self.blocks: BlockTriangular | None = None
 
 
+_CACHES = ("_float_mask", "_frozen", "_staircase", "_product")
+
+
 class MaskedLinear(nn.Linear):
     """``y = x (W * M)^T + b``, with the mask ``M`` kept as a buffer.
 
@@ -276,6 +279,14 @@ class MaskedLinear(nn.Linear):
         if self._staircase is None or self._staircase[0] != key:
             self._staircase = (key, find_staircase(self.mask))
         return self._staircase[1]
+
+    def __getstate__(self) -> dict:
+        """Pickle (``torch.save(module)``, deepcopy) without the caches: they are rebuilt on demand."""
+        return {k: v for k, v in self.__dict__.items() if k not in _CACHES}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.clear_cache()
 
     def train(self, mode: bool = True) -> MaskedLinear:
         self._frozen = None  # frees the reused weights; the next evaluation rebuilds them

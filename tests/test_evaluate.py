@@ -61,3 +61,12 @@ def test_data_of_another_dtype_is_converted():
     model = MADE(6, [10]).double()
     x = all_binary(6)
     torch.testing.assert_close(per_example_nll(model, x.to(torch.uint8), batch_size=9), per_example_nll(model, x))
+
+
+def test_ensemble_builds_each_mask_once_whatever_the_batches():
+    model = MADE(6, [10], num_masks=4, seed=1)
+    seeds = []
+    original = model.set_mask_seed
+    model.set_mask_seed = lambda s: (seeds.append(s), original(s))[1]
+    per_example_nll(model, all_binary(6, torch.float32), batch_size=5, ensemble=4)  # 13 batches
+    assert seeds == model.mask_seeds[1:] + [model.mask_seeds[0]]  # masks 2-4, then the current one back

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -172,3 +174,17 @@ def test_unknown_fast_path_rejected():
     with pytest.raises(ValueError, match="fast path"):
         with fast_path("fastest"):
             pass
+
+
+def test_pickles_carry_no_caches(tmp_path):
+    layer = made_layer()
+    x = torch.randn(30, 200, dtype=torch.float64)
+    layer(x).sum().backward()  # fills the product buffer
+    with torch.no_grad():
+        expected = layer(x)  # and the reused weights
+    torch.save(layer, tmp_path / "layer.pt")
+    loaded = torch.load(tmp_path / "layer.pt", weights_only=False)
+    assert loaded._frozen is None and loaded._product.tensor is None
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(copy.deepcopy(layer)(x), expected, rtol=1e-12, atol=1e-12)
