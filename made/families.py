@@ -56,6 +56,22 @@ class Family(ABC):
         samplers be compared draw for draw.
         """
 
+    def sample_dim(self, params: Tensor, uniform: Tensor, dim: int) -> Tensor:
+        """Draw dimension ``dim`` alone: ``params`` is its slice ``[N, P]`` of the flat output,
+        ``uniform`` its noise ``[N]``; returns ``[N]``, the value :meth:`sample` gives it.
+
+        Fast samplers call this once per dimension. This default pads the slice into
+        a full flat output and calls :meth:`sample` (O(D) per call); families with a
+        cheap per-dimension rule override it.
+        """
+        widths = self.params_per_dim
+        start = sum(widths[:dim])
+        flat = params.new_zeros(params.shape[0], sum(widths))
+        flat[:, start : start + widths[dim]] = params
+        noise = uniform.new_full((uniform.shape[0], self.num_inputs), 0.5)
+        noise[:, dim] = uniform
+        return self.sample(self.shape_params(flat), noise)[:, dim]
+
     @abstractmethod
     def distribution(self, params: Tensor) -> Distribution:
         """The conditionals as a ``torch.distributions`` object of batch shape ``[N, D]``."""
@@ -87,6 +103,9 @@ class Bernoulli(Family):
 
     def sample(self, params: Tensor, uniform: Tensor) -> Tensor:
         return (uniform < torch.sigmoid(params)).to(params.dtype)
+
+    def sample_dim(self, params: Tensor, uniform: Tensor, dim: int) -> Tensor:
+        return self.sample(params[:, 0], uniform)
 
     def distribution(self, params: Tensor) -> Distribution:
         return TorchBernoulli(logits=params)

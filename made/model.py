@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -137,17 +138,24 @@ class MADE(nn.Module):
         """Whether connectivity changes between minibatches (a pool of more than one mask)."""
         return self.num_masks != 1
 
-    def connectivity(self, mask_seed: int) -> tuple[Tensor, list[Tensor]]:
+    @property
+    def reorders(self) -> bool:
+        """Whether training resampled orderings, so the weights serve any ordering (order-agnostic)."""
+        return self.resamples and self.resample in ("full", "ordering")
+
+    def connectivity(self, mask_seed: int, ordering: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Ordering and hidden degrees of the mask drawn from ``mask_seed``.
 
         The model's own ordering and degrees come from ``seed``; a resampling pool
         replaces the ordering, the degrees or both with draws from ``mask_seed``.
+        A given ``ordering`` replaces the drawn one and leaves the degrees as drawn.
         """
         base = torch.Generator().manual_seed(self.seed)
-        ordering = make_ordering(self.num_inputs, self.ordering_spec, base)
+        drawn = make_ordering(self.num_inputs, self.ordering_spec, base)
         draw = torch.Generator().manual_seed(mask_seed)
-        if self.resamples and self.resample in ("full", "ordering"):
-            ordering = torch.randperm(self.num_inputs, generator=draw)
+        if self.reorders:
+            drawn = torch.randperm(self.num_inputs, generator=draw)
+        ordering = drawn if ordering is None else make_ordering(self.num_inputs, ordering)
         gen = draw if self.resamples and self.resample in ("full", "connectivity") else base
         low = 0 if self.context_size else 1
         layers = []
@@ -168,14 +176,15 @@ class MADE(nn.Module):
         )
 
     def build_masks(
-        self, mask_seed: int, device: torch.device | str | None = None
+        self, mask_seed: int, device: torch.device | str | None = None, ordering: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor], Tensor | None]:
         """Ordering, the masks of every layer (hidden then output) and the direct mask.
 
         Degrees are drawn on the CPU (a few integers); the masks are compared on
-        ``device`` so that large masks never cross the bus.
+        ``device`` so that large masks never cross the bus. A given ``ordering``
+        replaces the seed's (see :meth:`connectivity`).
         """
-        ordering, hidden = self.connectivity(mask_seed)
+        ordering, hidden = self.connectivity(mask_seed, ordering)
         deg_in, deg_out = (d.to(device) for d in self.unit_degrees(ordering))
         hidden = [d.to(device) for d in hidden]
         masks, prev = [], deg_in
@@ -187,15 +196,29 @@ class MADE(nn.Module):
         return ordering, masks, direct
 
     @torch.no_grad()
-    def set_mask_seed(self, mask_seed: int) -> None:
-        """Switch the network to the mask drawn from ``mask_seed`` (in place)."""
-        ordering, masks, direct = self.build_masks(mask_seed, self.output.mask.device)
+    def set_mask_seed(self, mask_seed: int, ordering: Tensor | None = None) -> None:
+        """Switch the network to the mask drawn from ``mask_seed`` (in place).
+
+        ``ordering`` (a permutation) replaces the seed's ordering but keeps its
+        hidden degrees; prefer :meth:`using_mask`, which restores the mask after.
+        """
+        ordering, masks, direct = self.build_masks(mask_seed, self.output.mask.device, ordering)
         for layer, mask in zip([*self.hidden, self.output], masks):
             layer.set_mask(mask)
         if self.direct is not None:
             self.direct.set_mask(direct)
         self.ordering.copy_(ordering)
         self.mask_seed.fill_(mask_seed)
+
+    @contextmanager
+    def using_mask(self, mask_seed: int, ordering: Tensor | None = None) -> Iterator[None]:
+        """Use the mask of ``mask_seed`` (with ``ordering`` if given) inside a ``with`` block, then restore."""
+        current_seed, current_ordering = int(self.mask_seed), self.ordering.cpu().clone()
+        self.set_mask_seed(mask_seed, ordering)
+        try:
+            yield
+        finally:
+            self.set_mask_seed(current_seed, current_ordering)
 
     def set_mask(self, index: int) -> None:
         """Use mask ``index`` of the pool."""
@@ -298,13 +321,51 @@ class MADE(nn.Module):
         num_samples: int,
         context: Tensor | None = None,
         generator: torch.Generator | None = None,
+        ensemble: int | None = None,
     ) -> Tensor:
-        """Exact ancestral samples ``[num_samples, D]`` under the current mask."""
-        from .sampling import sample_naive
+        """Exact ancestral samples ``[num_samples, D]``, each hidden unit computed once.
 
-        device = self.output.weight.device
-        uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device)
-        return sample_naive(self, uniform.to(self.output.weight.dtype), context)
+        Under the current mask, or with ``ensemble=k`` from the mixture of k masks
+        (each sample from a mask picked uniformly), the distribution ``log_prob(x,
+        ensemble=k)`` scores. See :mod:`made.sampling`.
+        """
+        from .sampling import sample_incremental
+
+        if ensemble is not None:
+            from .conditional import impute
+
+            blank = torch.zeros(num_samples, self.num_inputs, device=self.output.weight.device)
+            observed = torch.zeros_like(blank, dtype=torch.bool)
+            return impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
+        device, dtype = self.output.weight.device, self.output.weight.dtype
+        uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
+        return sample_incremental(self, uniform, context)
+
+    def impute(
+        self,
+        x: Tensor,
+        observed: Tensor,
+        num_samples: int | None = None,
+        context: Tensor | None = None,
+        ensemble: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Fill the unobserved entries of ``x`` with exact draws from p(x_missing | x_observed).
+
+        ``observed`` is a bool ``[N, D]`` mask; ``[N, D]`` back, or ``[num_samples, N, D]``
+        when ``num_samples`` is given. See :func:`made.conditional.impute`.
+        """
+        from .conditional import impute
+
+        return impute(self, x, observed, num_samples, context, ensemble, generator)
+
+    def conditional_log_prob(
+        self, x: Tensor, observed: Tensor, context: Tensor | None = None, ensemble: int | None = None
+    ) -> Tensor:
+        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.conditional`."""
+        from .conditional import conditional_log_prob
+
+        return conditional_log_prob(self, x, observed, context, ensemble)
 
     # ---------------------------------------------------------------- config
     def config(self) -> dict:
