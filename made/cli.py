@@ -29,7 +29,7 @@ from .checkpoint import (
     save_model,
     write_json,
 )
-from .data import DATASETS, DataError, Splits, available_memory, load_data
+from .data import DATASETS, DataError, Splits, available_memory, load_data, read_array
 from .distributed import ProcessInfo, init_from_env, shutdown
 from .evaluate import evaluate_nll
 from .model import MADE
@@ -156,9 +156,43 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", "--num-samples", type=int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--out", metavar="FILE", help="samples.png, .npy or .csv (default: RUN_DIR/samples.png "
                         "for image data, else RUN_DIR/samples.npy)")
+    sample.add_argument("--ensemble", type=int, metavar="K",
+                        help="draw from the mixture of K masks, a mask picked per sample (default: the run's mask)")
+    sample.add_argument("--batch-size", type=int, default=1000, help="samples drawn at once (default: 1000)")
     sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
     sample.add_argument("--device", default="auto", help="(default: auto)")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=cmd_sample)
+
+    impute = sub.add_parser(
+        "impute", help="fill in missing values, or inpaint images", description="Draw the missing entries of "
+        "each row from p(x_missing | x_observed), exactly, under orderings that put the observed dimensions "
+        "first. Needs a run trained with resampled orderings (--masks K --resample full|ordering), unless the "
+        "observed dimensions come first in the run's own ordering. Prints the conditional NLL of the hidden "
+        "values when they are known.")
+    impute.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
+    what = impute.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", metavar="FILE", help=".npy or .csv rows to complete; NaN (or an empty CSV cell) "
+                      "marks a missing value unless --mask is given")
+    what.add_argument("--inpaint", metavar="PNG", help="image data: a picture of test images given one half "
+                      "(--given) and several completions of the other half")
+    impute.add_argument("--mask", metavar="FILE", help="with --data: .npy or .csv of 0/1 the shape of the data, "
+                        "1 = missing; the data's values there are hidden (and scored if present)")
+    impute.add_argument("--out", metavar="FILE", help="with --data: .npy or .csv; N*K rows, the K completions of "
+                        "row i are rows i*K .. i*K+K-1 (default: RUN_DIR/imputed.npy)")
+    impute.add_argument("--samples", type=int, metavar="K", help="completions per row (default: 1; 6 with --inpaint)")
+    impute.add_argument("--given", choices=["top", "bottom", "left", "right"], default="top",
+                        help="with --inpaint: the half of each image that is observed (default: top)")
+    impute.add_argument("--examples", type=int, default=8, help="with --inpaint: images shown (default: 8)")
+    impute.add_argument("--split", choices=["train", "valid", "test"], default="test",
+                        help="with --inpaint: the split the images and the NLL come from (default: test)")
+    impute.add_argument("--ensemble", type=int, metavar="K",
+                        help="masks in the mixture (default: as in the run's evaluation)")
+    impute.add_argument("--batch-size", type=int, default=100, help="rows imputed at once (default: 100)")
+    impute.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    impute.add_argument("--device", default="auto", help="(default: auto)")
+    impute.add_argument("--quiet", action="store_true", help="no progress bar")
+    impute.set_defaults(func=cmd_impute)
     return parser
 
 
@@ -367,10 +401,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_for_inference(args: argparse.Namespace) -> tuple[MADE, dict]:
+    model, config = _load_run(args.run_dir, _device(args.device))
+    model = model.to(getattr(torch, config.get("eval", {}).get("dtype", "float32")))
+    model.eval()
+    return model, config
+
+
+def _save_rows(path: Path, rows: np.ndarray) -> None:
+    """Write rows as .npy or .csv: integers (uint8, %d) when every value is a whole number in 0..255."""
+    whole = bool(np.all((rows == np.round(rows)) & (rows >= 0) & (rows <= 255)))
+    if path.suffix == ".npy":
+        atomic_write(path, lambda tmp: np.save(tmp, rows.astype(np.uint8 if whole else np.float32)))
+    else:
+        atomic_write(path, lambda tmp: np.savetxt(tmp, rows, fmt="%d" if whole else "%.7g", delimiter=","))
+
+
+def _batches(total: int, size: int, desc: str, quiet: bool):
+    """``(start, stop)`` pairs covering ``range(total)``, with a progress bar when there is more than one."""
+    from tqdm.auto import tqdm
+
+    if size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {size}")
+    bar = tqdm(total=total, desc=desc, disable=True if quiet or total <= size else None)
+    for start in range(0, total, size):
+        stop = min(start + size, total)
+        yield start, stop
+        bar.update(stop - start)
+    bar.close()
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
-    model, config = _load_run(args.run_dir, _device(args.device))
+    model, config = _load_for_inference(args)
     image_shape = config.get("image_shape")
     out = Path(args.out) if args.out else Path(args.run_dir) / ("samples.png" if image_shape else "samples.npy")
     if out.suffix not in (".png", ".npy", ".csv"):
@@ -378,16 +442,133 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix == ".png" and not image_shape:
         raise ValueError("this data is not image-shaped; write .npy or .csv instead of .png")
     generator = torch.Generator(device=model.output.weight.device).manual_seed(args.seed)
-    samples = model.sample(args.num_samples, generator=generator).cpu().numpy()
+    parts = [
+        model.sample(stop - start, generator=generator, ensemble=args.ensemble).cpu().numpy()
+        for start, stop in _batches(args.num_samples, args.batch_size, "sampling", args.quiet)
+    ]
+    samples = np.concatenate(parts)
     if out.suffix == ".png":
         from .plots import save_image_grid
 
         atomic_write(out, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
-    elif out.suffix == ".npy":
-        atomic_write(out, lambda tmp: np.save(tmp, samples.astype(np.uint8)))
     else:
-        atomic_write(out, lambda tmp: np.savetxt(tmp, samples, fmt="%d", delimiter=","))
+        _save_rows(out, samples)
     print(f"wrote {args.num_samples} samples to {out}")
+    return 0
+
+
+def _read_missing(args: argparse.Namespace, num_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows to complete and their observed mask, from --data (NaN = missing) and --mask (1 = missing)."""
+    data = read_array(args.data)
+    if data.shape[1] != num_inputs:
+        raise DataError(f"{args.data}: the data has {data.shape[1]} columns, the model expects {num_inputs}")
+    if args.mask is None:
+        observed = ~np.isnan(data)
+    else:
+        mask = read_array(args.mask)
+        if mask.shape != data.shape:
+            raise DataError(f"{args.mask}: the mask has shape {mask.shape}, the data {data.shape}")
+        if not np.isin(mask, (0, 1)).all():
+            raise DataError(f"{args.mask}: the mask must hold 0 (observed) or 1 (missing)")
+        observed = mask == 0
+        if np.isnan(data[observed]).any():
+            row, col = np.argwhere(observed & np.isnan(data))[0]
+            raise DataError(f"{args.data}: row {row + 1}, column {col + 1} is NaN but the mask says observed")
+    return data, observed
+
+
+def _conditional_nll(model: MADE, x: torch.Tensor, observed: torch.Tensor, ensemble: int | None,
+                     batch_size: int, quiet: bool) -> tuple[float, float, int]:
+    """Mean and standard error of -log p(x_missing | x_observed) over rows with something missing."""
+    rows = (~observed).any(dim=1)
+    x, observed = x[rows], observed[rows]
+    device, dtype = model.output.weight.device, model.output.weight.dtype
+    nll = torch.cat([
+        -model.conditional_log_prob(x[a:b].to(device, dtype), observed[a:b].to(device), ensemble=ensemble).cpu()
+        for a, b in _batches(len(x), batch_size, "scoring", quiet)
+    ]).double()
+    n = nll.numel()
+    return float(nll.mean()), float(nll.std() / n**0.5) if n > 1 else float("nan"), n
+
+
+def _impute_rows(model: MADE, x: torch.Tensor, observed: torch.Tensor, samples: int, args: argparse.Namespace,
+                 ensemble: int | None) -> torch.Tensor:
+    """``[N, samples, D]`` completions, computed in batches of rows with a progress bar."""
+    device, dtype = model.output.weight.device, model.output.weight.dtype
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    parts = [
+        model.impute(x[a:b].to(device, dtype), observed[a:b].to(device), samples, ensemble=ensemble,
+                     generator=generator).transpose(0, 1).cpu()
+        for a, b in _batches(len(x), args.batch_size, "imputing", args.quiet)
+    ]
+    return torch.cat(parts)
+
+
+def _given_half(image_shape: tuple[int, int], side: str) -> np.ndarray:
+    """Bool ``[H*W]``: True on the observed half of the image."""
+    h, w = image_shape
+    rows, cols = np.indices((h, w))
+    half = {"top": rows < h // 2, "bottom": rows >= h // 2, "left": cols < w // 2, "right": cols >= w // 2}[side]
+    return half.reshape(-1)
+
+
+def cmd_impute(args: argparse.Namespace) -> int:
+    if args.samples is not None and args.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {args.samples}")
+    model, config = _load_for_inference(args)
+    ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
+    masks = f"mixture of {ensemble} masks" if ensemble else "the run's mask"
+    if args.inpaint:
+        if args.mask or args.out:
+            raise ValueError("--mask and --out go with --data, not with --inpaint")
+        return _inpaint(args, model, config, ensemble, masks)
+    data, observed = _read_missing(args, model.num_inputs)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "imputed.npy"
+    if out.suffix not in (".npy", ".csv"):
+        raise ValueError(f"--out must end in .npy or .csv, got {out}")
+    x, seen = _tensor(data), _tensor(observed)
+    try:
+        model.family.check_support(torch.where(seen, x, torch.zeros_like(x)))
+    except ValueError as err:
+        raise DataError(f"{args.data}: {err}") from None
+    samples = args.samples or 1
+    filled = _impute_rows(model, x, seen, samples, args, ensemble)
+    _save_rows(out, filled.reshape(-1, model.num_inputs).numpy())
+    print(f"filled {int((~observed).sum())} missing values in {len(data)} rows, {samples} completion(s) each "
+          f"({masks}); wrote {len(data) * samples} rows to {out}")
+    if np.isnan(data).any():
+        print("the missing values are unknown (NaN), so there is no conditional NLL to report")
+    else:
+        nll, stderr, n = _conditional_nll(model, x, seen, ensemble, args.batch_size, args.quiet)
+        print(f"conditional NLL of the hidden values: {nll:.4f} ± {stderr:.4f} nats per row over {n} rows")
+    return 0
+
+
+def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int | None, masks: str) -> int:
+    image_shape = config.get("image_shape")
+    if not image_shape:
+        raise ValueError("--inpaint needs image data (the run's data set has no image shape); use --data")
+    out = Path(args.inpaint)
+    if out.suffix != ".png":
+        raise ValueError(f"--inpaint must end in .png, got {out}")
+    if args.examples < 1:
+        raise ValueError(f"--examples must be at least 1, got {args.examples}")
+    data = _tensor(_load(config["data"]).split(args.split))
+    if data.shape[1] != model.num_inputs:
+        raise ValueError(f"the data has {data.shape[1]} columns, the model expects {model.num_inputs}")
+    half = torch.from_numpy(_given_half(tuple(image_shape), args.given))
+    observed = half.expand(data.shape[0], -1)
+    shown = data[: args.examples]
+    completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble)
+    from .plots import save_inpainting
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_inpainting(shown.numpy(), half.numpy(), completions.numpy(), tuple(image_shape), out)
+    print(f"wrote {len(shown)} {args.split} images given their {args.given} half, with {completions.shape[1]} "
+          f"completions each ({masks}), to {out}")
+    nll, stderr, n = _conditional_nll(model, data, observed, ensemble, 1000, args.quiet)
+    print(f"conditional NLL of the other half given the {args.given} half, {args.split} split: "
+          f"{nll:.4f} ± {stderr:.4f} nats per image over {n} images ({masks})")
     return 0
 
 

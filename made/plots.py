@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["image_grid", "save_image_grid"]
+__all__ = ["image_grid", "save_image_grid", "save_inpainting"]
 
 
 def image_grid(images: np.ndarray, image_shape: tuple[int, int], columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -36,3 +36,15 @@ def save_image_grid(
     picture = Image.fromarray(grid, mode="L")
     picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
     picture.save(path)
+
+
+def save_inpainting(
+    originals: np.ndarray, observed: np.ndarray, completions: np.ndarray, image_shape: tuple[int, int], path: str | Path
+) -> None:
+    """One row per image: the original, what the model is given (hidden pixels grey), then its completions.
+
+    ``originals`` is ``[N, H*W]``, ``observed`` a bool ``[H*W]``, ``completions`` ``[N, K, H*W]``.
+    """
+    given = np.where(observed, originals, 0.5)
+    rows = np.concatenate([originals[:, None], given[:, None], completions], axis=1)
+    save_image_grid(rows.reshape(-1, rows.shape[-1]), image_shape, path, columns=rows.shape[1])
