@@ -198,3 +198,22 @@ def test_bernoulli_support_check_is_exact(bad):
         MADE(4, [8]).log_prob(x)
     MADE(4, [8]).family.check_support(x[:, :3])
     MADE(4, [8]).family.check_support(torch.tensor([[0, 1, 1, 0]], dtype=torch.uint8))
+
+
+def test_mask_with_a_given_ordering_keeps_the_seeds_degrees_and_is_restored():
+    model = MADE(6, [12, 12], num_masks=3, direct=True, seed=1)
+    model.set_mask(1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seed = model.mask_seeds[2]
+    ordering = torch.tensor([5, 3, 1, 0, 2, 4])
+    with model.using_mask(seed, ordering):
+        assert model.ordering.tolist() == ordering.tolist()
+        model.check_autoregressive()
+        assert model.connectivity(seed, ordering)[1][0].tolist() == model.connectivity(seed)[1][0].tolist()
+        hidden = model.hidden[1].mask.clone()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    model.set_mask_seed(seed)
+    assert torch.equal(model.hidden[1].mask, hidden)  # same degrees, so same hidden-to-hidden mask
+    assert model.reorders and not MADE(6, [12], num_masks=3, resample="connectivity").reorders
+    with pytest.raises(ValueError, match="permutation"):
+        model.set_mask_seed(seed, torch.tensor([0, 0, 1, 2, 3, 4]))
