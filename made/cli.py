@@ -80,6 +80,13 @@ def _add_data_args(parser: argparse.ArgumentParser, default: str | None) -> None
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the 80/10/10 split of a single array (default: 0)")
 
 
+def _add_drawing_args(parser: argparse.ArgumentParser, batch: str, batch_size: int) -> None:
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch} (default: {batch_size})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (default: 0)")
+    parser.add_argument("--device", default="auto", help="(default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -158,10 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "for image data, else RUN_DIR/samples.npy)")
     sample.add_argument("--ensemble", type=int, metavar="K",
                         help="draw from the mixture of K masks, a mask picked per sample (default: the run's mask)")
-    sample.add_argument("--batch-size", type=int, default=1000, help="samples drawn at once (default: 1000)")
-    sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    sample.add_argument("--device", default="auto", help="(default: auto)")
-    sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_drawing_args(sample, "samples drawn at once", 1000)
     sample.set_defaults(func=cmd_sample)
 
     impute = sub.add_parser(
@@ -188,10 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --inpaint: the split the images and the NLL come from (default: test)")
     impute.add_argument("--ensemble", type=int, metavar="K",
                         help="masks in the mixture (default: as in the run's evaluation)")
-    impute.add_argument("--batch-size", type=int, default=100, help="rows imputed at once (default: 100)")
-    impute.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    impute.add_argument("--device", default="auto", help="(default: auto)")
-    impute.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_drawing_args(impute, "rows imputed at once", 100)
     impute.set_defaults(func=cmd_impute)
     return parser
 
