@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("--samples", type=int, metavar="K", help="completions per row (default: 1; 6 with --inpaint)")
     impute.add_argument("--given", choices=["top", "bottom", "left", "right"], default="top",
                         help="with --inpaint: the half of each image that is observed (default: top)")
-    impute.add_argument("--examples", type=int, default=8, help="with --inpaint: images shown (default: 8)")
+    impute.add_argument("--examples", type=int, default=8, help="with --inpaint: images shown, evenly spaced through the split (default: 8)")
     impute.add_argument("--split", choices=["train", "valid", "test"], default="test",
                         help="with --inpaint: the split the images and the NLL come from (default: test)")
     impute.add_argument("--ensemble", type=int, metavar="K",
@@ -559,7 +559,7 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
         raise ValueError(f"the data has {data.shape[1]} columns, the model expects {model.num_inputs}")
     half = torch.from_numpy(_given_half(tuple(image_shape), args.given))
     observed = half.expand(data.shape[0], -1)
-    shown = data[: args.examples]
+    shown = data[np.linspace(0, len(data) - 1, min(args.examples, len(data))).round().astype(int)]
     completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble)
     from .plots import save_inpainting
 
