@@ -24,7 +24,7 @@ naive time is shown as a lower estimate, marked ``~``. A library that refuses an
 architecture is shown as n/a with its reason.
 
     pip install -e '.[bench]'
-    python benchmarks/sampling.py                      # CPU
+    python benchmarks/sampling.py --threads 1          # CPU
     python benchmarks/sampling.py --device cuda --out benchmarks/SAMPLING-cuda.md
 """
 
@@ -205,8 +205,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed calls for fast samplers")
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="longest full run of one D-pass sampler before it is extrapolated (default: 60)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", help="also write the markdown table to this file")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     lines = [f"device: {machine(device)}", f"versions: {versions()}", check_equal_draws(device), "",
              "| hidden | n | sampler | seconds | time / ours |", "| --- | --- | --- | --- | --- |"]

@@ -518,7 +518,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be at least 1, got {args.samples}")
     model, config = _load_for_inference(args)
     ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
-    masks = f"mixture of {ensemble} masks" if ensemble else "the run's mask"
+    masks = "the run's mask" if not ensemble else f"mixture of {ensemble} masks" if ensemble > 1 else "1 mask"
     if args.inpaint:
         if args.mask or args.out:
             raise ValueError("--mask and --out go with --data, not with --inpaint")
