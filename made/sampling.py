@@ -109,15 +109,14 @@ class IncrementalSampler:
             return weight[:, self.in_rows].contiguous(), weight[:, data_width:].contiguous()
 
         # Hidden layers: weights [out, in] with rows and columns sorted by effective degree.
-        self.weights, self.constants, self.context_weights, self.starts = [], [], [], []
+        self.weights, self.constants, self.starts, self.context_weight = [], [], [], None
         prev_degree, prev_order = column_degree, None
         for index, layer in enumerate(model.hidden):
             degree = _reach(layer.mask, prev_degree)
             order = torch.argsort(degree, stable=True)
             weight = (layer.weight * layer.mask)[order]
             if index == 0:
-                weight, context_weight = split(weight)
-                self.context_weights.append(context_weight)
+                weight, self.context_weight = split(weight)
             else:
                 weight = weight[:, prev_order].contiguous()
             self.weights.append(weight)
@@ -179,7 +178,7 @@ class IncrementalSampler:
         if context is not None:
             context = context.to(dtype)
             if pre:
-                pre[0] += self.context_weights[0] @ context.T
+                pre[0] += self.context_weight @ context.T
             if self.skip_context is not None:
                 out += self.skip_context @ context.T
         self._complete(pre, out, inputs, 0, num_given)
