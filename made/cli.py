@@ -563,8 +563,8 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
     completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble)
     from .plots import save_inpainting
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_inpainting(shown.numpy(), half.numpy(), completions.numpy(), tuple(image_shape), out)
+    atomic_write(out, lambda tmp: save_inpainting(shown.numpy(), half.numpy(), completions.numpy(),
+                                                  tuple(image_shape), tmp))
     print(f"wrote {len(shown)} {args.split} images given their {args.given} half, with {completions.shape[1]} "
           f"completions each ({masks}), to {out}")
     nll, stderr, n = _conditional_nll(model, data, observed, ensemble, 1000, args.quiet)

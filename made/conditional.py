@@ -68,6 +68,8 @@ def conditional_orderings(model: MADE, seeds: list[int], observed: Tensor) -> li
 
 def _check(model: MADE, x: Tensor, observed: Tensor, context: Tensor | None, whole: bool) -> Tensor:
     """Validate the arguments; return ``x`` with its missing entries set to 0 (unless ``whole``)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not isinstance(observed, Tensor) or observed.dtype != torch.bool:
         raise ValueError("observed must be a bool tensor (True where a value is observed)")
     if x.dim() != 2 or observed.shape != x.shape:

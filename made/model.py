@@ -334,7 +334,7 @@ class MADE(nn.Module):
         if ensemble is not None:
             from .conditional import impute
 
-            blank = torch.zeros(num_samples, self.num_inputs, device=self.output.weight.device)
+            blank = self.output.weight.new_zeros(num_samples, self.num_inputs)
             observed = torch.zeros_like(blank, dtype=torch.bool)
             return impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
         device, dtype = self.output.weight.device, self.output.weight.dtype
