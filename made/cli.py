@@ -178,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = impute.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", metavar="FILE", help=".npy or .csv rows to complete; NaN (or an empty CSV cell) "
                       "marks a missing value unless --mask is given")
-    what.add_argument("--inpaint", metavar="PNG", help="image data: a picture of test images given one half "
-                      "(--given) and several completions of the other half")
+    what.add_argument("--inpaint", metavar="PNG", help="image data: a picture of images of the run's data "
+                      "(--split) given one half (--given), with several completions of the other half")
     impute.add_argument("--mask", metavar="FILE", help="with --data: .npy or .csv of 0/1 the shape of the data, "
                         "1 = missing; the data's values there are hidden (and scored if present)")
     impute.add_argument("--out", metavar="FILE", help="with --data: .npy or .csv; N*K rows, the K completions of "
@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("--samples", type=int, metavar="K", help="completions per row (default: 1; 6 with --inpaint)")
     impute.add_argument("--given", choices=["top", "bottom", "left", "right"], default="top",
                         help="with --inpaint: the half of each image that is observed (default: top)")
-    impute.add_argument("--examples", type=int, default=8, help="with --inpaint: images shown, evenly spaced through the split (default: 8)")
+    impute.add_argument("--examples", type=int, default=8,
+                        help="with --inpaint: images shown, evenly spaced through the split (default: 8)")
     impute.add_argument("--split", choices=["train", "valid", "test"], default="test",
                         help="with --inpaint: the split the images and the NLL come from (default: test)")
     impute.add_argument("--ensemble", type=int, metavar="K",

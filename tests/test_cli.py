@@ -65,14 +65,16 @@ def test_help_explains_options(capsys):
 def agnostic_run(tmp_path_factory):
     """A small order-agnostic digits run (4 masks resampling orderings and connectivity)."""
     run = tmp_path_factory.mktemp("agnostic") / "run"
-    args = ["train", "--dataset", "digits", "--out", str(run), "--hidden", "32", "--masks", "4", "--epochs", "2", "--quiet"]
+    args = ["train", "--dataset", "digits", "--out", str(run), "--hidden", "32", "--masks", "4", "--epochs", "2",
+            "--quiet"]
     assert main(args) == 0
     return run
 
 
 def test_sample_in_batches_and_from_an_ensemble(agnostic_run, tmp_path):
     out = tmp_path / "s.npy"
-    assert main(["sample", str(agnostic_run), "-n", "25", "--batch-size", "10", "--ensemble", "4", "--out", str(out)]) == 0
+    args = ["sample", str(agnostic_run), "-n", "25", "--batch-size", "10", "--ensemble", "4", "--out", str(out)]
+    assert main(args) == 0
     assert np.load(out).shape == (25, 64)
 
 
