@@ -241,7 +241,7 @@ class MaskedLinear(nn.Linear):
         )
         frozen = self._frozen
         if frozen is None or frozen.key != key:
-            frozen = self._frozen = _Frozen(key, *self._effective())
+            frozen = self._frozen = _Frozen(key, *self.effective())
         frozen.uses += 1
         if self._blocks_pay(x):
             if frozen.blocks is None and (frozen.uses > 1 or x.numel() >= BLOCKS_NOW_INPUTS or _fast_path == "blocks"):
@@ -252,10 +252,10 @@ class MaskedLinear(nn.Linear):
             if frozen.blocks is not None:
                 return frozen.blocks(x)
         if frozen.weight is None:
-            frozen.weight, frozen.bias = self._effective()
+            frozen.weight, frozen.bias = self.effective()
         return F.linear(x, frozen.weight, frozen.bias)
 
-    def _effective(self) -> tuple[Tensor, Tensor | None]:
+    def effective(self) -> tuple[Tensor, Tensor | None]:
         """``W * M`` and the bias, with the conditioning term ``(U * M) 1`` folded into it."""
         mask = self._mask_like_weight()
         bias = self.bias

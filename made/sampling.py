@@ -29,7 +29,6 @@ from torch import Tensor
 
 from .families import Family
 from .model import ACTIVATIONS, MADE
-from .nn import MaskedLinear
 
 __all__ = ["sample_naive", "sample_incremental", "IncrementalSampler"]
 
@@ -57,14 +56,6 @@ def sample_naive(
 
 def _offsets(widths: list[int]) -> list[int]:
     return [0, *itertools.accumulate(widths)]
-
-
-def _constant(layer: MaskedLinear) -> Tensor:
-    """The input-independent part of a layer: bias plus the conditioning term ``(U * M) 1``."""
-    out = layer.bias.clone() if layer.bias is not None else layer.weight.new_zeros(layer.out_features)
-    if layer.conditioning is not None:
-        out += (layer.conditioning * layer.mask).sum(dim=1)
-    return out
 
 
 def _reach(mask: Tensor, degrees_in: Tensor) -> Tensor:
@@ -114,31 +105,33 @@ class IncrementalSampler:
         for index, layer in enumerate(model.hidden):
             degree = _reach(layer.mask, prev_degree)
             order = torch.argsort(degree, stable=True)
-            weight = (layer.weight * layer.mask)[order]
+            weight, constant = layer.effective()
+            weight = weight[order]
             if index == 0:
                 weight, self.context_weight = split(weight)
             else:
                 weight = weight[:, prev_order].contiguous()
             self.weights.append(weight)
-            self.constants.append(_constant(layer)[order])
+            self.constants.append(constant[order])
             self.starts.append(self._starts(degree[order]))
             prev_degree, prev_order = degree, order
 
         # Outputs, in position order: from the last hidden layer, and from the inputs
         # (the direct connection, or the output layer itself when there is no hidden layer).
         out_degree = position.repeat_interleave(torch.tensor(family.params_per_dim, device=device))[out_cols]
-        self.out_constant = _constant(model.output)[out_cols]
+        head, out_constant = model.output.effective()
+        self.out_constant = out_constant[out_cols]
         from_inputs = [layer for layer in (model.direct, None if model.hidden else model.output) if layer is not None]
         self.head = None
         if model.hidden:
             mask = model.output.mask[out_cols]
             self._check_reach(mask, prev_degree, out_degree)
-            self.head = (model.output.weight * model.output.mask)[out_cols][:, prev_order].contiguous()
+            self.head = head[out_cols][:, prev_order].contiguous()
         self.skip, self.skip_context = None, None
         if from_inputs:
             for layer in from_inputs:
                 self._check_reach(layer.mask[out_cols], column_degree, out_degree)
-            total = sum((layer.weight * layer.mask)[out_cols] for layer in from_inputs)
+            total = sum(layer.effective()[0][out_cols] for layer in from_inputs)
             self.skip, self.skip_context = split(total)
 
     def _starts(self, sorted_degree: Tensor) -> list[int]:
