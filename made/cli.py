@@ -41,7 +41,7 @@ __all__ = ["main", "build_parser"]
 DATASET_NAMES = ["digits", *DATASETS]
 ARGS_FILE, LOG_FILE, CHECKPOINT_DIR = "args.json", "log.jsonl", "checkpoint"
 NOT_STORED = {"help", "resume", "out", "overwrite"}  # how to start, not what to train
-RESUME_MAY_CHANGE = {"quiet", "device", "checkpoint_every"}  # options --resume accepts: they leave the result alone
+RESUME_MAY_CHANGE = {"quiet", "device", "checkpoint_every", "max_minutes"}  # options --resume accepts: how, not what
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
     "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int},
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--activation", choices=["relu", "tanh", "softplus"], default="relu",
                        help="hidden activation (default: relu)")
     model.add_argument("--conditioning", action="store_true", help="add the paper's connectivity-conditioning weights")
+    model.add_argument("--init", choices=["default", "orthogonal"], default="default",
+                       help="weight initialization: PyTorch's, or semi-orthogonal with zero biases as in the "
+                       "authors' code (default: default)")
     model.add_argument("--seed", type=int, default=0, help="seed of weights, masks and minibatch order (default: 0)")
     opt = train.add_argument_group("optimization")
     opt.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam", help="optimizer (default: adam)")
@@ -130,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--batch-size", type=int, default=100, help="minibatch size (default: 100)")
     opt.add_argument("--patience", type=int, default=30, help="epochs without validation improvement before stopping (default: 30)")
     opt.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs (default: 1000)")
+    opt.add_argument("--max-minutes", type=float, metavar="M",
+                     help="wall-clock budget: stop after the epoch that passes it, keeping the best weights (default: none)")
     opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
     opt.add_argument("--adadelta-eps", type=float, default=1e-5, help="adadelta epsilon (default: 1e-5, the authors')")
     opt.add_argument("--adadelta-rho", type=float, default=0.95, help="adadelta decay (default: 0.95, the authors')")
@@ -318,6 +323,7 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
         epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
         adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
+        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
     spec = _data_spec(args)
     splits = _load(spec)
@@ -326,7 +332,7 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
     settings = {
         "num_inputs": splits.num_inputs, "hidden_sizes": args.hidden, "num_masks": args.masks,
         "ordering": args.ordering, "direct": args.direct, "seed": args.seed, "activation": args.activation,
-        "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning,
+        "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning, "init": args.init,
     }
     _check_memory(settings, dtype)
     torch.manual_seed(args.seed)

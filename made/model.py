@@ -65,6 +65,9 @@ class MADE(nn.Module):
         degrees: hidden-degree rule, ``"random"`` (the paper) or ``"even"``.
         conditioning: add the connectivity-conditioning weights (eq. 14).
         context_size: width of an optional context vector seen by every unit.
+        init: ``"default"`` (PyTorch's ``nn.Linear`` initialization) or
+            ``"orthogonal"`` (semi-orthogonal weights and zero biases, as in the
+            authors' code and their README commands).
 
     Example:
         >>> model = MADE(num_inputs=8, hidden_sizes=[32], direct=True)
@@ -86,6 +89,7 @@ class MADE(nn.Module):
         degrees: DegreeRule = "random",
         conditioning: bool = False,
         context_size: int = 0,
+        init: Literal["default", "orthogonal"] = "default",
     ) -> None:
         super().__init__()
         if num_inputs < 1:
@@ -98,6 +102,8 @@ class MADE(nn.Module):
             raise ValueError(f"num_masks must be a positive integer or 'unlimited', got {num_masks!r}")
         if context_size < 0:
             raise ValueError(f"context_size must be >= 0, got {context_size}")
+        if init not in ("default", "orthogonal"):
+            raise ValueError(f"init must be 'default' or 'orthogonal', got {init!r}")
         self.num_inputs = num_inputs
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.family = make_family(num_inputs, family)
@@ -109,6 +115,7 @@ class MADE(nn.Module):
         self.resample = resample
         self.degree_rule = degrees
         self.context_size = context_size
+        self.init = init
         self.validate_args = True
         narrow = [h for h in self.hidden_sizes if h < num_inputs - 1]
         if narrow:
@@ -126,6 +133,9 @@ class MADE(nn.Module):
         )
         self.output = MaskedLinear(widths[-1], out_width, conditioning=conditioning)
         self.direct = MaskedLinear(in_width, out_width, bias=False) if direct else None
+        if init == "orthogonal":
+            for layer in self.masked_layers():
+                layer.reset_orthogonal()
         self.register_buffer("ordering", torch.arange(num_inputs))
         self.register_buffer("mask_seed", torch.tensor(0, dtype=torch.long))
         pool = 1 if num_masks == "unlimited" else num_masks
@@ -133,6 +143,10 @@ class MADE(nn.Module):
         self.set_mask_seed(self.mask_seeds[0])
 
     # ----------------------------------------------------------------- masks
+    def masked_layers(self) -> list[MaskedLinear]:
+        """Every masked layer, input side first: hidden layers, output layer, direct connection."""
+        return [*self.hidden, self.output, *([self.direct] if self.direct is not None else [])]
+
     @property
     def resamples(self) -> bool:
         """Whether connectivity changes between minibatches (a pool of more than one mask)."""
@@ -383,6 +397,7 @@ class MADE(nn.Module):
             "degrees": self.degree_rule,
             "conditioning": self.output.conditioning is not None,
             "context_size": self.context_size,
+            "init": self.init,
         }
 
     def extra_repr(self) -> str:

@@ -48,6 +48,7 @@ class TrainConfig:
     valid_ensemble: int | None = None  # masks averaged for validation; None: the whole pool (300 if unlimited)
     eval_batch_size: int = 1000
     checkpoint_every: int = 1  # epochs between training checkpoints (when fit is given a checkpoint_dir)
+    max_seconds: float | None = None  # wall-clock budget: stop after the epoch that exceeds it
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -57,6 +58,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
 
 
 @dataclass
@@ -117,12 +120,12 @@ class _SummedNLL(nn.Module):
 
 def fingerprint(model: MADE, config: TrainConfig, train: Tensor, valid: Tensor) -> dict:
     """What a checkpoint must have been trained on to be resumed: the model, the training
-    settings (but how often to checkpoint) and the data (shapes and SHA-256)."""
+    settings (but how often to checkpoint and the time budget) and the data (shapes and SHA-256)."""
 
     def digest(data: Tensor) -> list:
         return [list(data.shape), hashlib.sha256(data.detach().cpu().contiguous().numpy().tobytes()).hexdigest()]
 
-    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    settings = {k: v for k, v in asdict(config).items() if k not in ("checkpoint_every", "max_seconds")}
     record = {"model": model.config(), "train": settings, "train_data": digest(train), "valid_data": digest(valid)}
     return json.loads(json.dumps(record))  # as it reads back from JSON
 
@@ -142,7 +145,8 @@ def fit(
 
     Each minibatch uses the next mask of the pool (a fresh one if unlimited). After
     every epoch the validation NLL is computed (averaged over the pool's masks);
-    training stops after ``patience`` epochs without improvement or at ``epochs``.
+    training stops after ``patience`` epochs without improvement, at ``epochs``, or
+    after the epoch that exceeds ``max_seconds``.
     ``log_path`` receives one JSON line per epoch; ``progress=None`` shows a bar on
     a terminal only.
 
@@ -219,7 +223,7 @@ def fit(
                 on_epoch(record)
             bar.set_postfix(valid_nll=f"{valid_nll:.3f}", best=f"{history.best_valid_nll:.3f}")
             bar.update()
-            stop = epoch - history.best_epoch >= config.patience
+            stop = epoch - history.best_epoch >= config.patience or _over_budget(record, config, info, device)
             if checkpoint_dir is not None and info.is_main and (stop or epoch % config.checkpoint_every == 0):
                 history.seconds = record["seconds"]
                 progress_record = _progress(history, step, run_fingerprint)
@@ -235,6 +239,15 @@ def fit(
         model.load_state_dict(best_state)
     history.seconds = seconds_before + time.perf_counter() - start
     return history
+
+
+def _over_budget(record: dict, config: TrainConfig, info: ProcessInfo, device: torch.device) -> bool:
+    """Whether training has used up ``max_seconds`` (over all sessions of a resumed run); every
+    process takes the same decision, so none waits for a minibatch the others never start."""
+    if config.max_seconds is None:
+        return False
+    over = float(record["seconds"] > config.max_seconds)
+    return all_sum([over], info, device)[0] > 0
 
 
 def _validation_nll(
