@@ -52,6 +52,7 @@ __all__ = [
     "check_model_settings",
     "save_model",
     "load_model",
+    "mask_state",
     "has_training_state",
     "clear_training_state",
     "save_training_state",
@@ -213,11 +214,31 @@ def count_weights(settings: dict) -> int:
 
 
 # ------------------------------------------------------------- run folders
+def mask_state(model: MADE) -> dict:
+    """The masks a reloaded model must use: the pool's seeds and the current mask's place in it.
+
+    ``pool_seeds`` is the finite pool (``None`` for ``"unlimited"``, whose masks are
+    drawn from ``seed`` by :func:`made.model.derive_seeds`: minibatch ``step``'s mask
+    and the ensembles' masks are functions of ``seed`` and their index alone);
+    ``position`` is the index of the current mask in the pool, ``None`` when it is
+    not a pool mask.
+    """
+    pool = None if model.num_masks == "unlimited" else [int(s) for s in model.mask_seeds]
+    current = int(model.mask_seed)
+    position = pool.index(current) if pool is not None and current in pool else None
+    return {"pool_seeds": pool, "current_seed": current, "position": position}
+
+
 def save_model(run_dir: str | Path, model: MADE, extra: dict | None = None) -> None:
-    """Write ``model.safetensors`` and ``config.json`` (the model's config plus ``extra``)."""
+    """Write ``model.safetensors`` and ``config.json`` (model config, mask state, then ``extra``)."""
     run_dir = Path(run_dir)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    config = {"format_version": FORMAT_VERSION, "made_version": __version__, "model": model.config()}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "made_version": __version__,
+        "model": model.config(),
+        "masks": mask_state(model),
+    }
     config.update(extra or {})
     atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
     write_json(run_dir / CONFIG_FILE, config)
@@ -249,8 +270,27 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{run_dir / CONFIG_FILE}: invalid model settings ({err})") from None
     model.load_state_dict(_read_state_dict(model, weights, _load_tensors(weights)))
+    _restore_pool(model, config.get("masks"), run_dir / CONFIG_FILE)
     _check_masks(model, weights)
     return model.to(device), config
+
+
+def _restore_pool(model: MADE, masks: Any, source: Path) -> None:
+    """Use the pool seeds the checkpoint stored, so the reloaded model evaluates the same masks."""
+    if masks is None:  # written before mask state was stored: the pool derives from the seed
+        return
+    pool = masks.get("pool_seeds") if isinstance(masks, dict) else masks
+    if model.num_masks == "unlimited":
+        if pool is not None:
+            raise CheckpointError(f"{source}: 'masks.pool_seeds' must be null for an unlimited pool")
+        return
+    if (
+        not isinstance(pool, list)
+        or len(pool) != model.num_masks
+        or not all(type(s) is int and 0 <= s < 2**63 for s in pool)
+    ):
+        raise CheckpointError(f"{source}: 'masks.pool_seeds' must be {model.num_masks} non-negative integers")
+    model.mask_seeds = list(pool)
 
 
 def _check_version(config: dict, source: Path) -> None:

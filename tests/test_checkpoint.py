@@ -219,3 +219,39 @@ def test_leftovers_of_an_unfinished_save_are_ignored_and_removed(tmp_path):
     progress, _ = _load_into_fresh(tmp_path)
     assert progress["epoch"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*record["files"].values(), "state.json"])
+
+
+@pytest.mark.parametrize("num_masks", [4, "unlimited"])
+def test_reloaded_model_evaluates_and_trains_on_the_same_masks(tmp_path, num_masks):
+    model = MADE(6, [10], num_masks=num_masks, direct=True, seed=9)
+    model.mask_for_step(6)
+    save_model(tmp_path, model)
+    config = json.loads((tmp_path / "config.json").read_text())
+    if num_masks == 4:
+        assert config["masks"] == {"pool_seeds": model.mask_seeds, "current_seed": model.mask_seeds[2], "position": 2}
+    else:
+        assert config["masks"]["pool_seeds"] is None and config["masks"]["position"] is None
+    loaded, _ = load_model(tmp_path)
+    x = all_binary(6, torch.float32)
+    assert torch.equal(loaded.log_prob(x, ensemble=4), model.log_prob(x, ensemble=4))
+    for step in (0, 5, 13):
+        model.mask_for_step(step)
+        loaded.mask_for_step(step)
+        assert int(loaded.mask_seed) == int(model.mask_seed)
+        assert torch.equal(loaded.log_prob(x), model.log_prob(x))
+
+
+def test_stored_pool_seeds_are_the_ones_used(tmp_path):
+    model = MADE(5, [8], num_masks=3, seed=2)
+    save_model(tmp_path, model)
+    config = json.loads((tmp_path / "config.json").read_text())
+    reordered = [config["masks"]["pool_seeds"][i] for i in (0, 2, 1)]
+    config["masks"]["pool_seeds"] = reordered
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded, _ = load_model(tmp_path)
+    assert loaded.mask_seeds == reordered
+    for bad in ([1, 2], [1, 2, "x"], [1, 2, -3], "seeds"):
+        config["masks"]["pool_seeds"] = bad
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match="pool_seeds"):
+            load_model(tmp_path)

@@ -142,3 +142,36 @@ def test_impute_errors(agnostic_run, tmp_path, capsys):
     args = ["impute", str(agnostic_run), "--data", str(tmp_path / "zeros.npy"), "--mask", str(tmp_path / "mask.npy")]
     assert main(args) == 2
     assert "0 (observed) or 1 (missing)" in capsys.readouterr().err
+
+
+def test_eval_reports_the_ensemble_and_its_standard_error(tmp_path, capsys):
+    import torch
+
+    from made.checkpoint import load_model
+    from made.data import load_dataset
+    from made.evaluate import evaluate_nll
+
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--hidden", "16", "--masks", "4", "--direct", "--epochs", "2", "--quiet"]
+    assert main(args + ["--init", "orthogonal"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["ensemble"] == 4  # the whole pool by default
+    capsys.readouterr()
+    assert main(["eval", str(run), "--ensemble", "3", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    model, _ = load_model(run)
+    expected = evaluate_nll(model, torch.from_numpy(load_dataset("digits").test), ensemble=3)
+    assert printed["ensemble"] == 3
+    assert printed["test_nll"] == expected.nll and printed["test_nll_stderr"] == expected.stderr > 0
+    assert main(["eval", str(run), "--ensemble", "3"]) == 0
+    text = capsys.readouterr().out
+    assert f"{expected.nll:.4f} ± {expected.stderr:.4f}" in text and "ensemble of 3 masks" in text
+    assert main(["eval", str(run), "--ensemble", "5"]) == 2
+    assert "only 4" in capsys.readouterr().err
+
+
+def test_unlimited_pool_is_tested_with_1000_masks(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--hidden", "8", "--masks", "unlimited", "--epochs", "1", "--valid-ensemble", "3"]
+    assert main(args + ["--quiet"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["ensemble"] == 1000

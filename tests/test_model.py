@@ -217,3 +217,15 @@ def test_mask_with_a_given_ordering_keeps_the_seeds_degrees_and_is_restored():
     assert model.reorders and not MADE(6, [12], num_masks=3, resample="connectivity").reorders
     with pytest.raises(ValueError, match="permutation"):
         model.set_mask_seed(seed, torch.tensor([0, 0, 1, 2, 3, 4]))
+
+
+def test_orthogonal_init_is_a_config_option():
+    model = MADE(6, [12], direct=True, init="orthogonal", conditioning=True)
+    assert model.config()["init"] == "orthogonal"
+    assert all(torch.all(layer.bias == 0) for layer in [*model.hidden, model.output])
+    w = model.hidden[0].weight.detach()
+    torch.testing.assert_close(w.T @ w, torch.eye(6), rtol=0, atol=1e-5)  # 12 x 6: orthonormal columns
+    rebuilt = MADE(**model.config())
+    assert rebuilt.init == "orthogonal"
+    with pytest.raises(ValueError, match="init"):
+        MADE(6, [12], init="xavier")

@@ -188,3 +188,42 @@ def test_pickles_carry_no_caches(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(copy.deepcopy(layer)(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_conditioning_weights_are_masked_and_applied_to_the_ones_vector():
+    """Eq. 14: h = g(b + (W * M) x + (U * M) 1), the same mask on W and on U."""
+    layer = MaskedLinear(4, 3, conditioning=True).double()
+    mask = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    layer.set_mask(mask)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    ones = torch.ones(4, dtype=torch.float64)
+    expected = x @ (layer.weight * mask).T + layer.bias + (layer.conditioning * mask) @ ones
+    torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
+    # the term depends on the connectivity only: a unit with no inputs gets its bias alone
+    torch.testing.assert_close(layer(torch.zeros(1, 4, dtype=torch.float64))[0, 2], layer.bias[2])
+    other = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    before = layer(torch.zeros(1, 4, dtype=torch.float64))
+    layer.set_mask(other)
+    after = layer(torch.zeros(1, 4, dtype=torch.float64))
+    assert before[0, 0] != after[0, 0] and before[0, 1] == after[0, 1]
+
+
+def test_made_puts_conditioning_weights_on_hidden_and_output_layers_not_direct():
+    from made import MADE
+
+    model = MADE(6, [10, 10], direct=True, conditioning=True, num_masks=3)
+    assert all(layer.conditioning is not None for layer in [*model.hidden, model.output])
+    assert model.direct.conditioning is None
+    assert MADE(6, [10], direct=True).output.conditioning is None
+
+
+@pytest.mark.parametrize("shape", [(3, 7), (7, 3), (5, 5)])
+def test_orthogonal_reset_gives_semi_orthogonal_weights_and_zero_biases(shape):
+    out_features, in_features = shape
+    layer = MaskedLinear(in_features, out_features, conditioning=True).double()
+    layer.reset_orthogonal()
+    for weight in (layer.weight, layer.conditioning):
+        small = min(shape)
+        gram = weight @ weight.T if out_features == small else weight.T @ weight
+        torch.testing.assert_close(gram, torch.eye(small, dtype=torch.float64), rtol=0, atol=1e-6)
+    assert torch.all(layer.bias == 0)
