@@ -81,3 +81,12 @@ def test_training_with_a_pool_cycles_masks():
     model.set_mask_seed = lambda s: (seeds.append(s), original(s))[1]
     fit(model, train[:400], valid, TrainConfig(epochs=1))
     assert seeds[:8] == model.mask_seeds * 2  # one mask per minibatch, in the pool's order
+
+
+def test_time_budget_stops_after_the_epoch_that_exceeds_it():
+    train, valid, _ = digits()
+    model = MADE(64, [20], seed=0)
+    history = fit(model, train[:200], valid, TrainConfig(epochs=50, max_seconds=1e-9))
+    assert history.epochs == 1 and history.best_epoch == 1
+    with pytest.raises(ValueError, match="max_seconds"):
+        TrainConfig(max_seconds=0)
