@@ -46,6 +46,6 @@ for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   echo "all runs ended after $(( $(date +%s) - start )) s (status $status)"
   for log in "$RUNS"/logs/*.log; do echo "== $(basename "$log")"; tail -n 4 "$log"; done
 } >> "$OUT/gpu.log"
-"$PYTHON" benchmarks/paper/report.py --results "$OUT/results.jsonl" --out "$OUT/RESULTS-gpu.md" >> "$OUT/gpu.log" 2>&1
+"$PYTHON" benchmarks/paper/report.py --results "$OUT/results.jsonl" --out "$OUT/RESULTS-gpu.md" --readme "" >> "$OUT/gpu.log" 2>&1
 cat "$OUT/gpu.log"
 exit $status
