@@ -16,8 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from reproduce import read_results  # noqa: E402
-from rows import MISSING, ROWS, Row  # noqa: E402
+from paper_rows import MISSING, ROWS, Row, read_results  # noqa: E402
 
 HEADER = """# Reproducing the MADE paper's tables
 

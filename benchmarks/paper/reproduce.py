@@ -29,7 +29,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from rows import ROWS  # noqa: E402
+from paper_rows import ROWS, read_results  # noqa: E402
 
 from made import __version__  # noqa: E402
 from made.checkpoint import read_json, write_json  # noqa: E402
@@ -47,13 +47,6 @@ def default_data_dir() -> Path:
         if candidate.is_dir():
             return candidate
     return REPO / "shared" / "data"
-
-
-def read_results(path: Path) -> list[dict]:
-    """Every JSON line of a results file (none if it does not exist)."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def append_result(path: Path, record: dict) -> None:

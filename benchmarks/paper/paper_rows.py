@@ -10,9 +10,11 @@ Figure 2); the paper's ± are 95% confidence intervals.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["Row", "ROWS", "MISSING", "UCI_BASE", "MNIST_BASE"]
+__all__ = ["Row", "ROWS", "MISSING", "UCI_BASE", "MNIST_BASE", "read_results"]
 
 # The paper's UCI protocol (§6.1) and the authors' DNA command: 500 ReLU units, direct
 # connection, adadelta (decay 0.95, eps 1e-5), minibatch 100, lookahead 30, orthogonal init.
@@ -95,3 +97,10 @@ MISSING: dict[str, tuple[float, float, float, float]] = {
     "rcv1": (47.10, 46.74, 0.11, 0.11),
     "web": (28.53, 28.25, 0.20, 0.20),
 }
+
+
+def read_results(path: Path) -> list[dict]:
+    """Every JSON line of a results file (none if it does not exist)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
