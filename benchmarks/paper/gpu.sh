@@ -10,8 +10,9 @@
 # validation improvement) or after GPU_MINUTES (default 6) minutes of training, keeping its best
 # weights; RESULTS says which. Results: OUT_DIR/results.jsonl (JSON lines for
 # benchmarks/paper/results-gpu.jsonl), OUT_DIR/RESULTS-gpu.md, OUT_DIR/gpu.log. Checkpoints and
-# per-run logs: OUT_DIR/ckpt/runs/. Running it again skips runs already in OUT_DIR/results.jsonl
-# and re-evaluates a run folder whose training finished; an interrupted training starts again.
+# per-run logs: OUT_DIR/ckpt/runs/ (a training checkpoint every 5 epochs and at the end). Running it
+# again skips runs already in OUT_DIR/results.jsonl and continues an interrupted one from its last
+# checkpoint (made train --resume).
 set -u
 OUT=${1:?usage: bash benchmarks/paper/gpu.sh OUT_DIR [DATA_DIR]}
 cd "$(dirname "$0")/../.."
@@ -37,7 +38,7 @@ for job in "mnist-8000-1mask lr0.05" "mnist-8000-1mask lr0.01" "mnist-500-1mask 
            "mnist-500-8masks lr0.05" "mnist-500-8masks lr0.01"; do
   set -- $job
   "$PYTHON" benchmarks/paper/reproduce.py "$1" --candidate "$2" --device cuda --data-dir "$DATA" \
-    --results "$OUT/results.jsonl" --runs "$RUNS" --max-minutes "$MINUTES" > "$RUNS/logs/$1-$2.log" 2>&1 &
+    --results "$OUT/results.jsonl" --runs "$RUNS" --max-minutes "$MINUTES" --checkpoint-every 5 > "$RUNS/logs/$1-$2.log" 2>&1 &
   pids+=($!)
 done
 status=0

@@ -6,9 +6,10 @@ r"""Measure rows of the MADE paper's tables, one command per row, resumably.
 
 Each (row, candidate) is one ``made train`` run into ``RUNS/ROW/CANDIDATE`` and one
 JSON line appended to the results file. A (row, candidate) whose line is already
-there with the same arguments is skipped, and a run folder that finished
-training is evaluated again rather than retrained, so an interrupted sweep
-resumes where it stopped. `report.py` turns the lines into RESULTS.md.
+there with the same arguments is skipped, a finished run folder is reused, and
+an interrupted one continues from its last checkpoint (``made train --resume``),
+so a sweep stopped at any moment resumes where it was. `report.py` turns the
+lines into RESULTS.md.
 """
 
 from __future__ import annotations
@@ -93,23 +94,33 @@ def stop_reason(metrics: dict, train: dict) -> str:
 
 
 def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
-    """Train (unless already trained) and evaluate one candidate of a row; return its record."""
+    """Train (or resume, or reuse) and evaluate one candidate of a row; return its record.
+
+    ``RUN_DIR/reproduce.json`` records which arguments the folder was started with:
+    a folder with the same ones is reused when finished and continued with
+    ``made train --resume`` when interrupted; any other is trained afresh.
+    """
     row = ROWS[name]
     run_dir = args.runs / name / candidate
     train_args = row.command(candidate)
-    extra = ["--epochs", str(args.epochs)] if args.epochs else []
-    extra += ["--max-minutes", f"{args.max_minutes:g}"] if args.max_minutes else []
-    argv = ["train", *train_args, *extra, "--data-dir", str(args.data_dir), "--device", args.device,
-            "--out", str(run_dir)]
-    started = time.perf_counter()
-    finished = (run_dir / "metrics.json").is_file() and read_json(run_dir / "config.json").get("reproduce") == argv
-    wall = None
-    if not finished:
+    what = [*train_args, *(["--epochs", str(args.epochs)] if args.epochs else [])]
+    budget = ["--max-minutes", f"{args.max_minutes:g}"] if args.max_minutes else []
+    how = ["--device", args.device, *budget, *([] if args.progress else ["--quiet"])]
+    how += ["--checkpoint-every", str(args.checkpoint_every)] if args.checkpoint_every else []
+    marker = run_dir / "reproduce.json"
+    same = marker.is_file() and read_json(marker).get("what") == what
+    started, wall = time.perf_counter(), None
+    if not (same and (run_dir / "metrics.json").is_file()):
+        if same and (run_dir / "args.json").is_file():
+            argv = ["train", "--resume", str(run_dir), *how]
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(marker, {"what": what})
+            argv = ["train", *what, "--data-dir", str(args.data_dir), "--out", str(run_dir), "--overwrite", *how]
         print(f"[{name}/{candidate}] made {shlex.join(argv)}", flush=True)
-        status = made_main([*argv, "--overwrite", *([] if args.progress else ["--quiet"])])
+        status = made_main(argv)
         if status != 0:
             raise SystemExit(f"[{name}/{candidate}] made train failed with status {status}")
-        write_json(run_dir / "config.json", {**read_json(run_dir / "config.json"), "reproduce": argv})
         wall = time.perf_counter() - started
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     command = ["python", "benchmarks/paper/reproduce.py", name]
@@ -117,13 +128,13 @@ def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
         command += ["--candidate", candidate]
     if args.device != row.device:
         command += ["--device", args.device]
-    command += extra
+    command += [*what[len(train_args):], *budget]
     return {
         "row": name,
         "candidate": candidate,
         "args": train_args,
         "command": shlex.join(command),
-        "made_command": "made " + shlex.join(["train", *train_args, *extra]),
+        "made_command": "made " + shlex.join(["train", *what, *budget]),
         "test_nll": metrics["test_nll"],
         "test_stderr": metrics["test_nll_stderr"],
         "valid_nll": metrics["valid_nll"],
@@ -160,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="folder with NAME.npz")
     parser.add_argument("--epochs", type=int, help="epoch cap (default: made train's 1000)")
     parser.add_argument("--max-minutes", type=float, help="training time budget per run (default: none)")
+    parser.add_argument("--checkpoint-every", type=int, metavar="N",
+                        help="epochs between training checkpoints (default: made train's, every epoch)")
     parser.add_argument("--force", action="store_true", help="measure again rows already in the results")
     parser.add_argument("--progress", action="store_true", help="show made train's progress bar")
     args = parser.parse_args(argv)
