@@ -6,7 +6,7 @@ import torch
 from made import MADE
 from made.data import load_dataset
 from made.evaluate import evaluate_nll
-from made.train import TrainConfig, fit, make_optimizer
+from made.train import TrainConfig, fingerprint, fit, make_optimizer
 
 
 def digits():
@@ -90,3 +90,9 @@ def test_time_budget_stops_after_the_epoch_that_exceeds_it():
     assert history.epochs == 1 and history.best_epoch == 1
     with pytest.raises(ValueError, match="max_seconds"):
         TrainConfig(max_seconds=0)
+
+
+def test_time_budget_is_not_part_of_what_a_checkpoint_was_trained_with():
+    train, valid, _ = digits()
+    model = MADE(64, [20], seed=0)
+    assert fingerprint(model, TrainConfig(max_seconds=5), train, valid) == fingerprint(model, TrainConfig(), train, valid)
