@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from paper_rows import MISSING, ROWS, Row, read_results  # noqa: E402
+from paper_rows import MISSING, NOTES, ROWS, Row, read_results  # noqa: E402
 
 HEADER = """# Reproducing the MADE paper's tables
 
@@ -67,26 +67,29 @@ def minutes(record: dict) -> str:
 
 def table(rows: list[Row], measured: dict, with_missing: bool) -> list[str]:
     lines = [
-        "| Data set | Model | Paper | Ours ± s.e. [95%] | Ours − paper | Test masks | Epochs (best), stop | Time | Machine |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Data set | Model | Paper | Ours ± s.e. [95%] | Ours − paper | Chosen candidate | Test masks "
+        "| Epochs (best), stop | Time | Machine |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         record = best(row, measured)
         paper = paper_cell(row.paper, row.paper_ci)
         if record is None:
-            lines.append(f"| {row.dataset} | {row.model} | {paper} | not yet run | | | | | |")
+            lines.append(f"| {row.dataset} | {row.model} | {paper} | not yet run | | | | | | |")
             continue
         masks = record["ensemble"] or 1
+        run = sum((row.name, c) in measured for c in row.candidates)
+        chosen = f"{record['candidate']} ({run} of {len(row.candidates)} run)"
+        difference = round(record["test_nll"] - row.paper, 2) + 0.0  # no "-0.00"
         lines.append(
-            f"| {row.dataset} | {row.model} | {paper} | {ours_cell(record)} | {record['test_nll'] - row.paper:+.2f} "
+            f"| {row.dataset} | {row.model} | {paper} | {ours_cell(record)} | {difference:+.2f} | {chosen} "
             f"| {masks} | {record['epochs']} ({record['best_epoch']}), {record['stopped']} | {minutes(record)} "
             f"| {record['machine']} |"
         )
     if with_missing:
         for name, (single, sampling, ci_single, ci_sampling) in MISSING.items():
-            lines.append(f"| {name} | MADE (1 mask) | {single:.2f} ± {ci_single:.2f} | data not available here | | | | | |")
-            lines.append(f"| {name} | MADE mask sampling | {sampling:.2f} ± {ci_sampling:.2f} | data not available here "
-                         "| | | | | |")
+            for model, value, ci in (("MADE (1 mask)", single, ci_single), ("MADE mask sampling", sampling, ci_sampling)):
+                lines.append(f"| {name} | {model} | {value:.2f} ± {ci:.2f} | data not available here | | | | | | |")
     return lines
 
 
@@ -104,21 +107,22 @@ def render(results: list[dict]) -> str:
     out += ["", "Figure 2's values (500 hidden units, 1 and 8 masks) are digitized from the plot (about ±0.02); "
             "the 8000-unit rows are Table 6.", ""]
     out += ["## Every candidate", "", "A row's reported candidate (✓) has the lowest validation NLL.", "",
-            "| Row | Candidate | Valid NLL | Test NLL ± s.e. | Epochs (best), stop | Date | Commit |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            "| Row | Candidate | Valid NLL | Test NLL ± s.e. | Epochs (best), stop | Time | Date | Commit |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in ROWS.values():
         chosen = best(row, measured)
         for candidate in row.candidates:
             record = measured.get((row.name, candidate))
             if record is None:
-                out.append(f"| {row.name} | {candidate} | not yet run | | | | |")
+                out.append(f"| {row.name} | {candidate} | not yet run | | | | | |")
                 continue
             mark = " ✓" if record is chosen else ""
             out.append(
                 f"| {row.name} | {candidate}{mark} | {record['valid_nll']:.2f} | {record['test_nll']:.2f} ± "
                 f"{record['test_stderr']:.2f} | {record['epochs']} ({record['best_epoch']}), {record['stopped']} "
-                f"| {record['date']} | {record['commit']} |"
+                f"| {minutes(record)} | {record['date']} | {record['commit']} |"
             )
+    out += ["", "## Notes", "", *[f"- {note}" for note in NOTES]]
     out += ["", "## Commands", "",
             "Each row is one command, run from the repository root; it skips what is already in the results. "
             "The second column is the `made train` command it runs (data folder and run folder added).", "",
