@@ -39,3 +39,14 @@ def test_report_shows_only_measured_figures():
     assert text.count("not yet run") >= len(ROWS) - 1
     assert "data not available here" in text
     assert "| nips | MADE (1 mask) | 280.25 ± 1.05 | 123.46 ± 0.50 |" in short_table([record])
+
+
+def test_a_candidate_replaces_the_rows_options_in_place():
+    from paper_rows import same_arguments
+
+    row = ROWS["mushrooms-mask-sampling"]
+    command = row.command("masks8-eps1e-7")
+    assert command.count("--masks") == 1 and command[command.index("--masks") + 1] == "8"
+    assert command[command.index("--adadelta-eps") + 1] == "1e-7"
+    assert same_arguments(command, [*row.command("base"), "--masks", "8", "--adadelta-eps", "1e-7"])
+    assert not same_arguments(command, row.command("base"))

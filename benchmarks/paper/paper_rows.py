@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Row", "ROWS", "MISSING", "NOTES", "UCI_BASE", "MNIST_BASE", "table3_grid", "read_results"]
+__all__ = ["Row", "ROWS", "MISSING", "NOTES", "UCI_BASE", "MNIST_BASE", "table3_grid", "same_arguments", "read_results"]
 
 # The paper's UCI protocol (§6.1) and the authors' DNA command: 500 ReLU units, direct
 # connection, adadelta (decay 0.95, eps 1e-5), minibatch 100, lookahead 30, orthogonal init.
@@ -46,8 +46,30 @@ class Row:
     note: str = ""
 
     def command(self, candidate: str) -> list[str]:
-        """The ``made train`` arguments of one candidate (without data and output folder)."""
-        return ["--dataset", self.dataset, *self.args, *self.candidates[candidate]]
+        """The ``made train`` arguments of one candidate (without data and output folder): the
+        row's arguments with the candidate's options put in place of the row's same options."""
+        options = dict(_options(["--dataset", self.dataset, *self.args]))
+        options.update(_options(self.candidates[candidate]))
+        return [token for flag, values in options.items() for token in (flag, *values)]
+
+
+def _options(args: list[str]) -> list[tuple[str, list[str]]]:
+    """``["--a", "1", "--b", "--c", "2", "3"]`` as ``[("--a", ["1"]), ("--b", []), ("--c", ["2", "3"])]``."""
+    options: list[tuple[str, list[str]]] = []
+    for token in args:
+        if token.startswith("--"):
+            options.append((token, []))
+        else:
+            options[-1][1].append(token)
+    return options
+
+
+def same_arguments(a: list[str], b: list[str]) -> bool:
+    """Whether two ``made train`` argument lists ask for the same run (a later option overrides an earlier one)."""
+    from made.cli import build_parser
+
+    parser = build_parser()
+    return vars(parser.parse_args(["train", *a])) == vars(parser.parse_args(["train", *b]))
 
 
 def _uci(name: str, dataset: str, model: str, paper: float, ci: float, masks: list[str], **kw) -> Row:

@@ -11,12 +11,13 @@ validation NLL is reported (never the lowest test NLL), and all are listed.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from paper_rows import MISSING, NOTES, ROWS, Row, read_results  # noqa: E402
+from paper_rows import MISSING, NOTES, ROWS, Row, read_results, same_arguments  # noqa: E402
 
 HEADER = """# Reproducing the MADE paper's tables
 
@@ -41,7 +42,7 @@ def latest_per_candidate(results: list[dict]) -> dict[tuple[str, str], dict]:
     chosen: dict[tuple[str, str], dict] = {}
     for record in results:
         row = ROWS.get(record["row"])
-        if row and record["candidate"] in row.candidates and record["args"] == row.command(record["candidate"]):
+        if row and record["candidate"] in row.candidates and same_arguments(record["args"], row.command(record["candidate"])):
             chosen[(record["row"], record["candidate"])] = record
     return chosen
 
@@ -129,8 +130,14 @@ def render(results: list[dict]) -> str:
             "| Row | Command | made train | Note |", "| --- | --- | --- | --- |"]
     for row in ROWS.values():
         record = best(row, measured)
-        command = record["command"] if record else f"python benchmarks/paper/reproduce.py {row.name}"
-        made = record["made_command"] if record else "made train " + " ".join(row.command(next(iter(row.candidates))))
+        if record:
+            extra = shlex.split(record["made_command"])[2 + len(record["args"]):]  # --epochs, --max-minutes
+            command, made = record["command"], "made " + shlex.join(["train", *row.command(record["candidate"]), *extra])
+        else:
+            command = f"python benchmarks/paper/reproduce.py {row.name}"
+            made = "made " + shlex.join(["train", "--dataset", row.dataset, *row.args])
+            if list(row.candidates) != ["base"]:
+                made += f"`, one run per candidate: `{', '.join(row.candidates)}"
         out.append(f"| {row.name} | `{command}` | `{made}` | {row.note} |")
     return "\n".join(out) + "\n"
 

@@ -30,7 +30,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from paper_rows import ROWS, read_results  # noqa: E402
+from paper_rows import ROWS, read_results, same_arguments  # noqa: E402
 
 from made import __version__  # noqa: E402
 from made.checkpoint import read_json, write_json  # noqa: E402
@@ -108,7 +108,7 @@ def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
     how = ["--device", args.device, *budget, *([] if args.progress else ["--quiet"])]
     how += ["--checkpoint-every", str(args.checkpoint_every)] if args.checkpoint_every else []
     marker = run_dir / "reproduce.json"
-    same = marker.is_file() and read_json(marker).get("what") == what
+    same = marker.is_file() and same_arguments(read_json(marker).get("what", []), what)
     started, wall = time.perf_counter(), None
     if not (same and (run_dir / "metrics.json").is_file()):
         if same and (run_dir / "args.json").is_file():
@@ -154,9 +154,12 @@ def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
 
 
 def list_rows(results: list[dict]) -> None:
-    done = {(r["row"], r["candidate"], tuple(r["args"])) for r in results}
+    def measured(name: str, candidate: str) -> bool:
+        return any(r["row"] == name and r["candidate"] == candidate and same_arguments(r["args"], command)
+                   for r in results for command in [ROWS[name].command(candidate)])
+
     for name, row in ROWS.items():
-        marks = [f"{c}{'*' if (name, c, tuple(row.command(c))) in done else ''}" for c in row.candidates]
+        marks = [f"{c}{'*' if measured(name, c) else ''}" for c in row.candidates]
         print(f"{name:24s} {row.device:5s} paper {row.paper:7.2f}  candidates: {' '.join(marks)}")
     print("(* = measured)")
 
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"row {name} has no candidate {args.candidate!r}; it has {list(row.candidates)}")
         device = args.device or row.device
         for candidate in candidates:
-            done = any(r["row"] == name and r["candidate"] == candidate and r["args"] == row.command(candidate)
+            done = any(r["row"] == name and r["candidate"] == candidate and same_arguments(r["args"], row.command(candidate))
                        for r in results)
             if done and not args.force:
                 print(f"[{name}/{candidate}] already in {args.results}; skipped (--force to measure again)")
