@@ -10,6 +10,8 @@ Figure 2); the paper's ± are 95% confidence intervals.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -69,7 +71,11 @@ def same_arguments(a: list[str], b: list[str]) -> bool:
     from made.cli import build_parser
 
     parser = build_parser()
-    return vars(parser.parse_args(["train", *a])) == vars(parser.parse_args(["train", *b]))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # arguments an older made no longer reads
+            return vars(parser.parse_args(["train", *a])) == vars(parser.parse_args(["train", *b]))
+    except SystemExit:
+        return False
 
 
 def _uci(name: str, dataset: str, model: str, paper: float, ci: float, masks: list[str], **kw) -> Row:
