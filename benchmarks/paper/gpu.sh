@@ -5,7 +5,7 @@
 #
 # DATA_DIR holds binarized_mnist.npz (default: $MADE_DATA_DIR, else shared/data in or beside the
 # checkout). Six runs share the GPU: 500 hidden units with 1 and 8 masks (Figure 2) and 8000 hidden
-# units with 1 mask (Table 6), each at adagrad learning rates 0.05 and 0.01 (the paper's grid; the
+# units with 1 mask (Table 6), each at adagrad learning rates 0.05 and 0.01 (two of the paper's grid; the
 # reported one is chosen on validation). Each run stops by the paper's rule (30 epochs without
 # validation improvement) or after GPU_MINUTES (default 6) minutes of training, keeping its best
 # weights; RESULTS says which. Results: OUT_DIR/results.jsonl (JSON lines for
