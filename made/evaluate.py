@@ -3,6 +3,7 @@ r"""Dataset-level metrics: mean NLL in nats with its standard error, and bits pe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from .model import MADE
 
-__all__ = ["NLLResult", "per_example_nll", "evaluate_nll"]
+__all__ = ["NLLResult", "per_example_nll", "per_dimension_nll", "evaluate_nll"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,25 @@ class NLLResult:
 
 
 @torch.no_grad()
+def _in_batches(
+    model: MADE, data: Tensor, batch_size: int, context: Tensor | None, compute: Callable[[Tensor, Tensor | None], Tensor]
+) -> Tensor:
+    """``compute(x, c)`` over ``data`` in batches, in eval mode, gathered in float64 on the CPU."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = model.output.weight.device
+        dtype = model.output.weight.dtype
+        parts = []
+        for start in range(0, data.shape[0], batch_size):
+            x = data[start : start + batch_size].to(device=device, dtype=dtype)
+            c = None if context is None else context[start : start + batch_size].to(device=device, dtype=dtype)
+            parts.append(compute(x, c).double().cpu())
+        return torch.cat(parts)
+    finally:
+        model.train(was_training)
+
+
 def per_example_nll(
     model: MADE,
     data: Tensor,
@@ -39,19 +59,13 @@ def per_example_nll(
 
     ``ensemble=k`` averages p(x) (not logits) over k masks of the model's pool.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        device = model.output.weight.device
-        dtype = model.output.weight.dtype
-        parts = []
-        for start in range(0, data.shape[0], batch_size):
-            x = data[start : start + batch_size].to(device=device, dtype=dtype)
-            c = None if context is None else context[start : start + batch_size].to(device=device, dtype=dtype)
-            parts.append(-model.log_prob(x, c, ensemble=ensemble).double().cpu())
-        return torch.cat(parts)
-    finally:
-        model.train(was_training)
+    return _in_batches(model, data, batch_size, context, lambda x, c: -model.log_prob(x, c, ensemble=ensemble))
+
+
+def per_dimension_nll(model: MADE, data: Tensor, batch_size: int = 1000, context: Tensor | None = None) -> Tensor:
+    """``-log p(x_d | x_<d)`` for every row and dimension, ``[N, D]`` in float64, under the
+    current mask: the terms of the NLL, to see which dimensions make an example unlikely."""
+    return _in_batches(model, data, batch_size, context, lambda x, c: -model.conditional_log_probs(x, c))
 
 
 def evaluate_nll(
@@ -67,3 +81,4 @@ def evaluate_nll(
     stderr = float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     mean = float(nll.mean())
     return NLLResult(mean, stderr, mean / (model.num_inputs * math.log(2)), n, ensemble)
+
