@@ -37,39 +37,49 @@ REAL = ["--hidden", "500", "--direct", "--batch-size", "100", "--patience", "30"
 PAPER = {"dna": "83.63 ± 0.52 (1 mask), 79.66 ± 0.63 (mask sampling)", "mushrooms": "9.68 ± 0.04 (1 mask)"}
 
 
-def experiments(data_dir: str, real_dir: Path) -> list[tuple[str, str, list[str]]]:
-    """(run name, description, ``made train`` arguments) of every run, in order."""
+GRID_EPS = ("1e-5", "1e-7", "1e-9")  # the paper's adadelta epsilons
+GRID_ACTIVATIONS = ("relu", "softplus")  # the paper's activations
+
+
+def uci_runs(data_dir: str) -> list[tuple[str, str, list[str]]]:
+    """DNA and Mushrooms: binary against one-hot categoricals, over the paper's grid of adadelta
+    epsilons and activations with 1 mask; with mask sampling, the paper's DNA command for the
+    binary model (a fresh mask per minibatch) and a smaller grid for the categorical one."""
     runs = []
     for name in ("dna", "mushrooms"):
         source = ["--dataset", name, "--data-dir", data_dir]
-        runs += [
-            (f"{name}-binary", f"{name}: binary (Bernoulli) MADE, 1 mask", source + UCI),
-            (f"{name}-onehot", f"{name}: one-hot groups as categoricals, 1 mask", source + UCI + ["--schema", "onehot"]),
-        ]
-    digits = ["--data", str(real_dir / "digits_dequantized.npz"), "--schema", "auto"]
-    levels = ["--data", str(real_dir / "digits_levels.npz"), "--schema", str(real_dir / "digits_levels.json")]
-    cancer = ["--data", str(real_dir / "breast_cancer.npy"), "--schema", "auto"]
-    runs += [
-        ("digits-real-gaussian", "digits, dequantized: Gaussian", digits + REAL),
-        ("digits-real-mog5", "digits, dequantized: mixture of 5 Gaussians", digits + REAL + ["--components", "5"]),
-        ("digits-real-mog10", "digits, dequantized: mixture of 10 Gaussians", digits + REAL + ["--components", "10"]),
-        ("digits-levels-categorical", "digits, 17 pixel levels: categorical", levels + REAL),
-        ("breast-cancer-gaussian", "breast cancer (30 real columns): Gaussian", cancer + REAL),
-        ("breast-cancer-mog5", "breast cancer: mixture of 5 Gaussians", cancer + REAL + ["--components", "5"]),
-    ]
-    for name in ("dna", "mushrooms"):
-        source = ["--dataset", name, "--data-dir", data_dir]
-        sampling = ["--masks", "unlimited"]  # the paper's DNA command: a fresh mask per minibatch, 300 for validation
-        runs += [
-            (f"{name}-onehot-masks", f"{name}: categoricals, mask sampling", source + UCI + sampling + ["--schema", "onehot"]),
-            (f"{name}-binary-masks", f"{name}: binary, mask sampling", source + UCI + sampling),
-        ]
+        for schema in ("binary", "onehot"):
+            kind = "binary" if schema == "binary" else "categorical"
+            for eps in GRID_EPS:
+                for act in GRID_ACTIVATIONS:
+                    grid = ["--adadelta-eps", eps, "--activation", act, "--schema", schema]
+                    runs.append((f"{name}-{schema}-{act}-{eps}", f"{name} | {kind} | 1 | {act}, eps {eps}", source + UCI + grid))
+        masks = ["--masks", "unlimited"]
+        runs.append((f"{name}-binary-masks", f"{name} | binary | unlimited | relu, eps 1e-5", source + UCI + masks))
+        sampled = [(act, eps) for act in GRID_ACTIVATIONS for eps in ("1e-5", "1e-9")] if name == "dna" else [
+            ("relu", "1e-5"), ("relu", "1e-9")]
+        for act, eps in sampled:
+            grid = ["--adadelta-eps", eps, "--activation", act, "--schema", "onehot"] + masks
+            runs.append((f"{name}-onehot-masks-{act}-{eps}", f"{name} | categorical | unlimited | {act}, eps {eps}",
+                         source + UCI + grid))
     return runs
 
 
+def real_runs(real_dir: Path) -> list[tuple[str, str, list[str]]]:
+    """Dequantized digits: Gaussian and mixtures, and a categorical model of the 17 pixel levels."""
+    digits = ["--data", str(real_dir / "digits_dequantized.npz"), "--schema", "auto"]
+    levels = ["--data", str(real_dir / "digits_levels.npz"), "--schema", str(real_dir / "digits_levels.json")]
+    return [
+        ("digits-real-gaussian", "Gaussian", digits + REAL),
+        ("digits-real-mog5", "mixture of 5 Gaussians", digits + REAL + ["--components", "5"]),
+        ("digits-real-mog10", "mixture of 10 Gaussians", digits + REAL + ["--components", "10"]),
+        ("digits-levels-categorical", "categorical over the 17 pixel levels (discrete, same nats)", levels + REAL),
+    ]
+
+
 def write_real_data(folder: Path) -> None:
-    """The real-valued sets, as files ``made train --data`` reads (never committed)."""
-    from sklearn.datasets import load_breast_cancer, load_digits
+    """Digits with and without dequantization, as files ``made train --data`` reads (never committed)."""
+    from sklearn.datasets import load_digits
 
     folder.mkdir(parents=True, exist_ok=True)
     pixels = load_digits().data
@@ -80,7 +90,37 @@ def write_real_data(folder: Path) -> None:
     np.savez(folder / "digits_levels.npz", **{k: pixels[v] for k, v in parts.items()})
     levels = [{"type": "categorical", "categories": 17}] * pixels.shape[1]  # every level, seen in training or not
     (folder / "digits_levels.json").write_text(json.dumps(levels))
-    np.save(folder / "breast_cancer.npy", load_breast_cancer().data)  # split 80/10/10 by --split-seed 0
+
+
+def run_all(runs: list[tuple[str, str, list[str]]], out: Path, only: list[str] | None) -> list[tuple[str, dict]]:
+    """Run what has not finished yet; (description, metrics) of every finished run."""
+    done = []
+    for name, what, train_args in runs:
+        if only and name not in only:
+            continue
+        run = out / name
+        if not (run / METRICS_FILE).exists():
+            command = ["train", *train_args, "--out", str(run), "--overwrite", "--quiet"]
+            print("made " + shlex.join(command), file=sys.stderr, flush=True)
+            if made(command) != 0:
+                sys.exit(f"run {name} failed")
+        done.append((what, json.loads((run / METRICS_FILE).read_text())))
+    return done
+
+
+def row(what: str, m: dict) -> str:
+    return (f"| {what} | {m['test_nll']:.2f} ± {m['test_nll_stderr']:.2f} | {m['valid_nll']:.2f} | "
+            f"{m['epochs']} ({m['best_epoch']}) | {m['seconds']:.0f} |")
+
+
+def selected(results: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Per data set, model and masks: the grid point with the lowest validation NLL."""
+    best: dict[str, tuple[str, dict]] = {}
+    for what, m in results:
+        key = what.rsplit(" | ", 1)[0]
+        if key not in best or m["valid_nll"] < best[key][1]["valid_nll"]:
+            best[key] = (what, m)
+    return list(best.values())
 
 
 def main() -> None:
@@ -91,27 +131,23 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     write_real_data(out / "data")
-    rows = []
-    for name, what, train_args in experiments(args.data_dir, out / "data"):
-        run = out / name
-        if args.only and name not in args.only:
-            continue
-        if not (run / METRICS_FILE).exists():
-            command = ["train", *train_args, "--out", str(run), "--overwrite", "--quiet"]
-            print("made " + shlex.join(command), flush=True)
-            if made(command) != 0:
-                sys.exit(f"run {name} failed")
-        m = json.loads((run / METRICS_FILE).read_text())
-        rows.append(
-            f"| {what} | {m['test_nll']:.2f} ± {m['test_nll_stderr']:.2f} | {m['valid_nll']:.2f} | "
-            f"{m['epochs']} ({m['best_epoch']}) | {m['seconds']:.0f} | {m['ensemble'] or 1} |"
-        )
-    print(f"\nmachine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    quick = [r for r in uci_runs(args.data_dir) if "unlimited" not in r[1]]
+    uci = run_all(quick, out, args.only)
+    real = run_all(real_runs(out / "data"), out, args.only)
+    uci += run_all([r for r in uci_runs(args.data_dir) if r not in quick], out, args.only)
+    header = "| test NLL (nats) | valid NLL | epochs (best) | seconds |\n"
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)\n")
-    print("| model | test NLL (nats) | valid NLL | epochs (best) | seconds | test masks |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    print("Selected by validation NLL (per data set, model and masks):\n")
+    print("| data set | model | masks | setting " + header + "| --- " * 8 + "|")
+    print("\n".join(row(w, m) for w, m in selected(uci)))
     print("\npaper's MADE: " + "; ".join(f"{k} {v}" for k, v in PAPER.items()))
+    print("\nEvery run:\n")
+    print("| data set | model | masks | setting " + header + "| --- " * 8 + "|")
+    print("\n".join(row(w, m) for w, m in uci))
+    print("\nDigits, dequantized (pixel + U(0, 1)), nats per example:\n")
+    print("| model " + header + "| --- " * 5 + "|")
+    print("\n".join(row(w, m) for w, m in real))
 
 
 if __name__ == "__main__":

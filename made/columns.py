@@ -147,7 +147,11 @@ def resolve_schema(
     elif choice in ("auto", "onehot"):
         schema = infer_schema(train, max_categories, onehot=choice == "onehot")
     else:
-        schema = read_schema(choice)
+        schema = read_schema(choice)  # its own errors name the file
+        try:
+            return fit_schema(schema, train, components)
+        except DataError as err:
+            raise DataError(f"{Path(choice)}: {err}") from None
     return fit_schema(schema, train, components)
 
 
@@ -163,16 +167,16 @@ def num_columns(schema: Sequence[dict]) -> int:
 
 def _check_column(column: object, index: int) -> dict:
     if not isinstance(column, dict) or column.get("type") not in _KEYS:
-        raise DataError(f"schema column {index}: expected a dict with type {', '.join(_KEYS)}, got {column!r}")
+        raise DataError(f"schema[{index}]: expected an object with type {', '.join(_KEYS)}, got {column!r:.80}")
     unknown = set(column) - _KEYS[column["type"]]
     if unknown:
-        raise DataError(f"schema column {index}: unknown keys {sorted(unknown)} for type {column['type']}")
+        raise DataError(f"schema[{index}]: unknown keys {sorted(unknown)} for type {column['type']}")
     if column["type"] == "onehot" and (not isinstance(column.get("width"), int) or column["width"] < 1):
-        raise DataError(f"schema column {index}: a onehot column needs a positive integer width")
+        raise DataError(f"schema[{index}]: a onehot column needs a positive integer width")
     return dict(column)
 
 
-def _fit_column(column: dict, block: np.ndarray, index: int, components: int) -> dict:
+def _fit_column(column: dict, block: np.ndarray, index: int, start: int, components: int) -> dict:
     kind = column["type"]
     if kind == "binary":
         return column
@@ -183,7 +187,7 @@ def _fit_column(column: dict, block: np.ndarray, index: int, components: int) ->
             column["values"] = [float(v) for v in values]
         column.pop("categories", None)
         if len(set(column["values"])) != len(column["values"]) or not column["values"]:
-            raise DataError(f"schema column {index}: categorical values must be distinct and non-empty")
+            raise DataError(f"schema[{index}]: categorical values must be distinct and non-empty")
         return column
     if kind == "real":
         column.setdefault("components", components)
@@ -191,7 +195,7 @@ def _fit_column(column: dict, block: np.ndarray, index: int, components: int) ->
         column.setdefault("std", float(block[:, 0].std()))
         if not column["std"] > 0:
             raise DataError(
-                f"column {index} is constant ({block[0, 0]:g}) in the training split and cannot be standardized; "
+                f"data column {start + 1} is constant ({block[0, 0]:g}) in the training split and cannot be standardized; "
                 "declare it categorical in a schema file"
             )
         return column
@@ -212,7 +216,7 @@ def fit_schema(schema: Sequence[dict], train: np.ndarray, components: int = 1) -
     fitted, start = [], 0
     for index, column in enumerate(columns):
         width = _width(column)
-        fitted.append(_fit_column(column, train[:, start : start + width], index, components))
+        fitted.append(_fit_column(column, train[:, start : start + width], index, start, components))
         start += width
     return fitted
 

@@ -90,7 +90,7 @@ def test_unseen_categorical_value_and_bad_schemas(tmp_path):
         fit_schema([{"type": "binary"}, {"type": "real"}], np.zeros((3, 3), dtype=np.float32))
     with pytest.raises(DataError, match="constant"):
         fit_schema([{"type": "real"}], np.full((3, 1), 2.5, dtype=np.float32))
-    with pytest.raises(DataError, match="column 0: unknown keys"):
+    with pytest.raises(DataError, match=r"schema\[0\]: unknown keys"):
         fit_schema([{"type": "real", "scale": 2}], np.zeros((3, 1), dtype=np.float32))
     with pytest.raises(DataError, match="is not binary"):
         encode([{"type": "binary"}], np.array([[2.0]], dtype=np.float32))
