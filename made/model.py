@@ -317,7 +317,9 @@ class MADE(nn.Module):
 
         device = self.output.weight.device
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device)
-        return sample_naive(self, uniform.to(self.output.weight.dtype), context)
+        uniform = uniform.to(self.output.weight.dtype)
+        self._check_input(torch.zeros_like(uniform), context)  # the context's shape, dtype, device (0 is in every support)
+        return sample_naive(self, uniform, context)
 
     # ---------------------------------------------------------------- config
     def config(self) -> dict:

@@ -327,3 +327,12 @@ def test_bad_family_options_are_explained():
         model.log_prob(torch.tensor([[0.0, 3.0]]))
     with pytest.raises(ValueError, match="binary"):
         MADE(3, [8], family=MIXED).log_prob(torch.tensor([[0.5, 0.0, 1.0]]))
+
+
+def test_sampling_checks_the_context():
+    model = MADE(5, [8], family="gaussian", context_size=2)
+    with pytest.raises(ValueError, match=r"context must have shape \[3, 2\], got None"):
+        model.sample(3)
+    with pytest.raises(ValueError, match=r"context must have shape \[3, 2\], got \[4, 2\]"):
+        model.sample(3, torch.zeros(4, 2))
+    assert model.sample(3, torch.zeros(3, 2)).shape == (3, 5)
