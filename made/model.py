@@ -82,7 +82,7 @@ class MADE(nn.Module):
         self,
         num_inputs: int,
         hidden_sizes: Sequence[int] = (500,),
-        family: str | dict | Family = "bernoulli",
+        family: str | dict | Sequence[dict] | Family = "bernoulli",
         num_masks: int | Literal["unlimited"] = 1,
         ordering: str | Sequence[int] = "natural",
         direct: bool = False,
