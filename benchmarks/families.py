@@ -29,8 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from made.checkpoint import METRICS_FILE
+from made.checkpoint import METRICS_FILE, load_model
 from made.cli import main as made
+from made.columns import encode_splits, log_scales
+from made.data import load_dataset
+from made.evaluate import per_example_nll
 
 UCI = ["--hidden", "500", "--direct", "--optimizer", "adadelta", "--batch-size", "100", "--patience", "30"]
 REAL = ["--hidden", "500", "--direct", "--batch-size", "100", "--patience", "30"]  # adam, lr 1e-3
@@ -92,8 +95,11 @@ def write_real_data(folder: Path) -> None:
     (folder / "digits_levels.json").write_text(json.dumps(levels))
 
 
-def run_all(runs: list[tuple[str, str, list[str]]], out: Path, only: list[str] | None) -> list[tuple[str, dict]]:
-    """Run what has not finished yet; (description, metrics) of every finished run."""
+Result = tuple[str, str, dict]  # run folder name, description, metrics
+
+
+def run_all(runs: list[tuple[str, str, list[str]]], out: Path, only: list[str] | None) -> list[Result]:
+    """Run what has not finished yet; (name, description, metrics) of every finished run."""
     done = []
     for name, what, train_args in runs:
         if only and name not in only:
@@ -104,23 +110,50 @@ def run_all(runs: list[tuple[str, str, list[str]]], out: Path, only: list[str] |
             print("made " + shlex.join(command), file=sys.stderr, flush=True)
             if made(command) != 0:
                 sys.exit(f"run {name} failed")
-        done.append((what, json.loads((run / METRICS_FILE).read_text())))
+        done.append((name, what, json.loads((run / METRICS_FILE).read_text())))
     return done
 
 
-def row(what: str, m: dict) -> str:
+def row(result: Result) -> str:
+    _, what, m = result
     return (f"| {what} | {m['test_nll']:.2f} ± {m['test_nll_stderr']:.2f} | {m['valid_nll']:.2f} | "
             f"{m['epochs']} ({m['best_epoch']}) | {m['seconds']:.0f} |")
 
 
-def selected(results: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+def selected(results: list[Result]) -> list[Result]:
     """Per data set, model and masks: the grid point with the lowest validation NLL."""
-    best: dict[str, tuple[str, dict]] = {}
-    for what, m in results:
-        key = what.rsplit(" | ", 1)[0]
-        if key not in best or m["valid_nll"] < best[key][1]["valid_nll"]:
-            best[key] = (what, m)
+    best: dict[str, Result] = {}
+    for result in results:
+        key = result[1].rsplit(" | ", 1)[0]
+        if key not in best or result[2]["valid_nll"] < best[key][2]["valid_nll"]:
+            best[key] = result
     return list(best.values())
+
+
+def test_nll_per_example(run: Path, data_dir: str) -> np.ndarray:
+    """-log p(x) of every test example under a finished run, as ``made eval`` computes it."""
+    model, config = load_model(run)
+    schema = config["schema"]
+    splits = encode_splits(schema, load_dataset(config["data"]["dataset"], data_dir))
+    nll = per_example_nll(model, torch.from_numpy(splits.test), config["eval"]["batch_size"], config["eval"]["ensemble"])
+    return nll.numpy() + log_scales(schema).sum()
+
+
+def paired(results: list[Result], out: Path, data_dir: str) -> list[str]:
+    """Binary minus categorical test NLL on the same examples (mean ± stderr of the difference),
+    for the validation-selected run of each data set and masks."""
+    rows = []
+    chosen = {what: name for name, what, _ in selected(results)}
+    for what, name in chosen.items():
+        dataset, kind, masks, _ = what.split(" | ")
+        if kind != "binary":
+            continue
+        rival = next((n for w, n in chosen.items() if w.startswith(f"{dataset} | categorical | {masks} |")), None)
+        if rival is None:
+            continue
+        gap = test_nll_per_example(out / name, data_dir) - test_nll_per_example(out / rival, data_dir)
+        rows.append(f"| {dataset} | {masks} | {gap.mean():.3f} ± {gap.std(ddof=1) / np.sqrt(len(gap)):.3f} |")
+    return rows
 
 
 def main() -> None:
@@ -140,14 +173,17 @@ def main() -> None:
           f"{torch.get_num_threads()} thread(s)\n")
     print("Selected by validation NLL (per data set, model and masks):\n")
     print("| data set | model | masks | setting " + header + "| --- " * 8 + "|")
-    print("\n".join(row(w, m) for w, m in selected(uci)))
+    print("\n".join(row(r) for r in selected(uci)))
     print("\npaper's MADE: " + "; ".join(f"{k} {v}" for k, v in PAPER.items()))
+    print("\nBinary minus categorical test NLL, example by example (nats; > 0: the categorical model is better):\n")
+    print("| data set | masks | difference |\n| --- | --- | --- |")
+    print("\n".join(paired(uci, out, args.data_dir)))
     print("\nEvery run:\n")
     print("| data set | model | masks | setting " + header + "| --- " * 8 + "|")
-    print("\n".join(row(w, m) for w, m in uci))
+    print("\n".join(row(r) for r in uci))
     print("\nDigits, dequantized (pixel + U(0, 1)), nats per example:\n")
     print("| model " + header + "| --- " * 5 + "|")
-    print("\n".join(row(w, m) for w, m in real))
+    print("\n".join(row(r) for r in real))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ from .families import DEFAULT_MIN_SCALE, Family
 from .schema import SchemaError, check_fields
 
 __all__ = [
-    "SCHEMA_CHOICES",
     "infer_schema",
     "onehot_widths",
     "read_schema",
@@ -58,7 +57,6 @@ __all__ = [
     "num_columns",
 ]
 
-SCHEMA_CHOICES = ("binary", "auto", "onehot")
 DEFAULT_MAX_CATEGORIES = 20  # integer columns with at most this many values are categorical
 _KEYS = {
     "binary": {"type"},
@@ -192,12 +190,13 @@ def _fit_column(column: dict, block: np.ndarray, index: int, start: int, compone
     if kind == "real":
         column.setdefault("components", components)
         column.setdefault("mean", float(block[:, 0].mean()))
-        column.setdefault("std", float(block[:, 0].std()))
-        if not column["std"] > 0:
-            raise DataError(
-                f"data column {start + 1} is constant ({block[0, 0]:g}) in the training split and cannot be standardized; "
-                "declare it categorical in a schema file"
-            )
+        if "std" not in column:
+            column["std"] = float(block[:, 0].std())
+            if not column["std"] > 0:
+                raise DataError(
+                    f"data column {start + 1} is constant ({block[0, 0]:g}) in the training split and cannot be "
+                    "standardized; declare it categorical in a schema file"
+                )
         return column
     if "codes" not in column:
         width = column["width"]
@@ -218,6 +217,10 @@ def fit_schema(schema: Sequence[dict], train: np.ndarray, components: int = 1) -
         width = _width(column)
         fitted.append(_fit_column(column, train[:, start : start + width], index, start, components))
         start += width
+    try:
+        _check_fitted_columns(fitted, "schema")  # what a user wrote: values, statistics, codes
+    except SchemaError as err:
+        raise DataError(str(err)) from None
     return fitted
 
 
@@ -352,9 +355,8 @@ def _fitted_ok(column: dict) -> bool:
     return True
 
 
-def check_fitted_schema(schema: object, model_family: Family, where: str) -> None:
-    """Check a fitted schema read from a run's config: every field's type and value, and
-    that it describes the dimensions of the run's model (raises :class:`SchemaError`)."""
+def _check_fitted_columns(schema: object, where: str) -> None:
+    """Every fitted column's fields, with their types and values (raises :class:`SchemaError`)."""
     if not isinstance(schema, list):
         raise SchemaError(f"{where} must be a list of column objects")
     for i, column in enumerate(schema):
@@ -364,6 +366,12 @@ def check_fitted_schema(schema: object, model_family: Family, where: str) -> Non
         check_fields(column, _FITTED_HINTS[kind], f"{where}[{i}]")
         if not _fitted_ok(column):
             raise SchemaError(f"{where}[{i}] has values outside their allowed range: {column!r:.80}")
+
+
+def check_fitted_schema(schema: object, model_family: Family, where: str) -> None:
+    """Check a fitted schema read from a run's config: every field's type and value, and
+    that it describes the dimensions of the run's model (raises :class:`SchemaError`)."""
+    _check_fitted_columns(schema, where)
     if model_columns(schema) != model_family.columns:
         raise SchemaError(f"{where} does not describe the dimensions of the run's model")
 

@@ -210,3 +210,19 @@ def test_a_stored_schema_is_checked_against_the_model():
     ]:
         with pytest.raises(SchemaError, match=message):
             check_fitted_schema(bad, family, "config.json: schema")
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        ({"type": "categorical", "values": ["a", "b"]}, r"schema\[0\].values must be a list"),
+        ({"type": "real", "std": -1.0}, "outside their allowed range"),
+        ({"type": "onehot", "width": 2, "codes": [[1, 0], [1, 0]]}, "outside their allowed range"),
+        ({"type": "onehot", "width": 2, "codes": [[1, 2], [0, 1]]}, "outside their allowed range"),
+        ({"type": "real", "components": 0}, "outside their allowed range"),
+    ],
+)
+def test_user_written_values_are_checked(column, message):
+    with pytest.raises(DataError, match=message):
+        fit_schema([column], np.array([[0.0], [1.0]], dtype=np.float32) if column["type"] != "onehot"
+                   else np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
