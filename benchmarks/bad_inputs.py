@@ -187,6 +187,44 @@ def _resume_with_options(folder: Path) -> list[str]:
     return ["train", "--resume", str(run), "--epochs", "5"]
 
 
+def _columns_case(schema_arg: str, test: np.ndarray, train: np.ndarray | None = None,
+                  schema_file: str | None = None) -> Callable:
+    """Train with ``--schema`` on an .npz whose test split holds ``test`` (and optionally a schema file)."""
+
+    def make(folder: Path) -> list[str]:
+        base = np.tile(np.array([[0, 1, 1, 0, 0], [1, 2, 0, 1, 0], [0, 1, 0, 0, 1]], np.float32), (10, 1))
+        data = base if train is None else train
+        np.savez(folder / "cols.npz", train=data, valid=data[:3], test=test)
+        spec = schema_arg
+        if schema_file is not None:
+            (folder / "schema.json").write_text(schema_file)
+            spec = str(folder / "schema.json")
+        return ["train", "--data", str(folder / "cols.npz"), "--schema", spec, "--out", str(folder / "run"), *TRAIN]
+
+    return make
+
+
+def _edit_schema(edit: Callable[[list], None]) -> Callable:
+    def make(folder: Path) -> list[str]:
+        rows = np.c_[_binary(30, 2), np.random.RandomState(0).randn(30)]
+        np.save(folder / "real.npy", rows)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["train", "--data", str(folder / "real.npy"), "--schema", "auto", "--out",
+                         str(folder / "run"), *TRAIN]) == 0
+        config = json.loads((folder / "run" / "config.json").read_text())
+        edit(config["schema"])
+        (folder / "run" / "config.json").write_text(json.dumps(config))
+        return ["eval", str(folder / "run")]
+
+    return make
+
+
+def _sample_without_context(folder: Path) -> list[str]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "--context", "labels", "--out", str(folder / "run"), *TRAIN]) == 0
+    return ["sample", str(folder / "run"), "-n", "4"]
+
+
 CLI_CASES = [
     Case("`.npz` cut in half", _train_on("cut.npz", _npz_bytes(x=_binary(50, 4))[:300])),
     Case("`.npz` that is not a zip archive", _train_on("junk.npz", b"PK\x03\x04 this is not a zip file")),
@@ -234,6 +272,22 @@ CLI_CASES = [
     Case("config.json with a missing model key", _edit_config(lambda c: c["model"].pop("direct"))),
     Case("config.json claiming 10^9 hidden units", _edit_config(lambda c: c["model"].update(hidden_sizes=[10**9]))),
     Case("config.json with an unknown eval dtype", _edit_config(lambda c: c["eval"].update(dtype="load"))),
+    Case("--schema auto: a test value never seen in training",
+         _columns_case("auto", np.array([[0, 5, 1, 0, 0]], np.float32))),
+    Case("--schema onehot: a test code never seen in training",
+         _columns_case("onehot", np.array([[0, 1, 1, 1, 0]], np.float32))),
+    Case("--schema auto: a real column constant in training",
+         _columns_case("auto", np.zeros((1, 2), np.float32), train=np.tile([[0.5, 0.0], [0.5, 1.0]], (10, 1)))),
+    Case("--schema FILE that is not JSON", _columns_case("", np.zeros((1, 5), np.float32), schema_file="[{oops")),
+    Case("--schema FILE for 2 columns, data with 5",
+         _columns_case("", np.zeros((1, 5), np.float32), schema_file='[{"type": "real"}, {"type": "binary"}]')),
+    Case("--schema FILE with an unknown column type",
+         _columns_case("", np.zeros((1, 5), np.float32), schema_file='[{"type": "ordinal"}]')),
+    Case("--context labels on data without labels", lambda f: [*_columns_case("auto", np.zeros((1, 5), np.float32))(f),
+                                                               "--context", "labels"]),
+    Case("sample of a class-conditional run without --context", _sample_without_context),
+    Case("config.json with a schema std of 0", _edit_schema(lambda s: s[2].update(std=0.0))),
+    Case("config.json whose schema does not match the model", _edit_schema(lambda s: s.pop())),
     Case("model.safetensors that is a pickle (torch.save)", _replace_weights(_pickle_weights)),
     Case("model.safetensors cut short", _replace_weights(lambda p: p.write_bytes(p.read_bytes()[:-20]))),
     Case("model.safetensors with a wrong shape", _replace_weights(_wrong_shape)),

@@ -29,9 +29,23 @@ from .checkpoint import (
     save_model,
     write_json,
 )
+from .columns import (
+    DEFAULT_MAX_CATEGORIES,
+    check_fitted_schema,
+    decode,
+    dimension_names,
+    encode_splits,
+    family_config,
+    in_original_units,
+    log_scales,
+    num_columns,
+    resolve_schema,
+)
+from .context import CONTEXT_KINDS, CONTEXT_SPEC, context_from_value, context_size, make_context_spec, split_context
 from .data import DATASETS, DataError, Splits, available_memory, load_data, read_array
 from .distributed import ProcessInfo, init_from_env, shutdown
-from .evaluate import evaluate_nll
+from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
+from .families import DEFAULT_MIN_SCALE
 from .model import MADE
 from .schema import SchemaError, check_fields, check_option_values
 from .train import DEFAULT_LR, TrainConfig, fit
@@ -127,6 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight initialization: PyTorch's, or semi-orthogonal with zero biases as in the "
                        "authors' code (default: default)")
     model.add_argument("--seed", type=int, default=0, help="seed of weights, masks and minibatch order (default: 0)")
+    columns = train.add_argument_group("columns and context")
+    columns.add_argument("--schema", default="binary", metavar="binary|auto|onehot|FILE",
+                         help="how columns are modelled: binary (0/1 columns, the paper's MADE); auto (per column: "
+                         "0/1 -> binary, integers with few values -> categorical, else real, standardized); onehot "
+                         "(auto, and runs of 0/1 columns where no row has two ones -> one categorical each); or a "
+                         "JSON schema file (see README) (default: binary)")
+    columns.add_argument("--max-categories", type=int, default=DEFAULT_MAX_CATEGORIES, metavar="K",
+                         help="auto schema: integer columns with at most K values are categorical (default: %(default)s)")
+    columns.add_argument("--components", type=int, default=1, metavar="C",
+                         help="real columns: a Gaussian (1) or a mixture of C Gaussians (default: 1)")
+    columns.add_argument("--min-scale", type=float, default=DEFAULT_MIN_SCALE,
+                         help="floor of every Gaussian scale, in standard deviations (default: %(default)s)")
+    columns.add_argument("--context", choices=CONTEXT_KINDS,
+                         help="condition on side information: labels = the data set's class labels, one-hot "
+                         "(digits); sample with 'made sample RUN_DIR --context LABEL'")
     opt = train.add_argument_group("optimization")
     opt.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam", help="optimizer (default: adam)")
     opt.add_argument("--lr", type=float, help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
@@ -160,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, help="evaluation batch size (default: as in training)")
     evaluate.add_argument("--device", default="auto", help="(default: auto)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--per-dim", metavar="FILE", help="also write -log p(x_d | x_<d) of every example and "
+                          "dimension (nats, the run's first mask) to FILE (.npy, or .csv with a header naming each "
+                          "dimension's data columns): which dimensions make an example unlikely")
     evaluate.set_defaults(func=cmd_eval)
 
     sample = sub.add_parser("sample", help="draw samples from a trained run", description="Draw exact samples. "
@@ -171,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--ensemble", type=int, metavar="K",
                         help="draw from the mixture of K masks, a mask picked per sample (default: the run's mask)")
     _add_drawing_args(sample, "samples drawn at once", 1000)
+    sample.add_argument("--context", metavar="LABEL", help="for a run trained with --context labels: the class to draw")
     sample.set_defaults(func=cmd_sample)
 
     impute = sub.add_parser(
@@ -242,8 +275,45 @@ def _data_spec(args: argparse.Namespace) -> dict:
     return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir, "split_seed": args.split_seed}
 
 
-def _load(spec: dict) -> Splits:
-    return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"])
+def _load(spec: dict, binary: bool = True) -> Splits:
+    return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"], binary)
+
+
+def _all_binary(schema: list[dict]) -> bool:
+    return all(c["type"] == "binary" for c in schema)
+
+
+def _run_schema(config: dict, model: MADE) -> list[dict]:
+    """The run's column schema (all binary for runs that predate schemas)."""
+    return config.get("schema") or [{"type": "binary"}] * model.num_inputs
+
+
+def _context(spec: dict | None, splits: Splits, split: str) -> torch.Tensor | None:
+    values = split_context(spec, splits, split)
+    return None if values is None else _tensor(values)
+
+
+def _units(schema: list[dict]) -> dict:
+    """What the NLL figures mean, for metrics: nats per example, real columns in their own units."""
+    shift = float(log_scales(schema).sum())
+    if not shift:
+        return {}
+    return {"nll_log_std_sum": shift, "nll_units": "nats per example in the data's own units (the standardized-space "
+            "NLL plus nll_log_std_sum)"}
+
+
+def _write_per_dim(path: Path, nll: torch.Tensor, schema: list[dict]) -> None:
+    """Per-dimension NLL in the data's units, and the dimensions that cost most on average."""
+    nll = nll.numpy() + log_scales(schema)
+    names = dimension_names(schema)
+    if path.suffix == ".npy":
+        atomic_write(path, lambda tmp: np.save(tmp, nll))
+    else:
+        header = ",".join(f"col{n}" for n in names)
+        atomic_write(path, lambda tmp: np.savetxt(tmp, nll, fmt="%.6g", delimiter=",", header=header, comments=""))
+    worst = np.argsort(-nll.mean(0))[:5]
+    listing = ", ".join(f"col{names[d]} {nll[:, d].mean():.3f}" for d in worst)
+    print(f"wrote per-dimension NLL {list(nll.shape)} to {path}; highest mean (nats): {listing}", file=sys.stderr)
 
 
 def _default_ensemble(model: MADE, unlimited: int) -> int | None:
@@ -346,13 +416,17 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
     spec = _data_spec(args)
-    splits = _load(spec)
+    raw = _load(spec, binary=args.schema == "binary")
+    schema = resolve_schema(args.schema, raw.train, args.max_categories, args.components)
+    context = make_context_spec(args.context, raw)
+    splits = encode_splits(schema, raw)
     out = Path(args.out or f"runs/{splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     dtype = getattr(torch, args.dtype)
     settings = {
         "num_inputs": splits.num_inputs, "hidden_sizes": args.hidden, "num_masks": args.masks,
         "ordering": args.ordering, "direct": args.direct, "seed": args.seed, "activation": args.activation,
         "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning, "init": args.init,
+        "family": family_config(schema, args.min_scale), "context_size": context_size(context),
     }
     _check_memory(settings, dtype)
     torch.manual_seed(args.seed)
@@ -362,25 +436,31 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
     test_k = args.test_ensemble or _default_ensemble(model, 1000)
     if info.is_main:
         processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
-        print(f"{'resuming' if args.resume else 'training'} on {splits.name}: D={splits.num_inputs}, "
+        print(f"{'resuming' if args.resume else 'training'} on {splits.name}: D={splits.num_inputs} "
+              f"({model.family.name}), "
               f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
               f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
     history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, out / LOG_FILE,
                   progress=False if args.quiet else None, checkpoint_dir=out / CHECKPOINT_DIR,
-                  resume=bool(args.resume))
+                  resume=bool(args.resume), train_context=_context(context, raw, "train"),
+                  valid_context=_context(context, raw, "valid"))
     if not info.is_main:
         return 0
     model.set_mask(0)
     eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": args.dtype}
     save_model(out, model, {"data": spec, "train": asdict(config), "eval": eval_spec,
-                            "image_shape": splits.image_shape})
-    test = evaluate_nll(model, _tensor(splits.test), config.eval_batch_size, test_k)
-    valid = evaluate_nll(model, _tensor(splits.valid), config.eval_batch_size, test_k)
+                            "image_shape": splits.image_shape, "schema": schema, "context": context})
+    test, valid = (
+        in_original_units(evaluate_nll(model, _tensor(splits.split(s)), config.eval_batch_size, test_k,
+                                       _context(context, raw, s)), schema)
+        for s in ("test", "valid")
+    )
     metrics = {
         "test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
         "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
         "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
         "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": splits.name,
+        **_units(schema),
     }
     write_json(out / METRICS_FILE, metrics)
     print(f"test NLL {test.nll:.3f} ± {test.stderr:.3f} nats ({test.bits_per_dim:.4f} bits/dim), "
@@ -396,6 +476,16 @@ def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
         for section, hints in RUN_SECTIONS.items():
             if section in config:
                 check_fields(config[section], hints, f"{Path(run_dir) / CONFIG_FILE}: {section}")
+        if config.get("schema") is not None:
+            check_fitted_schema(config["schema"], model.family, f"{Path(run_dir) / CONFIG_FILE}: schema")
+        if config.get("context") is not None:
+            check_fields(config["context"], CONTEXT_SPEC, f"{Path(run_dir) / CONFIG_FILE}: context",
+                         ranges={"classes": lambda v: v >= 1})
+            if config["context"]["classes"] != model.context_size:
+                raise SchemaError(f"{Path(run_dir) / CONFIG_FILE}: context has {config['context']['classes']} "
+                                  f"classes, the model takes {model.context_size} context inputs")
+        elif model.context_size:
+            raise SchemaError(f"{Path(run_dir) / CONFIG_FILE}: the model takes a context but the config has none")
         shape = config.get("image_shape")
         if shape is not None and not (isinstance(shape, list) and len(shape) == 2 and
                                       all(type(v) is int and v > 0 for v in shape)):
@@ -410,16 +500,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = model.to(getattr(torch, config.get("eval", {}).get("dtype", "float32")))
     if not (args.dataset or args.data or "data" in config):
         raise ValueError(f"{args.run_dir} does not name its data; pass --dataset or --data")
+    if args.per_dim and Path(args.per_dim).suffix not in (".npy", ".csv"):
+        raise ValueError(f"--per-dim must end in .npy or .csv, got {args.per_dim}")
     spec = _data_spec(args) if (args.dataset or args.data) else config["data"]
-    splits = _load(spec)
-    if splits.num_inputs != model.num_inputs:
-        raise ValueError(f"the data has {splits.num_inputs} columns, the model expects {model.num_inputs}")
+    schema = _run_schema(config, model)
+    raw = _load(spec, binary=_all_binary(schema))
+    if raw.num_inputs != num_columns(schema):
+        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
+    splits = encode_splits(schema, raw)
     ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
     batch = args.batch_size or config.get("eval", {}).get("batch_size", 1000)
-    result = evaluate_nll(model, _tensor(splits.split(args.split)), batch, ensemble)
+    data, context = _tensor(splits.split(args.split)), _context(config.get("context"), raw, args.split)
+    result: NLLResult = in_original_units(evaluate_nll(model, data, batch, ensemble, context), schema)
     metrics = {f"{args.split}_nll": result.nll, f"{args.split}_nll_stderr": result.stderr,
                f"{args.split}_bits_per_dim": result.bits_per_dim, "ensemble": ensemble,
-               "num_examples": result.num_examples, "dataset": splits.name}
+               "num_examples": result.num_examples, "dataset": splits.name, **_units(schema)}
+    if args.per_dim:
+        _write_per_dim(Path(args.per_dim), per_dimension_nll(model, data, batch, context), schema)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -469,12 +566,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .png, .npy or .csv, got {out}")
     if out.suffix == ".png" and not image_shape:
         raise ValueError("this data is not image-shaped; write .npy or .csv instead of .png")
+    schema = _run_schema(config, model)
+    context = context_from_value(config.get("context"), args.context, args.num_samples)
     generator = torch.Generator(device=model.output.weight.device).manual_seed(args.seed)
+    context = None if context is None else _tensor(context).to(model.output.weight.device)
     parts = [
-        model.sample(stop - start, generator=generator, ensemble=args.ensemble).cpu().numpy()
+        model.sample(stop - start, None if context is None else context[start:stop], generator=generator,
+                     ensemble=args.ensemble).cpu().numpy()
         for start, stop in _batches(args.num_samples, args.batch_size, "sampling", args.quiet)
     ]
-    samples = np.concatenate(parts)
+    samples = decode(schema, np.concatenate(parts))
     if out.suffix == ".png":
         from .plots import save_image_grid
 

@@ -46,13 +46,18 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test arrays ``[N, D]`` (float32) of one data set."""
+    """Train, validation and test arrays ``[N, D]`` (float32) of one data set.
+
+    ``labels`` holds the class label of every row (train, valid, test) where the
+    data set has them (digits), for class-conditional models.
+    """
 
     name: str
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
     image_shape: tuple[int, int] | None = None
+    labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def num_inputs(self) -> int:
@@ -314,7 +319,8 @@ def validate_splits(splits: Splits, source: str, binary: bool = True) -> Splits:
                 row, col = np.argwhere(bad)[0]
                 raise DataError(
                     f"{source}: the {name} split is not binary: {array[row, col]:g} at row {row + 1}, "
-                    f"column {col + 1} (a Bernoulli MADE needs 0/1 values)"
+                    f"column {col + 1} (a Bernoulli MADE needs 0/1 values; --schema auto models categorical "
+                    "and real columns)"
                 )
     return splits
 
@@ -362,14 +368,15 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True) -> Spl
 
 
 def _digits() -> Splits:
-    """scikit-learn's 8x8 digits, binarized at pixel >= 8, split 1197/300/300 by RandomState(0)."""
+    """scikit-learn's 8x8 digits, binarized at pixel >= 8, split 1197/300/300 by RandomState(0), with labels."""
     from sklearn.datasets import load_digits
 
-    pixels = load_digits().data
-    binary = (pixels >= 8).astype(np.float32)
+    digits = load_digits()
+    binary = (digits.data >= 8).astype(np.float32)
     order = np.random.RandomState(0).permutation(len(binary))
+    parts = (order[:1197], order[1197:1497], order[1497:])
     return Splits(
-        "digits", binary[order[:1197]], binary[order[1197:1497]], binary[order[1497:]], image_shape=(8, 8)
+        "digits", *(binary[p] for p in parts), image_shape=(8, 8), labels=tuple(digits.target[p] for p in parts)
     )
 
 
@@ -450,10 +457,15 @@ def load_data(
     path: str | Path | None = None,
     data_dir: str | Path | None = None,
     split_seed: int = 0,
+    binary: bool = True,
 ) -> Splits:
-    """Load either a named data set or a user file (exactly one of the two)."""
+    """Load either a named data set or a user file (exactly one of the two).
+
+    ``binary=False`` accepts any finite numbers in a user file (for categorical and
+    real columns, see :mod:`made.columns`).
+    """
     if (dataset is None) == (path is None):
         raise DataError("give either a data set name or a data file, not both or neither")
     if path is not None:
-        return load_file(path, split_seed)
+        return load_file(path, split_seed, binary)
     return load_dataset(dataset, data_dir)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .model import MADE
 
-__all__ = ["NLLResult", "per_example_nll", "evaluate_nll"]
+__all__ = ["NLLResult", "per_example_nll", "per_dimension_nll", "evaluate_nll"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,24 @@ def per_example_nll(
         if int(model.mask_seed) != current:
             model.set_mask_seed(current)
         model.validate_args = validate
+        model.train(was_training)
+
+
+@torch.no_grad()
+def per_dimension_nll(model: MADE, data: Tensor, batch_size: int = 1000, context: Tensor | None = None) -> Tensor:
+    """``-log p(x_d | x_<d)`` for every row and dimension, ``[N, D]`` in float64, under the
+    current mask: the terms of the NLL, to see which dimensions make an example unlikely."""
+    was_training = model.training
+    model.eval()
+    try:
+        device, dtype = model.output.weight.device, model.output.weight.dtype
+        parts = []
+        for start in range(0, data.shape[0], batch_size):
+            x = data[start : start + batch_size].to(device=device, dtype=dtype)
+            c = None if context is None else context[start : start + batch_size].to(device=device, dtype=dtype)
+            parts.append(-model.conditional_log_probs(x, c).double().cpu())
+        return torch.cat(parts)
+    finally:
         model.train(was_training)
 
 

@@ -52,7 +52,10 @@ class MADE(nn.Module):
         num_inputs: D, the number of dimensions.
         hidden_sizes: widths of the hidden layers; ``[]`` gives a masked logistic
             regression (with ``direct=True``) or a product of marginals.
-        family: output family (``"bernoulli"``) or a :class:`~made.families.Family`.
+        family: output family: ``"bernoulli"``, ``"categorical"``, ``"gaussian"``,
+            ``"mog"``, a list of column dicts (a mixed model, see
+            :class:`~made.families.Mixed`), a family's config dict, or a
+            :class:`~made.families.Family`.
         num_masks: size K of the mask pool cycled during training (one mask per
             minibatch), or ``"unlimited"`` for a fresh mask every minibatch.
         ordering: ``"natural"``, ``"random"`` (drawn from ``seed``) or a permutation;
@@ -68,6 +71,11 @@ class MADE(nn.Module):
         init: ``"default"`` (PyTorch's ``nn.Linear`` initialization) or
             ``"orthogonal"`` (semi-orthogonal weights and zero biases, as in the
             authors' code and their README commands).
+        context_size: width of an optional context vector seen by every unit
+            (degree 0: every layer keeps a unit that sees only the context, so even
+            the first conditional depends on it).
+        categories: categories per dimension (or one count for all) of ``"categorical"``.
+        components: mixture components of ``"mog"``.
 
     Example:
         >>> model = MADE(num_inputs=8, hidden_sizes=[32], direct=True)
@@ -79,7 +87,7 @@ class MADE(nn.Module):
         self,
         num_inputs: int,
         hidden_sizes: Sequence[int] = (500,),
-        family: str | dict | Family = "bernoulli",
+        family: str | dict | Sequence[dict] | Family = "bernoulli",
         num_masks: int | Literal["unlimited"] = 1,
         ordering: str | Sequence[int] = "natural",
         direct: bool = False,
@@ -90,6 +98,8 @@ class MADE(nn.Module):
         conditioning: bool = False,
         context_size: int = 0,
         init: Literal["default", "orthogonal"] = "default",
+        categories: int | Sequence[int] | None = None,
+        components: int | None = None,
     ) -> None:
         super().__init__()
         if num_inputs < 1:
@@ -106,7 +116,7 @@ class MADE(nn.Module):
             raise ValueError(f"init must be 'default' or 'orthogonal', got {init!r}")
         self.num_inputs = num_inputs
         self.hidden_sizes = [int(h) for h in hidden_sizes]
-        self.family = make_family(num_inputs, family)
+        self.family = make_family(num_inputs, family, categories, components)
         self.num_masks = num_masks
         self.ordering_spec = ordering if isinstance(ordering, str) else [int(i) for i in ordering]
         make_ordering(num_inputs, self.ordering_spec)  # validate early
@@ -174,8 +184,11 @@ class MADE(nn.Module):
         low = 0 if self.context_size else 1
         layers = []
         for width in self.hidden_sizes:
-            layers.append(hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False))
-            low = int(layers[-1].min())
+            degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False)
+            if self.context_size:
+                degrees[0] = 0  # a context-only path to the first conditional, whatever the draw
+            layers.append(degrees)
+            low = int(degrees.min())
         return ordering, layers
 
     def unit_degrees(self, ordering: Tensor) -> tuple[Tensor, Tensor]:
@@ -291,7 +304,9 @@ class MADE(nn.Module):
             self.family.check_support(x)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """Parameters of every conditional in one pass; Bernoulli gives logits ``[N, D]``."""
+        """Parameters of every conditional in one pass, in the family's layout: Bernoulli
+        logits ``[N, D]``, categorical ``[N, D, max K]``, Gaussian ``[N, D, 2]``,
+        mixture ``[N, D, 3, C]``, mixed the flat ``[N, sum of params per dim]``."""
         inputs = self.family.encode(x)
         if self.context_size:
             inputs = torch.cat([inputs, context.to(inputs.dtype)], dim=-1)
@@ -353,6 +368,7 @@ class MADE(nn.Module):
             return impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
         device, dtype = self.output.weight.device, self.output.weight.dtype
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
+        self._check_input(torch.zeros_like(uniform), context)  # the context's shape, dtype, device (0 is in every support)
         return sample_incremental(self, uniform, context)
 
     def impute(
@@ -398,6 +414,8 @@ class MADE(nn.Module):
             "conditioning": self.output.conditioning is not None,
             "context_size": self.context_size,
             "init": self.init,
+            "categories": None,  # both carried by "family"
+            "components": None,
         }
 
     def extra_repr(self) -> str:

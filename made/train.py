@@ -114,19 +114,29 @@ class _SummedNLL(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> Tensor:
-        return -self.model.log_prob(x).sum()
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return -self.model.log_prob(x, context).sum()
 
 
-def fingerprint(model: MADE, config: TrainConfig, train: Tensor, valid: Tensor) -> dict:
+def fingerprint(
+    model: MADE,
+    config: TrainConfig,
+    train: Tensor,
+    valid: Tensor,
+    train_context: Tensor | None = None,
+    valid_context: Tensor | None = None,
+) -> dict:
     """What a checkpoint must have been trained on to be resumed: the model, the training
-    settings (but how often to checkpoint and the time budget) and the data (shapes and SHA-256)."""
+    settings (but how often to checkpoint and the time budget) and the data (shapes and SHA-256),
+    context included."""
 
     def digest(data: Tensor) -> list:
         return [list(data.shape), hashlib.sha256(data.detach().cpu().contiguous().numpy().tobytes()).hexdigest()]
 
     settings = {k: v for k, v in asdict(config).items() if k not in ("checkpoint_every", "max_seconds")}
     record = {"model": model.config(), "train": settings, "train_data": digest(train), "valid_data": digest(valid)}
+    if train_context is not None:
+        record.update(train_context=digest(train_context), valid_context=digest(valid_context))
     return json.loads(json.dumps(record))  # as it reads back from JSON
 
 
@@ -140,6 +150,8 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    train_context: Tensor | None = None,
+    valid_context: Tensor | None = None,
 ) -> History:
     """Train ``model`` in place and leave it with its best-validation weights.
 
@@ -155,7 +167,8 @@ def fit(
     continues from the one there (if any) exactly where it was taken, and refuses a
     checkpoint of another model, configuration or data. Under ``torchrun`` each
     process trains on its shard of every minibatch (see :mod:`made.distributed`);
-    only rank 0 writes files.
+    only rank 0 writes files. A model with a context input takes one context row
+    per example in ``train_context`` and ``valid_context``.
     """
     from tqdm.auto import tqdm
 
@@ -167,7 +180,9 @@ def fit(
     optimizer = make_optimizer(model, config)
     order_gen = torch.Generator().manual_seed(config.seed)
     history, step, best_state = History(), 0, None
-    run_fingerprint = fingerprint(model, config, train, valid) if checkpoint_dir is not None else {}
+    run_fingerprint = (
+        fingerprint(model, config, train, valid, train_context, valid_context) if checkpoint_dir is not None else {}
+    )
     if checkpoint_dir is not None and resume and has_training_state(checkpoint_dir):
         saved, best_state = load_training_state(checkpoint_dir, model, optimizer, order_gen, run_fingerprint)
         history, step = _history(saved), saved["step"]
@@ -177,6 +192,8 @@ def fit(
         lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in history.log)
         atomic_write(log_path, lambda tmp: Path(tmp).write_text(lines))
     train = train.to(device=device, dtype=dtype)  # once, not per minibatch
+    if train_context is not None:
+        train_context = train_context.to(device=device, dtype=dtype)
     net = wrap(_SummedNLL(model), info, device)
     valid_k = validation_masks(model, config)
     done = history.epochs >= config.epochs or (history.epochs and history.epochs - history.best_epoch >= config.patience)
@@ -191,8 +208,9 @@ def fit(
             total, seen = 0.0, 0
             for idx in torch.randperm(train.shape[0], generator=order_gen).split(config.batch_size):
                 model.mask_for_step(step)
-                x = train[shard(idx, info).to(device)]
-                nll_sum = net(x)
+                rows = shard(idx, info).to(device)
+                x = train[rows]
+                nll_sum = net(x, None if train_context is None else train_context[rows])
                 optimizer.zero_grad(set_to_none=True)
                 (nll_sum * (info.world_size / len(idx))).backward()  # DDP averages: the minibatch mean
                 optimizer.step()
@@ -203,7 +221,7 @@ def fit(
             total, seen = all_sum([total, seen], info, device)
             if not math.isfinite(total):
                 raise FloatingPointError(f"training loss became {total} at epoch {epoch}; try a smaller --lr")
-            valid_nll = _validation_nll(model, valid, config, valid_k, info, device)
+            valid_nll = _validation_nll(model, valid, config, valid_k, info, device, valid_context)
             if valid_nll < history.best_valid_nll:
                 history.best_valid_nll, history.best_epoch = valid_nll, epoch
                 best_state = copy.deepcopy(model.state_dict())
@@ -251,11 +269,18 @@ def _over_budget(record: dict, config: TrainConfig, info: ProcessInfo, device: t
 
 
 def _validation_nll(
-    model: MADE, valid: Tensor, config: TrainConfig, masks: int | None, info: ProcessInfo, device: torch.device
+    model: MADE,
+    valid: Tensor,
+    config: TrainConfig,
+    masks: int | None,
+    info: ProcessInfo,
+    device: torch.device,
+    context: Tensor | None = None,
 ) -> float:
     """Mean validation NLL; each process scores its shard and the sums are added up."""
     part = shard(valid, info)
-    nll_sum = float(per_example_nll(model, part, config.eval_batch_size, masks).sum()) if len(part) else 0.0
+    own_context = None if context is None else shard(context, info)
+    nll_sum = float(per_example_nll(model, part, config.eval_batch_size, masks, own_context).sum()) if len(part) else 0.0
     total, count = all_sum([nll_sum, float(len(part))], info, device)
     return total / count
 

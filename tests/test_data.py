@@ -16,6 +16,9 @@ def test_digits_is_the_agreed_split():
     pixels = load_digits().data
     first = np.random.RandomState(0).permutation(len(pixels))[0]
     assert np.array_equal(splits.train[0], (pixels[first] >= 8).astype(np.float32))
+    labels = load_digits().target[np.random.RandomState(0).permutation(len(pixels))]
+    assert [len(part) for part in splits.labels] == [1197, 300, 300]
+    assert np.array_equal(np.concatenate(splits.labels), labels)
 
 
 @pytest.mark.skipif(not (SHARED / "dna.npz").exists(), reason="shared data not present")

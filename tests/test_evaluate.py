@@ -5,7 +5,7 @@ import torch
 
 from conftest import all_binary
 from made import MADE
-from made.evaluate import evaluate_nll, per_example_nll
+from made.evaluate import evaluate_nll, per_dimension_nll, per_example_nll
 
 
 def test_mean_stderr_and_bits():
@@ -70,3 +70,10 @@ def test_ensemble_builds_each_mask_once_whatever_the_batches():
     model.set_mask_seed = lambda s: (seeds.append(s), original(s))[1]
     per_example_nll(model, all_binary(6, torch.float32), batch_size=5, ensemble=4)  # 13 batches
     assert seeds == model.mask_seeds[1:] + [model.mask_seeds[0]]  # masks 2-4, then the current one back
+def test_per_dimension_nll_is_the_terms_of_the_nll():
+    model = MADE(4, [10], family="categorical", categories=[2, 3, 2, 4], direct=True).double()
+    x = torch.tensor([[0.0, 2.0, 1.0, 3.0], [1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
+    per_dim = per_dimension_nll(model, x, batch_size=2)
+    assert per_dim.shape == (3, 4) and (per_dim > 0).all()
+    torch.testing.assert_close(per_dim, -model.conditional_log_probs(x).detach())
+    torch.testing.assert_close(per_dim.sum(1), per_example_nll(model, x))

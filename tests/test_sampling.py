@@ -44,9 +44,15 @@ class TwoLogits(Family):
     def distribution(self, params):
         return Categorical(logits=params)
 
-    def check_support(self, x):
-        if not bool(((x == 0) | (x == 1)).all()):
-            raise ValueError("binary data needed")
+    @property
+    def columns(self):
+        return [{"type": "two_logits"}] * self.num_inputs
+
+    def outside_support(self, x):
+        return (x != 0) & (x != 1)
+
+    def support_text(self, dim):
+        return "binary (0 or 1)"
 
 
 def random_model(rng: random.Random) -> tuple[MADE, int]:

@@ -96,3 +96,42 @@ def test_time_budget_is_not_part_of_what_a_checkpoint_was_trained_with():
     train, valid, _ = digits()
     model = MADE(64, [20], seed=0)
     assert fingerprint(model, TrainConfig(max_seconds=5), train, valid) == fingerprint(model, TrainConfig(), train, valid)
+def test_fit_with_context_trains_resumes_and_checks_the_context(tmp_path):
+    """A class-conditional categorical model: the context feeds training and validation, an
+    interrupted fit resumes to the same weights, and a checkpoint of other context is refused."""
+    from made.checkpoint import CheckpointError
+
+    rng = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (240,), generator=rng)
+    x = (labels[:, None] + torch.randint(0, 2, (240, 5), generator=rng)).double()  # depends on the label
+    context = torch.nn.functional.one_hot(labels, 3).double()
+    train, valid, c_train, c_valid = x[:200], x[200:], context[:200], context[200:]
+    config = TrainConfig(epochs=4, batch_size=50, lr=0.01)
+
+    def model():
+        torch.manual_seed(0)
+        return MADE(5, [16], family="categorical", categories=4, context_size=3, direct=True).double()
+
+    straight = model()
+    blind = evaluate_nll(straight, valid, context=c_valid).nll
+    fit(straight, train, valid, config, train_context=c_train, valid_context=c_valid, checkpoint_dir=tmp_path / "a")
+    assert evaluate_nll(straight, valid, context=c_valid).nll < blind - 0.5
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(record):
+        if record["epoch"] == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(model(), train, valid, config, on_epoch=stop_at_3, train_context=c_train, valid_context=c_valid,
+            checkpoint_dir=tmp_path / "b")
+    with pytest.raises(CheckpointError, match="another train_context"):
+        fit(model(), train, valid, config, train_context=c_train.flip(1), valid_context=c_valid,
+            checkpoint_dir=tmp_path / "b", resume=True)
+    resumed = model()
+    fit(resumed, train, valid, config, train_context=c_train, valid_context=c_valid,
+        checkpoint_dir=tmp_path / "b", resume=True)
+    for key, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[key]), key
