@@ -368,7 +368,6 @@ class MADE(nn.Module):
             return impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
         device, dtype = self.output.weight.device, self.output.weight.dtype
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
-        self._check_input(torch.zeros_like(uniform), context)  # the context's shape, dtype, device (0 is in every support)
         return sample_incremental(self, uniform, context)
 
     def impute(
