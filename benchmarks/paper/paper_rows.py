@@ -166,10 +166,14 @@ ROWS: dict[str, Row] = {
 
 # Facts about how the results were obtained that the tables cannot show.
 NOTES = [
-    "The UCI results were measured on 2026-11-27 from commits bab428d, ff23f29 and 95e13a6 of the issue-3 "
-    "branch; the first two are states of that branch before it was rebased onto the resumable training loop. "
-    "Rerunning `nips-single --candidate eps1e-9-cond` with the rebased code gave the same test and validation "
-    "NLL to the last bit (279.5020301818848 and 279.3263380432129) after the same 152 epochs.",
+    "The UCI results were measured on 2026-11-27. Commits bab428d, ff23f29 and 95e13a6 in the table are states "
+    "of the issue-3 branch before it was rebased (they became 0e7c058, 94d8a6b and fee8b26, with the same "
+    "benchmark code); later runs used c5dff41, whose training loop has main's resumable loop and fast paths. "
+    "Rerunning two rows with newer code gave the same runs: `nips-single --candidate eps1e-9-cond` with the "
+    "first rebase gave the same test and validation NLL to the last bit (279.5020301818848, 279.3263380432129, "
+    "152 epochs), with c5dff41 279.50203014 (a difference in the 8th digit, float summation order); and "
+    "`dna-mask-sampling` re-measured with c5dff41 (the line reported above) ended after the same 380 epochs "
+    "(best 350) with test NLL 79.43722031 against 79.43721836 the first time.",
     "UCI runs ran one at a time, at nice 10 with one thread, on a 2-core machine shared with other work: "
     "their times are wall-clock times under that load.",
     "A candidate stopped by the epoch cap (1000, `made train`'s default) had not met the paper's stopping rule; "
