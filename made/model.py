@@ -35,6 +35,9 @@ __all__ = ["MADE", "Resample", "derive_seeds"]
 Resample = Literal["full", "ordering", "connectivity"]
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
 
+# Values checked per chunk: bounded temporaries on the CPU, few kernel launches on a GPU.
+CHECK_CHUNK_CPU, CHECK_CHUNK_GPU = 1 << 20, 1 << 24
+
 # Independent random streams derived from the model's seed.
 _POOL_STREAM, _ENSEMBLE_STREAM, _TRAIN_STREAM = 0, 1, 2
 
@@ -170,8 +173,10 @@ class MADE(nn.Module):
     def connectivity(self, mask_seed: int, ordering: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Ordering and hidden degrees of the mask drawn from ``mask_seed``.
 
-        The model's own ordering and degrees come from ``seed``; a resampling pool
-        replaces the ordering, the degrees or both with draws from ``mask_seed``.
+        The model's own ordering and degrees come from ``seed`` (degrees sorted within
+        each layer); a resampling pool replaces the ordering, the degrees or both with
+        draws from ``mask_seed`` (unsorted, as in the paper: a unit's degree is drawn
+        afresh for every mask).
         A given ``ordering`` replaces the drawn one and leaves the degrees as drawn.
         """
         base = torch.Generator().manual_seed(self.seed)
@@ -180,11 +185,16 @@ class MADE(nn.Module):
         if self.reorders:
             drawn = torch.randperm(self.num_inputs, generator=draw)
         ordering = drawn if ordering is None else make_ordering(self.num_inputs, ordering)
-        gen = draw if self.resamples and self.resample in ("full", "connectivity") else base
+        redrawn = self.resamples and self.resample in ("full", "connectivity")
+        gen = draw if redrawn else base
         low = 0 if self.context_size else 1
         layers = []
         for width in self.hidden_sizes:
             degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False)
+            if not redrawn:
+                # Units are exchangeable, so a fixed draw may as well be sorted: the masks are then
+                # staircases in storage order and the block products need no gathers (made.blocks).
+                degrees = degrees.sort().values
             if self.context_size:
                 degrees[0] = 0  # a context-only path to the first conditional, whatever the draw
             layers.append(degrees)
@@ -290,18 +300,39 @@ class MADE(nn.Module):
                 raise TypeError(f"{name} must have the model's dtype {weight.dtype}, got {value.dtype}")
             if value.device != weight.device:
                 raise ValueError(f"{name} is on {value.device} but the model is on {weight.device}")
-        if x.dim() != 2 or x.shape[1] != self.num_inputs:
-            raise ValueError(f"x must have shape [N, {self.num_inputs}], got {list(x.shape)}")
+        self._check_shape(x)
         if self.context_size and (context is None or context.shape != (x.shape[0], self.context_size)):
             got = None if context is None else list(context.shape)
             raise ValueError(f"context must have shape [{x.shape[0]}, {self.context_size}], got {got}")
         if not self.context_size and context is not None:
             raise ValueError("this model has no context input (context_size=0)")
         if self.validate_args:
-            # A NaN or infinity makes the sum non-finite: one cheap pass, and the full check only then.
-            if not (bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())):
+            self.check_values(x)
+
+    def _check_shape(self, x: Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.num_inputs:
+            raise ValueError(f"x must have shape [N, {self.num_inputs}], got {list(x.shape)}")
+
+    def check_values(self, x: Tensor) -> None:
+        """Raise ``ValueError`` for a NaN, an infinity or a value outside the family's support.
+
+        One pass over ``x`` in chunks of bounded size and one host synchronization when
+        all is well (on a GPU a synchronization per batch costs more than a small
+        model's forward); the error names the first offending value.
+        """
+        self._check_shape(x)
+        rows = max(1, (CHECK_CHUNK_CPU if x.is_cpu else CHECK_CHUNK_GPU) // max(x.shape[1], 1))
+        valid = torch.ones((), dtype=torch.bool, device=x.device)
+        for chunk in x.split(rows):
+            if not chunk.is_floating_point():
+                chunk = chunk.to(self.output.weight.dtype)  # integer data (uint8 images) is read as floats
+            valid &= self.family.in_support(chunk)
+        if not bool(valid):
+            x = x if x.is_floating_point() else x.to(self.output.weight.dtype)
+            if not bool(torch.isfinite(x).all()):
                 raise ValueError("x contains NaN or infinite values")
             self.family.check_support(x)
+            raise ValueError("x has values outside the support")  # in_support and check_support disagree
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Parameters of every conditional in one pass, in the family's layout: Bernoulli

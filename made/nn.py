@@ -17,9 +17,10 @@ Fast paths (all exact; ``fast_path("off")`` gives the plain ``F.linear(x, W * M)
   ``torch.optim`` optimizer (fused ones skip the counter) bumps a step count; both
   are part of the cache key. Writes through ``.data`` bypass both; call
   :meth:`MaskedLinear.clear_cache` after them.
-- Reused weights of large layers on the CPU are evaluated as block-triangular
-  products over degree-sorted units (:mod:`made.blocks`), skipping most of the
-  masked-out half of the multiply-adds.
+- Large layers on the CPU compute as block-triangular products over
+  degree-sorted units (:mod:`made.blocks`), skipping most of the masked-out half
+  of the multiply-adds: reused weights in evaluation, and in training the
+  forward pass and both gradients once a mask serves a second step.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .blocks import BlockTriangular, Staircase, find_staircase
+from .blocks import BlockTriangular, Staircase, StaircaseProduct, TrainingPlan, find_staircase
 
 __all__ = ["MaskedLinear", "FastPath", "fast_path", "get_fast_path"]
 
@@ -157,7 +158,7 @@ class _Frozen:
         self.blocks: BlockTriangular | None = None
 
 
-_CACHES = ("_float_mask", "_frozen", "_staircase", "_product")
+_CACHES = ("_float_mask", "_frozen", "_staircase", "_plan", "_plan_seen", "_product")
 
 
 class MaskedLinear(nn.Linear):
@@ -215,10 +216,12 @@ class MaskedLinear(nn.Linear):
         return self.weight * self.mask
 
     def clear_cache(self) -> None:
-        """Drop the reused mask copy, effective weights and staircase (they are rebuilt on demand)."""
+        """Drop the reused mask copy, effective weights and staircases (they are rebuilt on demand)."""
         self._float_mask: tuple[tuple, Tensor] | None = None
         self._frozen: _Frozen | None = None
         self._staircase: tuple[tuple, Staircase | None] | None = None
+        self._plan: tuple[tuple, TrainingPlan | None] | None = None
+        self._plan_seen: tuple | None = None
         self._product = _Buffer()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -232,7 +235,11 @@ class MaskedLinear(nn.Linear):
         if torch.is_autocast_enabled("cpu"):
             return self._plain(x, self.mask)
         mask = self._mask_like_weight()
-        out = _ReusedProduct.apply(x, self.weight, self.bias, mask, self._product)
+        plan = self._training_plan(x)
+        if plan is not None:
+            out = StaircaseProduct.apply(x, self.weight, self.bias, plan, self._product)
+        else:
+            out = _ReusedProduct.apply(x, self.weight, self.bias, mask, self._product)
         if self.conditioning is not None:
             out = out + (self.conditioning * mask).sum(dim=1)
         return out
@@ -290,6 +297,25 @@ class MaskedLinear(nn.Linear):
             and not torch.is_autocast_enabled("cpu")
         )
 
+    def _training_plan(self, x: Tensor) -> TrainingPlan | None:
+        """The staircase for a training step, once the same mask serves a second step.
+
+        Finding and sorting a staircase costs more than one step saves, so a mask
+        that changes every step (a resampling pool) keeps the dense product.
+        """
+        if not self._blocks_pay(x):
+            return None
+        key = _key(self.mask) + (self.weight.dtype, self.weight.device)
+        plan = self._plan
+        if plan is not None and plan[0] == key:
+            return plan[1]
+        if self._plan_seen != key and _fast_path != "blocks":
+            self._plan_seen = key
+            return None
+        staircase = self._find_staircase()
+        self._plan = (key, None if staircase is None else TrainingPlan(staircase, self.weight))
+        return self._plan[1]
+
     def _find_staircase(self) -> Staircase | None:
         key = _key(self.mask)
         if self._staircase is None or self._staircase[0] != key:
@@ -305,7 +331,8 @@ class MaskedLinear(nn.Linear):
         self.clear_cache()
 
     def train(self, mode: bool = True) -> MaskedLinear:
-        self._frozen = None  # frees the reused weights; the next evaluation rebuilds them
+        if mode:
+            self._frozen = None  # training changes the weights: free the reused ones
         return super().train(mode)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> MaskedLinear:

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from made.blocks import BlockTriangular, find_staircase
+from made.blocks import BlockTriangular, StaircaseProduct, TrainingPlan, find_staircase
 from made.masks import hidden_mask, output_mask
 
 
@@ -59,3 +59,36 @@ def test_blocks_skip_most_of_the_masked_out_half():
     mask = degree_mask(out=2000, inp=2000, d=784, strict=False, seed=0)
     assert float(mask.double().mean()) == pytest.approx(0.5, abs=0.02)
     assert find_staircase(mask).fraction < 0.6
+
+
+@pytest.mark.parametrize("spec", MASKS)
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (2, 3)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_staircase_training_product_and_its_gradients_equal_the_plain_product(spec, shape, bias):
+    mask = degree_mask(**spec)
+    gen = torch.Generator().manual_seed(5)
+    weight = torch.randn(mask.shape, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(mask.shape[0], generator=gen, dtype=torch.float64, requires_grad=True) if bias else None
+    x = torch.randn(*shape, mask.shape[1], generator=gen, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(*shape, mask.shape[0], generator=gen, dtype=torch.float64)
+    params = [x, weight, *([b] if bias else [])]
+    expected = F.linear(x, weight * mask, b)
+    expected_grads = torch.autograd.grad(expected, params, upstream)
+    plan = TrainingPlan(find_staircase(mask), weight)
+    got = StaircaseProduct.apply(x, weight, b, plan)
+    got_grads = torch.autograd.grad(got, params, upstream)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    for g, e in zip(got_grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+    assert torch.all(got_grads[1][~mask] == 0)
+
+
+def test_staircase_columns_are_read_by_suffixes_of_the_sorted_rows():
+    mask = degree_mask(out=300, inp=200, d=50, strict=False, seed=0)
+    stairs = find_staircase(mask)
+    sorted_mask = mask[stairs.row_order][:, stairs.col_order]
+    assert torch.equal(sorted_mask, torch.arange(200)[None, :] < stairs.reads[:, None])
+    assert stairs.col_groups[0][1] == 0 and stairs.col_groups[-1][2] == 200
+    for first, start, stop in stairs.col_groups:
+        assert not sorted_mask[:first, start:stop].any()
+        assert first == 300 or sorted_mask[first, start]

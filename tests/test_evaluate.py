@@ -77,3 +77,31 @@ def test_per_dimension_nll_is_the_terms_of_the_nll():
     assert per_dim.shape == (3, 4) and (per_dim > 0).all()
     torch.testing.assert_close(per_dim, -model.conditional_log_probs(x).detach())
     torch.testing.assert_close(per_dim.sum(1), per_example_nll(model, x))
+
+
+def test_values_are_checked_once_for_all_batches_and_masks():
+    model = MADE(6, [10], num_masks=3)
+    calls = []
+    original = model.family.in_support
+    model.family.in_support = lambda x: (calls.append(x.shape[0]), original(x))[1]
+    per_example_nll(model, all_binary(6, torch.float32), batch_size=5, ensemble=3)  # 13 batches, 3 masks
+    assert sum(calls) == 64  # one pass over the whole data set
+    assert model.validate_args
+
+
+@pytest.mark.parametrize("value, message", [(float("nan"), "NaN or infinite"), (float("inf"), "NaN or infinite"),
+                                            (2.0, "dimension 3 must be binary")])
+def test_bad_values_are_named_whatever_the_batch(value, message):
+    model = MADE(6, [10])
+    x = all_binary(6, torch.float32)
+    x[41, 3] = value
+    with pytest.raises(ValueError, match=message):
+        per_example_nll(model, x, batch_size=5)
+
+
+def test_categorical_integer_data_is_checked_and_converted():
+    model = MADE(3, [12], family="categorical", categories=3)
+    x = torch.tensor([[0, 1, 2], [2, 2, 0]], dtype=torch.uint8)
+    torch.testing.assert_close(per_example_nll(model, x), per_example_nll(model, x.float()))
+    with pytest.raises(ValueError, match="category in 0..2"):
+        per_example_nll(model, torch.tensor([[0, 3, 1]], dtype=torch.int64))

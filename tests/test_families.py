@@ -336,3 +336,19 @@ def test_sampling_checks_the_context():
     with pytest.raises(ValueError, match=r"context must have shape \[3, 2\], got \[4, 2\]"):
         model.sample(3, torch.zeros(4, 2))
     assert model.sample(3, torch.zeros(3, 2)).shape == (3, 5)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "categorical", "gaussian"])
+def test_in_support_agrees_with_outside_support_value_by_value(family):
+    fam = make_family(1, family, categories=3 if family == "categorical" else None)
+    values = [0.0, -0.0, 1.0, 2.0, -1.0, 0.5, 1e-45, 1 - 2**-24, 3.0, 1e30, float("nan"), float("inf"), -float("inf")]
+    for dtype in (torch.float32, torch.float64):
+        for v in values:
+            x = torch.tensor([[v]], dtype=dtype)
+            expected = not (bool(fam.outside_support(x).any()) or not bool(torch.isfinite(x).all()))
+            assert bool(fam.in_support(x)) == expected, (family, v, dtype)
+            # the same value among valid ones, anywhere in a larger block
+            block = torch.zeros(7, 5, dtype=dtype)
+            block[4, 2] = v
+            assert bool(fam.in_support(block)) == expected, (family, v, dtype)
+    assert bool(fam.in_support(torch.zeros(0, 1)))

@@ -6,7 +6,9 @@ import torch
 
 from conftest import all_binary
 from made import MADE
+from made.blocks import find_staircase
 from made.masks import input_degrees
+from made.nn import fast_path
 
 
 def random_configs(count: int, seed: int = 0):
@@ -229,3 +231,45 @@ def test_orthogonal_init_is_a_config_option():
     assert rebuilt.init == "orthogonal"
     with pytest.raises(ValueError, match="init"):
         MADE(6, [12], init="xavier")
+
+
+def test_fixed_degrees_are_sorted_so_every_mask_is_a_staircase_in_storage_order():
+    model = MADE(30, [64, 48], direct=True, seed=3)
+    for layer in model.masked_layers():
+        stairs = find_staircase(layer.mask)
+        assert stairs is not None and stairs.row_order is None and stairs.col_order is None
+    pool = MADE(30, [64], num_masks=4, seed=3)  # degrees redrawn per mask stay unsorted, as in the paper
+    degrees = pool.connectivity(pool.mask_seeds[1])[1][0]
+    assert not torch.equal(degrees, degrees.sort().values)
+
+
+@pytest.mark.parametrize("ordering", ["natural", "random"])
+def test_training_steps_on_staircases_equal_the_plain_path(ordering):
+    models = {mode: MADE(30, [300, 300], direct=True, ordering=ordering, seed=2).double() for mode in ("off", "blocks")}
+    models["blocks"].load_state_dict(models["off"].state_dict())
+    optimizers = {mode: torch.optim.Adam(m.parameters(), lr=0.01) for mode, m in models.items()}
+    x = (torch.rand(3, 40, 30, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    for batch in x:
+        for mode, model in models.items():
+            with fast_path(mode):
+                optimizers[mode].zero_grad()
+                (-model.log_prob(batch).mean()).backward()
+                optimizers[mode].step()
+    for fast, plain in zip(models["blocks"].parameters(), models["off"].parameters()):
+        torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-12)
+
+
+def test_values_are_checked_chunk_by_chunk_and_the_first_bad_one_named(monkeypatch):
+    import made.model
+
+    monkeypatch.setattr(made.model, "CHECK_CHUNK_CPU", 40)  # 5 rows of 8 per chunk
+    model = MADE(8, [16])
+    x = (torch.rand(23, 8, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    model.check_values(x)
+    model.check_values(x.to(torch.uint8))
+    x[21, 6] = 0.25
+    with pytest.raises(ValueError, match="dimension 6 must be binary .* found 0.25 in row 21"):
+        model.check_values(x)
+    x[17, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.check_values(x)

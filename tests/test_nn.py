@@ -87,6 +87,36 @@ def test_training_gradients_equal_the_plain_path(conditioning):
     assert torch.all(layers["auto"].weight.grad[~layers["auto"].mask] == 0)
 
 
+@pytest.mark.parametrize("conditioning", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_training_on_the_staircase_equals_the_plain_path_step_after_step(conditioning, bias):
+    """From the second step with the same mask, 'auto' trains a large layer on its staircase."""
+    layers = {mode: made_layer(out=300, inp=300, conditioning=conditioning, bias=bias) for mode in ("off", "auto")}
+    layers["auto"].load_state_dict(layers["off"].state_dict())
+    optimizers = {mode: torch.optim.Adam(layer.parameters(), lr=0.01) for mode, layer in layers.items()}
+    gen = torch.Generator().manual_seed(1)
+    for step in range(4):
+        x = torch.randn(30, 300, dtype=torch.float64, generator=gen)
+        for mode, layer in layers.items():
+            with fast_path(mode):
+                optimizers[mode].zero_grad()
+                torch.tanh(layer(x)).square().sum().backward()
+                optimizers[mode].step()
+        assert (layers["auto"]._plan is not None) == (step > 0)
+        for fast, plain in zip(layers["auto"].parameters(), layers["off"].parameters()):
+            torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-12)
+    assert torch.all(layers["auto"].weight.grad[~layers["auto"].mask] == 0)
+
+
+def test_a_mask_that_changes_every_step_keeps_the_dense_product():
+    layer = made_layer(out=300, inp=300)
+    masks = [layer.mask.clone(), made_layer(out=300, inp=300, seed=3).mask]
+    for step in range(4):
+        layer.set_mask(masks[step % 2])
+        layer(torch.randn(5, 300, dtype=torch.float64)).sum().backward()
+    assert layer._plan is None
+
+
 def test_two_forwards_before_one_backward_keep_their_own_products():
     """The second forward must not overwrite the product the first one's backward needs."""
     x = torch.randn(10, 200, dtype=torch.float64)
