@@ -51,6 +51,9 @@ def per_example_nll(
     seeds = [current] if ensemble is None else model.ensemble_seeds(ensemble)
     if validate:
         model.check_values(data)
+    model._check_shape(data)
+    if isinstance(context, Tensor) and context.shape[0] != data.shape[0]:
+        raise ValueError(f"context has {context.shape[0]} rows but data has {data.shape[0]}")
     model.eval()
     model.validate_args = False
     active = current
@@ -70,8 +73,11 @@ def per_example_nll(
                 model.set_mask_seed(seed)
                 active = seed
             joint = total if i == 0 else torch.empty_like(total)
+            log_prob = model.frozen_log_prob(data.shape[0])
             for start, (x, c) in zip(starts, batches):
-                joint[start : start + x.shape[0]] = model.log_prob(x, c)
+                if start == 0:
+                    model._check_input(x, c)  # shapes, dtype and device: the same for every batch
+                joint[start : start + x.shape[0]] = log_prob(x, c)
             if i > 0:
                 torch.logaddexp(total, joint, out=total)
         if len(seeds) > 1:

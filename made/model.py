@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
@@ -33,6 +33,7 @@ from .nn import MaskedLinear
 __all__ = ["MADE", "Resample", "derive_seeds"]
 
 Resample = Literal["full", "ordering", "connectivity"]
+Layer = Callable[[Tensor], Tensor]
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
 
 # Values checked per chunk: bounded temporaries on the CPU, few kernel launches on a GPU.
@@ -338,17 +339,38 @@ class MADE(nn.Module):
         """Parameters of every conditional in one pass, in the family's layout: Bernoulli
         logits ``[N, D]``, categorical ``[N, D, max K]``, Gaussian ``[N, D, 2]``,
         mixture ``[N, D, 3, C]``, mixed the flat ``[N, sum of params per dim]``."""
+        return self._params(x, context, [*self.hidden], self.output, self.direct)
+
+    def _params(self, x: Tensor, context: Tensor | None, hidden: list[Layer], output: Layer, direct: Layer | None) -> Tensor:
         inputs = self.family.encode(x)
         if self.context_size:
             inputs = torch.cat([inputs, context.to(inputs.dtype)], dim=-1)
         act = ACTIVATIONS[self.activation]
         h = inputs
-        for layer in self.hidden:
+        for layer in hidden:
             h = act(layer(h))
-        out = self.output(h)
-        if self.direct is not None:
-            out = out + self.direct(inputs)
+        out = output(h)
+        if direct is not None:
+            out = out + direct(inputs)
         return self.family.shape_params(out)
+
+    def frozen_log_prob(self, num_rows: int) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """``log_prob`` under the current mask as a function of ``(x, context)``, for
+        evaluating ``num_rows`` rows in batches without autograd.
+
+        Each layer's effective weight is fixed once (:meth:`MaskedLinear.frozen`), so a
+        batch costs the products alone: no per-batch input checks or cache lookups
+        (check the data first with :meth:`check_values`) and no module hooks. Valid
+        until the weights or the mask change.
+        """
+        hidden = [layer.frozen(num_rows * layer.in_features) for layer in self.hidden]
+        output = self.output.frozen(num_rows * self.output.in_features)
+        direct = None if self.direct is None else self.direct.frozen(num_rows * self.direct.in_features)
+
+        def log_prob(x: Tensor, context: Tensor | None = None) -> Tensor:
+            return self.family.log_prob(self._params(x, context, hidden, output, direct), x).sum(dim=-1)
+
+        return log_prob
 
     def conditional_log_probs(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """``log p(x_d | x_<d)`` for every dimension, ``[N, D]``, under the current mask."""

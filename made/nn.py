@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Literal
 
 import torch
@@ -258,6 +259,22 @@ class MaskedLinear(nn.Linear):
         return self._float_mask[1]
 
     def _frozen_forward(self, x: Tensor) -> Tensor:
+        return self._frozen_product(x.numel(), x.device)(x)
+
+    def frozen(self, inputs: int) -> Callable[[Tensor], Tensor]:
+        """This layer as a function of ``x`` with its current effective weight fixed.
+
+        For many calls without autograd (evaluation over batches): the cache is checked
+        once here rather than at every call; ``inputs``, the number of input values the
+        calls read in all, decides whether block products pay at once. The function is
+        valid until a weight, bias or mask changes. Where the reused weights do not apply
+        (grad mode, ``fast_path("off")``, tracing) it is the module's own forward.
+        """
+        if torch.is_grad_enabled() or _fast_path == "off" or _transformed() or self.weight.is_inference():
+            return self.forward
+        return self._frozen_product(inputs, self.weight.device)
+
+    def _frozen_product(self, inputs: int, device: torch.device) -> Callable[[Tensor], Tensor]:
         key = _key(self.weight, self.bias, self.conditioning, self.mask) + (
             torch.is_inference_mode_enabled(),
             _optimizer_steps,
@@ -266,17 +283,17 @@ class MaskedLinear(nn.Linear):
         if frozen is None or frozen.key != key:
             frozen = self._frozen = _Frozen(key, *self.effective())
         frozen.uses += 1
-        if self._blocks_pay(x):
-            if frozen.blocks is None and (frozen.uses > 1 or x.numel() >= BLOCKS_NOW_INPUTS or _fast_path == "blocks"):
+        if self._blocks_pay(device):
+            if frozen.blocks is None and (frozen.uses > 1 or inputs >= BLOCKS_NOW_INPUTS or _fast_path == "blocks"):
                 staircase = self._find_staircase()
                 if staircase is not None:
                     frozen.blocks = BlockTriangular(frozen.weight, frozen.bias, staircase)
                     frozen.weight = frozen.bias = None  # the sorted copy replaces it
             if frozen.blocks is not None:
-                return frozen.blocks(x)
+                return frozen.blocks
         if frozen.weight is None:
             frozen.weight, frozen.bias = self.effective()
-        return F.linear(x, frozen.weight, frozen.bias)
+        return partial(F.linear, weight=frozen.weight, bias=frozen.bias)
 
     def effective(self) -> tuple[Tensor, Tensor | None]:
         """``W * M`` and the bias, with the conditioning term ``(U * M) 1`` folded into it."""
@@ -287,12 +304,12 @@ class MaskedLinear(nn.Linear):
             bias = connectivity if bias is None else bias + connectivity
         return self.weight * mask, bias
 
-    def _blocks_pay(self, x: Tensor) -> bool:
+    def _blocks_pay(self, device: torch.device) -> bool:
         if _fast_path == "blocks":
-            return not torch.is_autocast_enabled(x.device.type)
+            return not torch.is_autocast_enabled(device.type)
         return (
             _fast_path == "auto"
-            and x.device.type == "cpu"
+            and device.type == "cpu"
             and self.weight.numel() >= BLOCKS_MIN_WEIGHTS
             and not torch.is_autocast_enabled("cpu")
         )
@@ -303,7 +320,7 @@ class MaskedLinear(nn.Linear):
         Finding and sorting a staircase costs more than one step saves, so a mask
         that changes every step (a resampling pool) keeps the dense product.
         """
-        if not self._blocks_pay(x):
+        if not self._blocks_pay(x.device):
             return None
         key = _key(self.mask) + (self.weight.dtype, self.weight.device)
         plan = self._plan

@@ -273,3 +273,24 @@ def test_values_are_checked_chunk_by_chunk_and_the_first_bad_one_named(monkeypat
     x[17, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN or infinite"):
         model.check_values(x)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(hidden_sizes=[300, 300], direct=True, ordering="random"),
+    dict(hidden_sizes=[40], conditioning=True, num_masks=3),
+    dict(hidden_sizes=[40], context_size=3),
+    dict(hidden_sizes=[], direct=True),
+    dict(hidden_sizes=[40], family="categorical", categories=3),
+    dict(hidden_sizes=[40], family="mog", components=2),
+])
+def test_frozen_log_prob_equals_log_prob(kwargs):
+    model = MADE(12, seed=4, **kwargs).double().eval()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2, (50, 12), generator=gen).double()
+    context = torch.randn(50, 3, generator=gen, dtype=torch.float64) if kwargs.get("context_size") else None
+    with torch.no_grad():
+        expected = model.log_prob(x, context)
+        frozen = model.frozen_log_prob(50)
+        for rows in (slice(0, 7), slice(7, 50)):
+            c = None if context is None else context[rows]
+            torch.testing.assert_close(frozen(x[rows], c), expected[rows], rtol=1e-12, atol=1e-12)

@@ -257,3 +257,22 @@ def test_orthogonal_reset_gives_semi_orthogonal_weights_and_zero_biases(shape):
         gram = weight @ weight.T if out_features == small else weight.T @ weight
         torch.testing.assert_close(gram, torch.eye(small, dtype=torch.float64), rtol=0, atol=1e-6)
     assert torch.all(layer.bias == 0)
+
+
+@pytest.mark.parametrize("mode", ["auto", "dense", "blocks", "off"])
+@pytest.mark.parametrize("inputs", [1, 1 << 20])
+def test_frozen_layer_equals_the_plain_path_until_rebuilt(mode, inputs):
+    layer = made_layer(conditioning=True)
+    x = torch.randn(9, 200, dtype=torch.float64)
+    with fast_path(mode), torch.no_grad():
+        frozen = layer.frozen(inputs)
+        torch.testing.assert_close(frozen(x), F.linear(x, layer.masked_weight(), layer.bias)
+                                   + (layer.conditioning * layer.mask).sum(1), rtol=1e-12, atol=1e-12)
+        layer.weight.mul_(2.0)
+        rebuilt = layer.frozen(inputs)
+        torch.testing.assert_close(rebuilt(x), layer._plain(x, layer.mask), rtol=1e-12, atol=1e-12)
+
+
+def test_frozen_layer_under_autograd_is_the_module_itself():
+    layer = made_layer()
+    assert layer.frozen(100) == layer.forward
