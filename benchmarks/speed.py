@@ -16,6 +16,9 @@ On a GPU machine without network but with torch, carry the peers (pure Python) a
     cp ../shared/data/binarized_mnist.npz .peers/                     # there:
     PYTHONPATH=.:.peers python3 benchmarks/speed.py --device cuda --data .peers/binarized_mnist.npz --out OUT.md
 
+A last table times a tiny network (D = 20, [32]) in batches of 100: the per-batch Python and
+kernel-launch cost that bounds small-model throughput on a GPU, measurable on any machine.
+
 Options add made rows with torch.compile (``--compile``) or bf16 autocast (``--amp``); on a
 shared CPU machine ``--threads 1 --clock cpu`` times process CPU time, which other jobs disturb less.
 """
@@ -51,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_FILE = "binarized_mnist.npz"
 DATA_DIRS = [ROOT / "shared" / "data", ROOT.parent / "shared" / "data", Path("/work/shared/data")]
 ARCHS = {"500": [500], "2000x2000": [2000, 2000]}
+OVERHEAD_NET = (20, [32], 100)  # D, hidden, batch of the per-batch overhead table
 
 
 # ----------------------------------------------------------------- implementations
@@ -80,14 +84,14 @@ def _peer(name: str, module: nn.Module, batch: int) -> Impl:
     return Impl(name, module, module, lambda x: bernoulli_nll(module(x), x).mean(), nll)
 
 
-def build_peers(hidden: list[int], batch: int) -> tuple[list[Impl], list[str]]:
+def build_peers(hidden: list[int], batch: int, dim: int = D) -> tuple[list[Impl], list[str]]:
     """nflows, zuko and pyro networks equal to made's; notes for those that cannot be built."""
     impls, notes = [], []
     try:
         from nflows.transforms.made import MADE as NflowsMADE
 
         if len(set(hidden)) == 1:
-            net = NflowsMADE(D, hidden[0], num_blocks=len(hidden) - 1, use_residual_blocks=False)
+            net = NflowsMADE(dim, hidden[0], num_blocks=len(hidden) - 1, use_residual_blocks=False)
             impls.append(_peer("nflows", net, batch))
         else:
             notes.append("nflows: needs equal hidden widths")
@@ -96,14 +100,14 @@ def build_peers(hidden: list[int], batch: int) -> tuple[list[Impl], list[str]]:
     try:
         import zuko
 
-        adjacency = torch.ones(D, D, dtype=torch.bool).tril(-1)
+        adjacency = torch.ones(dim, dim, dtype=torch.bool).tril(-1)
         impls.append(_peer("zuko", zuko.nn.MaskedMLP(adjacency, hidden, activation=nn.ReLU), batch))
     except ImportError:
         notes.append("zuko: not installed")
     try:
         from pyro.nn import AutoRegressiveNN
 
-        net = AutoRegressiveNN(D, hidden, param_dims=[1], permutation=torch.arange(D), nonlinearity=nn.ReLU())
+        net = AutoRegressiveNN(dim, hidden, param_dims=[1], permutation=torch.arange(dim), nonlinearity=nn.ReLU())
         impls.append(_peer("pyro", net, batch))
     except ImportError:
         notes.append("pyro: not installed")
@@ -112,9 +116,9 @@ def build_peers(hidden: list[int], batch: int) -> tuple[list[Impl], list[str]]:
     return impls, notes
 
 
-def build_made(label: str, hidden: list[int], batch: int, mode: str = "auto") -> Impl:
+def build_made(label: str, hidden: list[int], batch: int, mode: str = "auto", dim: int = D) -> Impl:
     """made with the given fast-path mode; evaluation through made.evaluate.per_example_nll."""
-    model = MADE(D, hidden)
+    model = MADE(dim, hidden)
     return Impl(label, model, model, lambda x: bernoulli_nll(model(x), x).mean(),
                 lambda data: per_example_nll(model, data, batch), lambda fn: in_mode(mode, fn))
 
@@ -413,6 +417,22 @@ def bench_ensembles(
     return rows
 
 
+def bench_overhead(data: Tensor, clock: Clock, rounds: int, device: torch.device) -> list[str]:
+    """Per-batch cost of evaluating a tiny network, where Python and kernel launches are all
+    there is: what decides small-model throughput on a GPU."""
+    dim, hidden, batch = OVERHEAD_NET
+    x = data[:, :dim].contiguous()
+    peers, _ = build_peers(hidden, batch, dim)
+    made = build_made("made", hidden, batch, dim=dim)
+    for impl in [made, *peers]:
+        impl.module.to(device).eval()
+    batches = -(-x.shape[0] // batch)
+    timings = interleaved({impl.name: lambda impl=impl: impl.nll(x) for impl in [made, *peers]}, clock, rounds)
+    best = min(timings[p.name].median for p in peers)
+    return [f"| D={dim}, [{hidden[0]}], batch {batch} | {name} | {t.median / batches * 1e6:.0f} µs (±{t.spread * 50:.0f}%) "
+            f"| {t.median / best:.2f} |" for name, t in timings.items()]
+
+
 def report(args: argparse.Namespace, argv: list[str], device: torch.device, clock: Clock, source: str, n: int,
            rows: dict[str, list[str]], notes: list[str], seconds: float) -> str:
     memory_how = ("`torch.cuda.max_memory_allocated` above the level before the call" if device.type == "cuda" else
@@ -445,6 +465,13 @@ def report(args: argparse.Namespace, argv: list[str], device: torch.device, cloc
               "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).", "",
               "| arch | implementation | time for the test set | images per second | speed-up over fastest peer |",
               "|---|---|---|---|---|", *rows["eval"], ""]
+    if rows["overhead"]:
+        lines += ["## Per-batch cost of a tiny network", "",
+                  "Log-likelihood of the test images' first 20 pixels under a [32]-unit network, in batches of 100: "
+                  "the arithmetic is negligible, so this is the Python and kernel-launch cost per batch that bounds "
+                  "small-model throughput on a GPU. Ratio: time over the fastest peer's.", "",
+                  "| network | implementation | time per batch | ratio to fastest peer |", "|---|---|---|---|",
+                  *rows["overhead"], ""]
     lines += ["## Peak memory", "", f"Measured as {memory_how}. Training: one warmed step (gradients, activations, "
               "temporaries; parameters and optimizer state exist before it). Evaluation: the whole test set from cold "
               "caches (made's reused weights included).", "",
@@ -509,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows["ensemble"] += bench_ensembles(name, test, args.eval_batch, clock, rounds, device)
         notes += arch.notes
         print(f"   elapsed {time.perf_counter() - started:.0f} s", flush=True)
+    print("== per-batch cost of a tiny network", flush=True)
+    rows["overhead"] = bench_overhead(test, clock, args.rounds, device)
     text = report(args, argv, device, clock, source, test.shape[0], rows, notes, time.perf_counter() - started)
     print(text)
     if args.out:
