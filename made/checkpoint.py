@@ -259,6 +259,8 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     config = read_json(run_dir / CONFIG_FILE)
     _check_version(config, run_dir / CONFIG_FILE)
     settings = config.get("model")
+    if isinstance(settings, dict) and "sorted_degrees" not in settings:
+        settings = {**settings, "sorted_degrees": False}  # written by made 0.1, which drew degrees unsorted
     check_model_settings(settings, f"{run_dir / CONFIG_FILE}: model")
     weights = run_dir / WEIGHTS_FILE
     shapes = _tensor_shapes(weights)
@@ -355,7 +357,10 @@ def _check_masks(model: MADE, source: Path) -> None:
     regenerated = model.state_dict()
     for key, tensor in stored.items():
         if not torch.equal(tensor, regenerated[key]):
-            raise CheckpointError(f"{source}: {key} does not match the masks of the stored seed and config")
+            raise CheckpointError(
+                f"{source}: {key} does not match the masks of the stored seed and config "
+                "(a run started by another version of made cannot be resumed by this one)"
+            )
 
 
 # -------------------------------------------------------- training state

@@ -255,3 +255,20 @@ def test_stored_pool_seeds_are_the_ones_used(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps(config))
         with pytest.raises(CheckpointError, match="pool_seeds"):
             load_model(tmp_path)
+
+
+@pytest.mark.parametrize("ordering", ["natural", "random"])
+def test_models_saved_before_degrees_were_sorted_still_load_with_their_masks(tmp_path, ordering):
+    """made 0.1 drew fixed degrees unsorted and wrote no 'sorted_degrees': such a folder loads as it was."""
+    model = MADE(12, [30, 20], direct=True, ordering=ordering, sorted_degrees=False).double()
+    save_model(tmp_path, model)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["model"]["sorted_degrees"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded, _ = load_model(tmp_path)
+    assert not loaded.sorted_degrees
+    for a, b in zip(model.masked_layers(), loaded.masked_layers()):
+        assert torch.equal(a.mask, b.mask)
+    x = all_binary(12)
+    torch.testing.assert_close(loaded.double().log_prob(x), model.log_prob(x), rtol=0, atol=0)
+    assert not torch.equal(MADE(12, [30, 20], ordering=ordering).hidden[0].mask, model.hidden[0].mask)
