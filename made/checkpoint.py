@@ -357,10 +357,7 @@ def _check_masks(model: MADE, source: Path) -> None:
     regenerated = model.state_dict()
     for key, tensor in stored.items():
         if not torch.equal(tensor, regenerated[key]):
-            raise CheckpointError(
-                f"{source}: {key} does not match the masks of the stored seed and config "
-                "(a run started by another version of made cannot be resumed by this one)"
-            )
+            raise CheckpointError(f"{source}: {key} does not match the masks of the stored seed and config")
 
 
 # -------------------------------------------------------- training state
