@@ -227,9 +227,11 @@ class MaskedLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         training = torch.is_grad_enabled()
-        # GPU training takes the plain path: the caching allocator makes buffer reuse moot, and
-        # at small batches every extra kernel launch or Python step costs more than it saves.
-        if _fast_path == "off" or (training and not x.is_cpu) or _transformed() or self.weight.is_inference():
+        # GPU training takes the plain path unless block products are forced: the caching allocator
+        # makes buffer reuse moot, and at small batches every extra kernel launch or Python step
+        # costs more than it saves.
+        gpu_plain = training and not x.is_cpu and _fast_path != "blocks"
+        if _fast_path == "off" or gpu_plain or _transformed() or self.weight.is_inference():
             return self._plain(x, self.mask)
         if not training:
             return self._frozen_forward(x)
