@@ -276,3 +276,23 @@ def test_frozen_layer_equals_the_plain_path_until_rebuilt(mode, inputs):
 def test_frozen_layer_under_autograd_is_the_module_itself():
     layer = made_layer()
     assert layer.frozen(100) == layer.forward
+
+
+def test_a_new_mask_gets_block_products_only_over_enough_rows():
+    from made.nn import BLOCKS_NEW_MASK_ROWS
+
+    layer = made_layer(out=300, inp=300)  # 90,000 weights: block products pay on the CPU
+    x = torch.randn(BLOCKS_NEW_MASK_ROWS, 300, dtype=torch.float64)
+    with torch.no_grad():
+        expected = F.linear(x, layer.masked_weight(), layer.bias)
+        small = layer.frozen(300 * 300)  # 300 rows of a mask never seen: the dense product
+        assert layer._frozen.blocks is None
+        torch.testing.assert_close(small(x), expected, rtol=1e-12, atol=1e-12)
+        layer.set_mask(made_layer(out=300, inp=300, seed=4).mask)
+        expected = F.linear(x, layer.masked_weight(), layer.bias)
+        large = layer.frozen(x.numel())  # enough rows to pay for finding the staircase
+        assert layer._frozen.blocks is not None
+        torch.testing.assert_close(large(x), expected, rtol=1e-12, atol=1e-12)
+        layer.weight.mul_(0.5)  # same mask, staircase known: blocks at once for 100 rows
+        layer.frozen(300 * 100)
+        assert layer._frozen.blocks is not None
