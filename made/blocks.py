@@ -41,8 +41,6 @@ class Staircase:
     sorted), likewise ``col_order``; ``groups`` holds ``(start, stop, prefix)``
     over sorted rows; ``col_groups`` holds ``(first_row, start, stop)`` over sorted
     columns: only sorted rows from ``first_row`` on read columns ``start:stop``.
-    ``reads[i]`` is how many sorted inputs sorted row i reads: the sorted mask is
-    ``arange(in) < reads[:, None]``.
     """
 
     row_order: Tensor | None
@@ -50,8 +48,7 @@ class Staircase:
     row_inverse: Tensor | None
     groups: tuple[tuple[int, int, int], ...]
     shape: tuple[int, int]
-    col_groups: tuple[tuple[int, int, int], ...] = ()
-    reads: Tensor | None = None
+    col_groups: tuple[tuple[int, int, int], ...]
 
     @property
     def fraction(self) -> float:
@@ -97,7 +94,6 @@ def find_staircase(mask: Tensor) -> Staircase | None:
         groups=groups,
         shape=(out, inp),
         col_groups=col_groups,
-        reads=sorted_reads,
     )
 
 
@@ -142,10 +138,14 @@ class BlockTriangular:
 
 
 class TrainingPlan:
-    """A staircase moved to the weight's device, with the sorted mask as 0/1 of the weight's dtype."""
+    """A staircase moved to the mask's device, with the mask sorted onto it.
 
-    def __init__(self, staircase: Staircase, like: Tensor) -> None:
-        device = like.device
+    ``mask`` is the layer's 0/1 mask in the weight's dtype; with no row or column
+    order to apply (sorted degrees) the plan shares it rather than copying it.
+    """
+
+    def __init__(self, staircase: Staircase, mask: Tensor) -> None:
+        device = mask.device
         self.staircase = staircase
 
         def on_device(order: Tensor | None) -> Tensor | None:
@@ -154,9 +154,7 @@ class TrainingPlan:
         self.row_order, self.row_inverse = on_device(staircase.row_order), on_device(staircase.row_inverse)
         self.col_order = on_device(staircase.col_order)
         self.col_inverse = None if staircase.col_order is None else on_device(torch.argsort(staircase.col_order))
-        _, inp = staircase.shape
-        reads = staircase.reads.to(device)
-        self.mask = (torch.arange(inp, device=device) < reads[:, None]).to(like.dtype)
+        self.mask = self.sort_weight(mask)
 
     def sort_weight(self, weight: Tensor) -> Tensor:
         return _permute(weight, self.row_order, self.col_order)

@@ -347,7 +347,7 @@ class MaskedLinear(nn.Linear):
             self._plan_seen = key
             return None
         staircase = self._find_staircase()
-        self._plan = (key, None if staircase is None else TrainingPlan(staircase, self.weight))
+        self._plan = (key, None if staircase is None else TrainingPlan(staircase, self._mask_like_weight()))
         return self._plan[1]
 
     def _find_staircase(self) -> Staircase | None:
