@@ -50,8 +50,9 @@ def per_example_nll(
     current = int(model.mask_seed)
     seeds = [current] if ensemble is None else model.ensemble_seeds(ensemble)
     if validate:
-        model.check_values(data)
-    model._check_shape(data)
+        model.check_values(data)  # the shape, then the values
+    else:
+        model._check_shape(data)
     if isinstance(context, Tensor) and context.shape[0] != data.shape[0]:
         raise ValueError(f"context has {context.shape[0]} rows but data has {data.shape[0]}")
     model.eval()

@@ -237,7 +237,7 @@ class MaskedLinear(nn.Linear):
         # makes buffer reuse moot, and at small batches every extra kernel launch or Python step
         # costs more than it saves.
         gpu_plain = training and not x.is_cpu and _fast_path != "blocks"
-        if _fast_path == "off" or gpu_plain or _transformed() or self.weight.is_inference():
+        if gpu_plain or not self._fast_paths_apply():
             return self._plain(x, self.mask)
         if not training:
             return self._frozen_forward(x)
@@ -278,9 +278,14 @@ class MaskedLinear(nn.Linear):
         valid until a weight, bias or mask changes. Where the reused weights do not apply
         (grad mode, ``fast_path("off")``, tracing) it is the module's own forward.
         """
-        if torch.is_grad_enabled() or _fast_path == "off" or _transformed() or self.weight.is_inference():
+        if torch.is_grad_enabled() or not self._fast_paths_apply():
             return self.forward
         return self._frozen_product(inputs, self.weight.device)
+
+    def _fast_paths_apply(self) -> bool:
+        """Not turned off, not traced (torch.compile, torch.func) and not inference tensors,
+        whose in-place changes no version counter tracks."""
+        return _fast_path != "off" and not _transformed() and not self.weight.is_inference()
 
     def _frozen_product(self, inputs: int, device: torch.device) -> Callable[[Tensor], Tensor]:
         key = _key(self.weight, self.bias, self.conditioning, self.mask) + (
