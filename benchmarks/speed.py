@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cpu_model import cpu_model
 from made import MADE
 from made.evaluate import per_example_nll
 from made.nn import fast_path
@@ -226,6 +227,11 @@ def fmt_ms(t: Timing) -> str:
     return f"{t.median * 1e3:.2f} ms (±{t.spread * 50:.0f}%)"
 
 
+def eval_label(name: str) -> str:
+    """An implementation's name in evaluation rows, where no optimizer runs."""
+    return name.removesuffix(", torch.optim.Adam")
+
+
 def ratio_rows(
     title: str, timings: dict[str, Timing], impls: list[str], peers: list[str], items: int | None = None
 ) -> list[str]:
@@ -237,22 +243,13 @@ def ratio_rows(
         t = timings[name]
         ratio = t.median / best
         if items is not None:
-            label = name.removesuffix(", torch.optim.Adam")  # no optimizer in evaluation
-            rows.append(f"| {title} | {label} | {fmt_ms(t)} | {items / t.median:,.0f} /s | {1 / ratio:.2f}x |")
+            rows.append(f"| {title} | {eval_label(name)} | {fmt_ms(t)} | {items / t.median:,.0f} /s | {1 / ratio:.2f}x |")
         else:
             rows.append(f"| {title} | {name} | {fmt_ms(t)} | {ratio:.2f} |")
     return rows
 
 
 def machine(device: torch.device) -> list[str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     versions = []
     for package in ("torch", "nflows", "zuko", "pyro-ppl", "numpy"):
         try:
@@ -261,7 +258,7 @@ def machine(device: torch.device) -> list[str]:
             versions.append(f"{package} (absent)")
     lines = [
         f"- machine: {platform.node()} ({platform.system()} {platform.machine()}), {os.cpu_count()} logical CPUs, "
-        f"CPU model: {cpu}",
+        f"CPU model: {cpu_model()}",
         f"- torch threads: {torch.get_num_threads()}; Python {platform.python_version()}",
         f"- versions: {', '.join(versions)}",
     ]
@@ -381,8 +378,7 @@ def bench_arch(arch: Arch, test: Tensor, args: argparse.Namespace, clock: Clock,
     rows["eval"] += ratio_rows(arch.name, timings, list(evals), peer_names, items=test.shape[0])
     for impl in evaluated:
         impl.module.train()  # cold caches: made's reused weights count in its peak
-        label = impl.name.removesuffix(", torch.optim.Adam")
-        rows["memory"].append(f"| {arch.name} | log-likelihood, batch {args.eval_batch} | {label} | "
+        rows["memory"].append(f"| {arch.name} | log-likelihood, batch {args.eval_batch} | {eval_label(impl.name)} | "
                               f"{peak_bytes(evals[impl.name], device) / 2**20:,.1f} MiB |")
 
     modes = {f"'{mode}'": in_mode(mode, lambda: arch.made.nll(test)) for mode in ("off", "dense", "auto", "blocks")}
@@ -435,6 +431,14 @@ def bench_overhead(data: Tensor, clock: Clock, rounds: int, device: torch.device
             f"| {t.median / best:.2f} |" for name, t in timings.items()]
 
 
+STEP_COLUMNS = ["arch, batch", "implementation", "time per step", "ratio to fastest peer"]
+
+
+def section(heading: str, text: str, columns: list[str], rows: list[str]) -> list[str]:
+    """A report section: heading, explanation, and a markdown table of ``rows`` under ``columns``."""
+    return [heading, "", text, "", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *rows, ""]
+
+
 def report(args: argparse.Namespace, argv: list[str], device: torch.device, clock: Clock, source: str, n: int,
            rows: dict[str, list[str]], notes: list[str], seconds: float) -> str:
     memory_how = ("`torch.cuda.max_memory_allocated` above the level before the call" if device.type == "cuda" else
@@ -445,53 +449,45 @@ def report(args: argparse.Namespace, argv: list[str], device: torch.device, cloc
              f"- device: {device}; clock: {clock.now.__name__}; {args.rounds} rounds, implementations interleaved in a "
              "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
              f"- data: {source}, {n} images; total time {seconds:.0f} s", ""]
-    lines += ["## Checks", "",
-              "Each network's Jacobian d logit_i / d x_j at a random binary x vanishes for j >= i.", "",
-              "| arch | implementation | parameters | mask connections | allowed dependencies present |",
-              "|---|---|---|---|---|", *rows["checks"], ""]
-    lines += ["## Training step (forward, Bernoulli NLL, backward, optimizer step)", "",
-              "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
-              "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
-              "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
-              "peer's (below 1: made is faster). On the CPU made's large layers train on their staircases "
-              "(block-triangular forward and gradients, `made.blocks`) once a mask serves a second step; "
-              "'fast paths off' is the plain `F.linear(x, W * M)`.", "",
-              "| arch, batch | implementation | time per step | ratio to fastest peer |", "|---|---|---|---|",
-              *rows["train"], ""]
-    lines += ["### The same optimizer for everyone (`torch.optim.Adam(lr=1e-3)`, torch's default kernel)", "",
-              "The networks alone: the same rounds as above.", "",
-              "| arch, batch | implementation | time per step | ratio to fastest peer |", "|---|---|---|---|",
-              *rows["same"], ""]
-    lines += [f"## Exact log-likelihood of the test set (batches of {args.eval_batch})", "",
-              "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
-              "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).", "",
-              "| arch | implementation | time for the test set | images per second | speed-up over fastest peer |",
-              "|---|---|---|---|---|", *rows["eval"], ""]
+    lines += section("## Checks", "Each network's Jacobian d logit_i / d x_j at a random binary x vanishes for j >= i.",
+                     ["arch", "implementation", "parameters", "mask connections", "allowed dependencies present"],
+                     rows["checks"])
+    lines += section("## Training step (forward, Bernoulli NLL, backward, optimizer step)",
+                     "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
+                     "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
+                     "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
+                     "peer's (below 1: made is faster). On the CPU made's large layers train on their staircases "
+                     "(block-triangular forward and gradients, `made.blocks`) once a mask serves a second step; "
+                     "'fast paths off' is the plain `F.linear(x, W * M)`.", STEP_COLUMNS, rows["train"])
+    lines += section("### The same optimizer for everyone (`torch.optim.Adam(lr=1e-3)`, torch's default kernel)",
+                     "The networks alone: the same rounds as above.", STEP_COLUMNS, rows["same"])
+    lines += section(f"## Exact log-likelihood of the test set (batches of {args.eval_batch})",
+                     "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
+                     "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).",
+                     ["arch", "implementation", "time for the test set", "images per second",
+                      "speed-up over fastest peer"], rows["eval"])
     if rows["overhead"]:
-        lines += ["## Per-batch cost of a tiny network", "",
-                  "Log-likelihood of the test images' first 20 pixels under a [32]-unit network, in batches of 100: "
-                  "the arithmetic is negligible, so this is the Python and kernel-launch cost per batch that bounds "
-                  "small-model throughput on a GPU. Ratio: time over the fastest peer's.", "",
-                  "| network | implementation | time per batch | ratio to fastest peer |", "|---|---|---|---|",
-                  *rows["overhead"], ""]
-    lines += ["## Peak memory", "", f"Measured as {memory_how}. Training: one warmed step (gradients, activations, "
-              "temporaries; parameters and optimizer state exist before it). Evaluation: the whole test set from cold "
-              "caches (made's reused weights included).", "",
-              "| arch | what | implementation | peak |", "|---|---|---|---|", *rows["memory"], ""]
-    lines += ["## What made's evaluation fast paths buy", "",
-              "Test-set log-likelihood. 'off': `W * M` with the bool mask at every call (the plain path); 'dense': "
-              "`W * M` reused while weights and mask are unchanged; 'auto' (the default): plus block-triangular "
-              "products on degree-sorted units where they pay (CPU, layers of 65,536 weights or more); 'blocks': "
-              "block products for every layer, on any device.", "",
-              "| arch | fast path | time for the test set | speed-up over 'off' |", "|---|---|---|---|",
-              *rows["ablation"], ""]
+        lines += section("## Per-batch cost of a tiny network",
+                         "Log-likelihood of the test images' first 20 pixels under a [32]-unit network, in batches of "
+                         "100: the arithmetic is negligible, so this is the Python and kernel-launch cost per batch that "
+                         "bounds small-model throughput on a GPU. Ratio: time over the fastest peer's.",
+                         ["network", "implementation", "time per batch", "ratio to fastest peer"], rows["overhead"])
+    lines += section("## Peak memory", f"Measured as {memory_how}. Training: one warmed step (gradients, activations, "
+                     "temporaries; parameters and optimizer state exist before it). Evaluation: the whole test set "
+                     "from cold caches (made's reused weights included).",
+                     ["arch", "what", "implementation", "peak"], rows["memory"])
+    lines += section("## What made's evaluation fast paths buy",
+                     "Test-set log-likelihood. 'off': `W * M` with the bool mask at every call (the plain path); "
+                     "'dense': `W * M` reused while weights and mask are unchanged; 'auto' (the default): plus "
+                     "block-triangular products on degree-sorted units where they pay (CPU, layers of 65,536 weights "
+                     "or more); 'blocks': block products for every layer, on any device.",
+                     ["arch", "fast path", "time for the test set", "speed-up over 'off'"], rows["ablation"])
     if rows["ensemble"]:
-        lines += ["## Mask ensembles (made, a pool of 32 masks)", "",
-                  "Ensemble of k masks: `per_example_nll(model, data, ensemble=k)` (log-mean-exp of the k joint "
-                  "likelihoods, checked against the singles). k single evaluations: for each of the k masks, "
-                  "`model.set_mask(i)` then `per_example_nll(model, data)`.", "",
-                  "| arch | k | ensemble | k single evaluations | ensemble / singles |", "|---|---|---|---|---|",
-                  *rows["ensemble"], ""]
+        lines += section("## Mask ensembles (made, a pool of 32 masks)",
+                         "Ensemble of k masks: `per_example_nll(model, data, ensemble=k)` (log-mean-exp of the k joint "
+                         "likelihoods, checked against the singles). k single evaluations: for each of the k masks, "
+                         "`model.set_mask(i)` then `per_example_nll(model, data)`.",
+                         ["arch", "k", "ensemble", "k single evaluations", "ensemble / singles"], rows["ensemble"])
     lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
 

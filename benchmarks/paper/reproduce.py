@@ -18,7 +18,6 @@ import argparse
 import fcntl
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -29,7 +28,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+from cpu_model import cpu_model  # noqa: E402
 from paper_rows import ROWS, read_results, same_arguments  # noqa: E402
 
 from made import __version__  # noqa: E402
@@ -65,15 +65,7 @@ def machine(device: str) -> str:
     """A short description of where the run happened."""
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+    return f"{cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
 
 
 def git_commit() -> str | None:
