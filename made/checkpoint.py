@@ -38,6 +38,7 @@ from torch import Tensor
 from . import __version__
 from .families import make_family
 from .model import ACTIVATIONS, MADE
+from .network import BLOCK_TYPES, build_network
 from .schema import SchemaError, check_fields
 
 __all__ = [
@@ -73,6 +74,8 @@ MODEL_RANGES: dict[str, Callable[[Any], bool]] = {
     "seed": lambda v: v >= 0,
     "activation": lambda v: v in ACTIVATIONS,
     "context_size": lambda v: v >= 0,
+    "blocks": lambda v: all(b in BLOCK_TYPES for b in v),
+    "dropout": lambda v: 0 <= v < 1,
 }
 # Tensors each optimizer keeps per parameter: "step" is a scalar, the others have the parameter's shape.
 OPTIMIZER_STATE_KEYS = {
@@ -209,8 +212,9 @@ def count_weights(settings: dict) -> int:
     settings = {**MODEL_DEFAULTS, **settings}
     family = make_family(settings["num_inputs"], settings["family"])
     in_width = sum(family.inputs_per_dim) + settings["context_size"]
-    widths = [in_width, *settings["hidden_sizes"], sum(family.params_per_dim)]
-    return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    network = build_network(in_width, settings["hidden_sizes"], sum(family.params_per_dim), settings["direct"],
+                            settings["blocks"], settings["dropout"])
+    return network.num_weights()
 
 
 # ------------------------------------------------------------- run folders

@@ -77,7 +77,7 @@ def _check(model: MADE, x: Tensor, observed: Tensor, context: Tensor | None, who
                          f"got {list(x.shape)} and {list(observed.shape)}")
     observed = observed.to(x.device)
     filled = x if whole else torch.where(observed, x, torch.zeros_like(x))
-    model._check_input(filled, context)
+    model.check_input(filled, context)
     return filled
 
 
@@ -93,8 +93,7 @@ def _log_probs(
     """``log p_{c^O}(x_O)`` and ``log p_{c^O}(x)`` for each mask c, both ``[K, n]``."""
     observed, joint = [], []
     for seed, ordering in zip(seeds, orderings):
-        with model.using_mask(seed, ordering):
-            per_dim = model.conditional_log_probs(x, context)
+        per_dim = model.conditional_log_probs(x, context, model.masks(seed, ordering))
         observed.append(per_dim[:, pattern].sum(dim=1))
         joint.append(per_dim.sum(dim=1))
     return torch.stack(observed), torch.stack(joint)
@@ -166,12 +165,12 @@ def impute(
             if draw.numel() == 0:
                 continue
             picked = rows[local]
-            with model.using_mask(seed, ordering):
-                out[draw, picked] = sample_incremental(
-                    model,
-                    noise[draw, picked, :d],
-                    None if context is None else context[picked],
-                    out[draw, picked],
-                    num_given=int(pattern.sum()),
-                )
+            out[draw, picked] = sample_incremental(
+                model,
+                noise[draw, picked, :d],
+                None if context is None else context[picked],
+                out[draw, picked],
+                num_given=int(pattern.sum()),
+                masks=model.masks(seed, ordering),
+            )
     return out[0] if num_samples is None else out

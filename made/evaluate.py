@@ -42,53 +42,43 @@ def per_example_nll(
     float64 tensor on the model's device and moved at the end, so no batch waits
     for the host (on a GPU that wait costs more than a small model's forward). An
     ensemble runs mask by mask over all batches, so each mask is built once and its
-    layers' reused weights serve every batch; the model's mask is restored afterwards.
+    layers' reused weights serve every batch. The model is not changed (its mask,
+    training flag and ``validate_args`` stay as they are): evaluation is without
+    dropout, and concurrent callers see nothing of it.
     """
     if not isinstance(data, Tensor):
         raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
-    was_training, validate = model.training, model.validate_args
-    current = int(model.mask_seed)
-    seeds = [current] if ensemble is None else model.ensemble_seeds(ensemble)
-    if validate:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    masks = [None] if ensemble is None else [model.masks(seed) for seed in model.ensemble_seeds(ensemble)]
+    if model.validate_args:
         model.check_values(data)  # the shape, then the values
     else:
-        model._check_shape(data)
+        model.check_shape(data)
     if isinstance(context, Tensor) and context.shape[0] != data.shape[0]:
         raise ValueError(f"context has {context.shape[0]} rows but data has {data.shape[0]}")
-    model.eval()
-    model.validate_args = False
-    active = current
-    try:
-        device, dtype = model.output.weight.device, model.output.weight.dtype
-        starts = range(0, data.shape[0], batch_size)
-        batches = (
-            (data[s : s + batch_size].to(device=device, dtype=dtype),
-             None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype))
-            for s in starts
-        )
-        if len(seeds) > 1:
-            batches = list(batches)  # read once per mask
-        total = torch.empty(data.shape[0], dtype=torch.float64, device=device)
-        for i, seed in enumerate(seeds):
-            if seed != active:
-                model.set_mask_seed(seed)
-                active = seed
-            joint = total if i == 0 else torch.empty_like(total)
-            log_prob = model.frozen_log_prob(data.shape[0])
-            for start, (x, c) in zip(starts, batches):
-                if start == 0:
-                    model._check_input(x, c)  # shapes, dtype and device: the same for every batch
-                joint[start : start + x.shape[0]] = log_prob(x, c)
-            if i > 0:
-                torch.logaddexp(total, joint, out=total)
-        if len(seeds) > 1:
-            total.sub_(math.log(len(seeds)))
-        return total.neg_().cpu()
-    finally:
-        if active != current:
-            model.set_mask_seed(current)
-        model.validate_args = validate
-        model.train(was_training)
+    device, dtype = model.output.weight.device, model.output.weight.dtype
+    starts = range(0, data.shape[0], batch_size)
+    batches = (
+        (data[s : s + batch_size].to(device=device, dtype=dtype),
+         None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype))
+        for s in starts
+    )
+    if len(masks) > 1:
+        batches = list(batches)  # read once per mask
+    total = torch.empty(data.shape[0], dtype=torch.float64, device=device)
+    for i, mask in enumerate(masks):
+        joint = total if i == 0 else torch.empty_like(total)
+        log_prob = model.frozen_log_prob(data.shape[0], mask)
+        for start, (x, c) in zip(starts, batches):
+            if start == 0:
+                model.check_input(x, c, values=False)  # shapes, dtype and device: the same for every batch
+            joint[start : start + x.shape[0]] = log_prob(x, c)
+        if i > 0:
+            torch.logaddexp(total, joint, out=total)
+    if len(masks) > 1:
+        total.sub_(math.log(len(masks)))
+    return total.neg_().cpu()
 
 
 @torch.no_grad()

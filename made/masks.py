@@ -28,6 +28,7 @@ __all__ = [
     "output_mask",
     "path_counts",
     "check_autoregressive",
+    "check_path_counts",
 ]
 
 DegreeRule = Literal["random", "even"]
@@ -141,7 +142,12 @@ def check_autoregressive(
     the degree of input d). Read in the ordering, the path-count matrix must be
     strictly lower triangular.
     """
-    counts = path_counts(masks, direct)
+    check_path_counts(path_counts(masks, direct), degrees_in, degrees_out)
+
+
+def check_path_counts(counts: Tensor, degrees_in: Tensor, degrees_out: Tensor) -> None:
+    """Raise ``ValueError`` if ``counts`` (``[outputs, inputs]``) has a path from an input to an
+    output whose degree is not above the input's (see :func:`check_autoregressive`)."""
     forbidden = degrees_out[:, None] <= degrees_in[None, :]
     leaks = counts[forbidden]
     if leaks.numel() and leaks.abs().max() > 0:

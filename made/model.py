@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -19,15 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .families import Family, make_family
-from .masks import (
-    DegreeRule,
-    check_autoregressive,
-    hidden_degrees,
-    hidden_mask,
-    input_degrees,
-    make_ordering,
-    output_mask,
-)
+from .masks import DegreeRule, check_path_counts, hidden_degrees, make_ordering
+from .network import Masks, Network, build_network, unit_degrees
 from .nn import MaskedLinear
 
 __all__ = ["MADE", "Resample", "derive_seeds"]
@@ -47,6 +41,23 @@ def derive_seeds(seed: int, stream: int, count: int, offset: int = 0) -> list[in
     """``count`` reproducible 62-bit seeds of one stream of ``seed``; prefixes are stable."""
     state = np.random.SeedSequence([seed, stream, offset]).generate_state(count, dtype=np.uint64)
     return [int(s >> np.uint64(2)) for s in state]
+
+
+def _install(root: nn.Module, path: str, module: nn.Module) -> None:
+    """Register ``module`` under the dotted ``path`` (``hidden.0``, ``blocks.1.0``, ``output``),
+    making numbered containers (``nn.ModuleList``) on the way, so state_dict keys read as the path."""
+    *parents, last = path.split(".")
+    for name in parents:
+        child = getattr(root, name, None)
+        if child is None:
+            child = nn.ModuleList()
+            setattr(root, name, child)
+        root = child
+    if isinstance(root, nn.ModuleList):
+        assert int(last) == len(root), f"{path}: layers are installed in order"
+        root.append(module)
+    else:
+        setattr(root, last, module)
 
 
 class MADE(nn.Module):
@@ -84,6 +95,10 @@ class MADE(nn.Module):
             redrawn per mask. Units are exchangeable, so this is the same model, and its
             masks are then staircases in storage order (fast block products). ``False``
             rebuilds models saved by made 0.1, which drew them unsorted.
+        blocks: block types (registered in :mod:`made.network`) after the last hidden
+            layer, e.g. ``["residual"] * 2``: residual blocks ``h + W2 act(W1 h)`` whose
+            two layers share that layer's degrees.
+        dropout: dropout probability on every hidden unit's activation (training only).
 
     Example:
         >>> model = MADE(num_inputs=8, hidden_sizes=[32], direct=True)
@@ -109,6 +124,8 @@ class MADE(nn.Module):
         categories: int | Sequence[int] | None = None,
         components: int | None = None,
         sorted_degrees: bool = True,
+        blocks: Sequence[str] = (),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if num_inputs < 1:
@@ -123,6 +140,10 @@ class MADE(nn.Module):
             raise ValueError(f"context_size must be >= 0, got {context_size}")
         if init not in ("default", "orthogonal"):
             raise ValueError(f"init must be 'default' or 'orthogonal', got {init!r}")
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if any(isinstance(h, bool) or int(h) != h or h < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
         self.num_inputs = num_inputs
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.family = make_family(num_inputs, family, categories, components)
@@ -145,14 +166,22 @@ class MADE(nn.Module):
                 stacklevel=2,
             )
 
+        self.blocks_spec = [str(b) for b in blocks]
+        self.dropout = float(dropout)
         in_width = sum(self.family.inputs_per_dim) + context_size
         out_width = sum(self.family.params_per_dim)
-        widths = [in_width, *self.hidden_sizes]
-        self.hidden = nn.ModuleList(
-            MaskedLinear(a, b, conditioning=conditioning) for a, b in zip(widths[:-1], widths[1:])
+        self.network: Network = build_network(
+            in_width, self.hidden_sizes, out_width, direct, self.blocks_spec, self.dropout
         )
-        self.output = MaskedLinear(widths[-1], out_width, conditioning=conditioning)
-        self.direct = MaskedLinear(in_width, out_width, bias=False) if direct else None
+        self.hidden = nn.ModuleList()
+        self.direct: MaskedLinear | None = None
+        for index, link in self.network.links():
+            groups = self.network.groups
+            layer = MaskedLinear(
+                groups[link.source].width, groups[index].width, bias=link.bias, conditioning=conditioning and link.bias
+            )
+            _install(self, link.module, layer)
+        self._layers = {link.module: self.get_submodule(link.module) for _, link in self.network.links()}
         if init == "orthogonal":
             for layer in self.masked_layers():
                 layer.reset_orthogonal()
@@ -164,8 +193,8 @@ class MADE(nn.Module):
 
     # ----------------------------------------------------------------- masks
     def masked_layers(self) -> list[MaskedLinear]:
-        """Every masked layer, input side first: hidden layers, output layer, direct connection."""
-        return [*self.hidden, self.output, *([self.direct] if self.direct is not None else [])]
+        """Every masked layer in the network's order: hidden layers, blocks, output, direct connection."""
+        return list(self._layers.values())
 
     @property
     def resamples(self) -> bool:
@@ -178,7 +207,7 @@ class MADE(nn.Module):
         return self.resamples and self.resample in ("full", "ordering")
 
     def connectivity(self, mask_seed: int, ordering: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        """Ordering and hidden degrees of the mask drawn from ``mask_seed``.
+        """Ordering and drawn hidden degrees (one tensor per drawn layer) of the mask of ``mask_seed``.
 
         The model's own ordering and degrees come from ``seed`` (degrees sorted within
         each layer); a resampling pool replaces the ordering, the degrees or both with
@@ -196,7 +225,8 @@ class MADE(nn.Module):
         gen = draw if redrawn else base
         low = 0 if self.context_size else 1
         layers = []
-        for width in self.hidden_sizes:
+        for index in self.network.drawn:
+            width = self.network.groups[index].width
             degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False)
             if not redrawn and self.sorted_degrees:
                 # Units are exchangeable, so a fixed draw may as well be sorted: the masks are then
@@ -210,53 +240,50 @@ class MADE(nn.Module):
 
     def unit_degrees(self, ordering: Tensor) -> tuple[Tensor, Tensor]:
         """Degrees of the network's input units (data then context) and output units."""
-        degrees = input_degrees(ordering)
-        per_in = torch.tensor(self.family.inputs_per_dim)
-        per_out = torch.tensor(self.family.params_per_dim)
-        context = torch.zeros(self.context_size, dtype=torch.long)
-        return (
-            torch.cat([degrees.repeat_interleave(per_in), context]),
-            degrees.repeat_interleave(per_out),
-        )
+        family = self.family
+        return unit_degrees(ordering, family.inputs_per_dim, family.params_per_dim, self.context_size)
 
-    def build_masks(
-        self, mask_seed: int, device: torch.device | str | None = None, ordering: Tensor | None = None
-    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
-        """Ordering, the masks of every layer (hidden then output) and the direct mask.
+    def masks(
+        self, mask_seed: int, ordering: Tensor | None = None, device: torch.device | str | None = None
+    ) -> Masks:
+        """The mask drawn from ``mask_seed`` as a value (see :class:`~made.network.Masks`).
 
-        Degrees are drawn on the CPU (a few integers); the masks are compared on
-        ``device`` so that large masks never cross the bus. A given ``ordering``
-        replaces the seed's (see :meth:`connectivity`).
+        A pure function of the seed (and ``ordering``, which replaces the seed's but keeps
+        its hidden degrees); the model is unchanged. Degrees are drawn on the CPU, masks
+        compared on ``device`` (the model's by default) so large masks never cross the bus.
         """
-        ordering, hidden = self.connectivity(mask_seed, ordering)
-        deg_in, deg_out = (d.to(device) for d in self.unit_degrees(ordering))
-        hidden = [d.to(device) for d in hidden]
-        masks, prev = [], deg_in
-        for degrees in hidden:
-            masks.append(hidden_mask(degrees, prev))
-            prev = degrees
-        masks.append(output_mask(deg_out, prev))
-        direct = output_mask(deg_out, deg_in) if self.direct is not None else None
-        return ordering, masks, direct
+        ordering, drawn = self.connectivity(mask_seed, ordering)
+        device = self.output.mask.device if device is None else device
+        degrees = self.network.degrees(*self.unit_degrees(ordering), drawn)
+        return Masks(ordering, degrees, self.network.masks([d.to(device) for d in degrees]))
+
+    def current_masks(self) -> Masks:
+        """The model's own current mask as a value (its layers' mask buffers, not copies)."""
+        ordering = self.ordering.cpu()
+        _, drawn = self.connectivity(int(self.mask_seed), ordering)
+        degrees = self.network.degrees(*self.unit_degrees(ordering), drawn)
+        return Masks(ordering, degrees, {name: layer.mask for name, layer in self._layers.items()})
 
     @torch.no_grad()
     def set_mask_seed(self, mask_seed: int, ordering: Tensor | None = None) -> None:
-        """Switch the network to the mask drawn from ``mask_seed`` (in place).
+        """Make the mask drawn from ``mask_seed`` the model's own (in place; what training does).
 
-        ``ordering`` (a permutation) replaces the seed's ordering but keeps its
-        hidden degrees; prefer :meth:`using_mask`, which restores the mask after.
+        ``ordering`` (a permutation) replaces the seed's ordering but keeps its hidden
+        degrees. To evaluate another mask without changing the model, pass
+        ``masks=model.masks(seed)`` to :meth:`forward` instead.
         """
-        ordering, masks, direct = self.build_masks(mask_seed, self.output.mask.device, ordering)
-        for layer, mask in zip([*self.hidden, self.output], masks):
-            layer.set_mask(mask)
-        if self.direct is not None:
-            self.direct.set_mask(direct)
-        self.ordering.copy_(ordering)
+        masks = self.masks(mask_seed, ordering)
+        for name, layer in self._layers.items():
+            layer.set_mask(masks.links[name])
+        self.ordering.copy_(masks.ordering)
         self.mask_seed.fill_(mask_seed)
 
     @contextmanager
     def using_mask(self, mask_seed: int, ordering: Tensor | None = None) -> Iterator[None]:
-        """Use the mask of ``mask_seed`` (with ``ordering`` if given) inside a ``with`` block, then restore."""
+        """Make the mask of ``mask_seed`` the model's own inside a ``with`` block, then restore it.
+
+        This changes the model for every caller; :meth:`masks` gives a mask as a value instead.
+        """
         current_seed, current_ordering = int(self.mask_seed), self.ordering.cpu().clone()
         self.set_mask_seed(mask_seed, ordering)
         try:
@@ -288,15 +315,21 @@ class MADE(nn.Module):
             raise ValueError(f"ensemble of {k} masks asked, but the pool has only {self.num_masks}")
         return self.mask_seeds[:k]
 
-    def check_autoregressive(self) -> None:
-        """Raise ``ValueError`` unless the current masks' path counts are strictly lower triangular."""
-        deg_in, deg_out = self.unit_degrees(self.ordering.cpu())
-        masks = [layer.mask.cpu() for layer in [*self.hidden, self.output]]
-        direct = self.direct.mask.cpu() if self.direct is not None else None
-        check_autoregressive(masks, deg_in, deg_out, direct)
+    def path_counts(self, masks: Masks | None = None) -> Tensor:
+        """Paths from each input unit to each output unit under ``masks`` (the current mask by default)."""
+        masks = self.current_masks() if masks is None else masks
+        return self.network.path_counts({k: m.cpu() for k, m in masks.links.items()})
+
+    def check_autoregressive(self, masks: Masks | None = None) -> None:
+        """Raise ``ValueError`` unless the path counts of ``masks`` (default: the current
+        mask) vanish wherever an output's position is not after the input's."""
+        masks = self.current_masks() if masks is None else masks
+        check_path_counts(self.path_counts(masks), *self.unit_degrees(masks.ordering))
 
     # --------------------------------------------------------------- density
-    def _check_input(self, x: Tensor, context: Tensor | None) -> None:
+    def check_input(self, x: Tensor, context: Tensor | None, values: bool = True) -> None:
+        """Raise for an ``x`` or ``context`` of the wrong type, dtype, device or shape, or (with
+        ``validate_args`` and ``values``) a value outside the family's support or a non-finite context."""
         weight = self.output.weight
         for name, value in (("x", x), ("context", context)):
             if value is None and name == "context":
@@ -307,16 +340,19 @@ class MADE(nn.Module):
                 raise TypeError(f"{name} must have the model's dtype {weight.dtype}, got {value.dtype}")
             if value.device != weight.device:
                 raise ValueError(f"{name} is on {value.device} but the model is on {weight.device}")
-        self._check_shape(x)
+        self.check_shape(x)
         if self.context_size and (context is None or context.shape != (x.shape[0], self.context_size)):
             got = None if context is None else list(context.shape)
             raise ValueError(f"context must have shape [{x.shape[0]}, {self.context_size}], got {got}")
         if not self.context_size and context is not None:
             raise ValueError("this model has no context input (context_size=0)")
-        if self.validate_args:
+        if self.validate_args and values:
             self.check_values(x)
+            if context is not None and not bool(torch.isfinite(context).all()):
+                raise ValueError("context contains NaN or infinite values")
 
-    def _check_shape(self, x: Tensor) -> None:
+    def check_shape(self, x: Tensor) -> None:
+        """Raise ``ValueError`` unless ``x`` is ``[N, D]``."""
         if x.dim() != 2 or x.shape[1] != self.num_inputs:
             raise ValueError(f"x must have shape [N, {self.num_inputs}], got {list(x.shape)}")
 
@@ -327,7 +363,7 @@ class MADE(nn.Module):
         all is well (on a GPU a synchronization per batch costs more than a small
         model's forward); the error names the first offending value.
         """
-        self._check_shape(x)
+        self.check_shape(x)
         rows = max(1, (CHECK_CHUNK_CPU if x.is_cpu else CHECK_CHUNK_GPU) // max(x.shape[1], 1))
         valid = torch.ones((), dtype=torch.bool, device=x.device)
         for chunk in x.split(rows):
@@ -341,66 +377,77 @@ class MADE(nn.Module):
             self.family.check_support(x)
             raise ValueError("x has values outside the support")  # in_support and check_support disagree
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None, masks: Masks | None = None) -> Tensor:
         """Parameters of every conditional in one pass, in the family's layout: Bernoulli
         logits ``[N, D]``, categorical ``[N, D, max K]``, Gaussian ``[N, D, 2]``,
-        mixture ``[N, D, 3, C]``, mixed the flat ``[N, sum of params per dim]``."""
-        return self._params(x, context, [*self.hidden], self.output, self.direct)
+        mixture ``[N, D, 3, C]``, mixed the flat ``[N, sum of params per dim]``.
 
-    def _params(self, x: Tensor, context: Tensor | None, hidden: list[Layer], output: Layer, direct: Layer | None) -> Tensor:
+        Under the model's own mask, or under ``masks`` (from :meth:`masks`) without
+        changing the model."""
+        links = None if masks is None else masks.links
+        layers = {
+            name: layer if links is None else partial(layer, mask=links[name]) for name, layer in self._layers.items()
+        }
+        return self._params(x, context, layers, self.training)
+
+    def _params(self, x: Tensor, context: Tensor | None, layers: dict[str, Layer], dropout: bool) -> Tensor:
+        """Run the network with one function per link (plain, masked by value, or frozen);
+        ``dropout`` says whether the groups' dropout applies (training)."""
         inputs = self.family.encode(x)
         if self.context_size:
             inputs = torch.cat([inputs, context.to(inputs.dtype)], dim=-1)
         act = ACTIVATIONS[self.activation]
-        h = inputs
-        for layer in hidden:
-            h = act(layer(h))
-        out = output(h)
-        if direct is not None:
-            out = out + direct(inputs)
-        return self.family.shape_params(out)
+        values: list[Tensor] = [inputs]
+        for group in self.network.groups[1:]:
+            total = layers[group.links[0].module](values[group.links[0].source])
+            for link in group.links[1:]:
+                total = total + layers[link.module](values[link.source])
+            if group.activation:
+                total = act(total)
+            if group.dropout and dropout:
+                total = F.dropout(total, group.dropout)
+            if group.residual is not None:
+                total = total + values[group.residual]
+            values.append(total)
+        return self.family.shape_params(values[-1])
 
-    def frozen_log_prob(self, num_rows: int) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """``log_prob`` under the current mask as a function of ``(x, context)``, for
-        evaluating ``num_rows`` rows in batches without autograd.
+    def frozen_log_prob(self, num_rows: int, masks: Masks | None = None) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """``log_prob`` under ``masks`` (default: the current mask) as a function of
+        ``(x, context)``, for evaluating ``num_rows`` rows in batches without autograd.
 
         Each layer's effective weight is fixed once (:meth:`MaskedLinear.frozen`), so a
         batch costs the products alone: no per-batch input checks or cache lookups
-        (check the data first with :meth:`check_values`) and no module hooks. Valid
-        until the weights or the mask change.
+        (check the data first with :meth:`check_values`), no module hooks and no dropout.
+        Valid until the weights change.
         """
-        hidden = [layer.frozen(num_rows * layer.in_features) for layer in self.hidden]
-        output = self.output.frozen(num_rows * self.output.in_features)
-        direct = None if self.direct is None else self.direct.frozen(num_rows * self.direct.in_features)
+        links = {} if masks is None else masks.links
+        layers = {
+            name: layer.frozen(num_rows * layer.in_features, links.get(name)) for name, layer in self._layers.items()
+        }
 
         def log_prob(x: Tensor, context: Tensor | None = None) -> Tensor:
-            return self.family.log_prob(self._params(x, context, hidden, output, direct), x).sum(dim=-1)
+            return self.family.log_prob(self._params(x, context, layers, False), x).sum(dim=-1)
 
         return log_prob
 
-    def conditional_log_probs(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """``log p(x_d | x_<d)`` for every dimension, ``[N, D]``, under the current mask."""
-        self._check_input(x, context)
-        return self.family.log_prob(self(x, context), x)
+    def conditional_log_probs(
+        self, x: Tensor, context: Tensor | None = None, masks: Masks | None = None
+    ) -> Tensor:
+        """``log p(x_d | x_<d)`` for every dimension, ``[N, D]``, under the current mask or ``masks``."""
+        self.check_input(x, context)
+        return self.family.log_prob(self(x, context, masks), x)
 
     def log_prob(self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[N]``.
 
         With ``ensemble=k``, the log of the mean over k masks of ``p(x)``
         (log-mean-exp of the joint log-likelihoods), the paper's mask ensemble;
-        the current mask is restored afterwards.
+        the masks are evaluated as values, the model's own mask is never changed.
         """
         if ensemble is None:
             return self.conditional_log_probs(x, context).sum(dim=-1)
         seeds = self.ensemble_seeds(ensemble)
-        current = int(self.mask_seed)
-        try:
-            joint = []
-            for seed in seeds:
-                self.set_mask_seed(seed)
-                joint.append(self.conditional_log_probs(x, context).sum(dim=-1))
-        finally:
-            self.set_mask_seed(current)
+        joint = [self.conditional_log_probs(x, context, self.masks(seed)).sum(dim=-1) for seed in seeds]
         return torch.logsumexp(torch.stack(joint), dim=0) - math.log(len(seeds))
 
     @torch.no_grad()
@@ -475,6 +522,8 @@ class MADE(nn.Module):
             "categories": None,  # both carried by "family"
             "components": None,
             "sorted_degrees": self.sorted_degrees,
+            "blocks": list(self.blocks_spec),
+            "dropout": self.dropout,
         }
 
     def extra_repr(self) -> str:

@@ -156,10 +156,10 @@ class _ReusedProduct(torch.autograd.Function):
 class _Frozen:
     """The effective weight and bias of a layer, for as long as its key holds."""
 
-    def __init__(self, key: tuple, weight: Tensor, bias: Tensor | None) -> None:
+    def __init__(self, key: tuple, mask: Tensor, weight: Tensor, bias: Tensor | None) -> None:
         self.key = key
-        self.weight: Tensor | None = weight
-        self.bias = bias
+        self.mask = mask  # keeps the keyed mask's memory from being reused by another mask
+        self.dense: tuple[Tensor, Tensor | None] | None = (weight, bias)
         self.uses = 0
         self.rows = 0
         self.blocks: BlockTriangular | None = None
@@ -213,7 +213,7 @@ class MaskedLinear(nn.Linear):
             self.bias.zero_()
 
     def set_mask(self, mask: Tensor) -> None:
-        """Copy a new ``[out, in]`` boolean mask in place."""
+        """Copy a new ``[out, in]`` boolean mask in place (the layer's own mask, used when none is given)."""
         if mask.shape != self.mask.shape:
             raise ValueError(f"mask shape {tuple(mask.shape)} != layer shape {tuple(self.mask.shape)}")
         self.mask.copy_(mask)
@@ -224,27 +224,30 @@ class MaskedLinear(nn.Linear):
 
     def clear_cache(self) -> None:
         """Drop the reused mask copy, effective weights and staircases (they are rebuilt on demand)."""
-        self._float_mask: tuple[tuple, Tensor] | None = None
+        # Each entry: (key, cached value, the mask it was made from).
+        self._float_mask: tuple[tuple, Tensor, Tensor] | None = None
         self._frozen: _Frozen | None = None
-        self._staircase: tuple[tuple, Staircase | None] | None = None
-        self._plan: tuple[tuple, TrainingPlan | None] | None = None
+        self._staircase: tuple[tuple, Staircase | None, Tensor] | None = None
+        self._plan: tuple[tuple, TrainingPlan | None, Tensor] | None = None
         self._plan_seen: tuple | None = None
         self._product = _Buffer()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x (W * M)^T + b`` under the layer's own mask, or under ``mask`` (a value: the layer is unchanged)."""
+        mask = self.mask if mask is None else mask
         training = torch.is_grad_enabled()
         # GPU training takes the plain path unless block products are forced: the caching allocator
         # makes buffer reuse moot, and at small batches every extra kernel launch or Python step
         # costs more than it saves.
         gpu_plain = training and not x.is_cpu and _fast_path != "blocks"
         if gpu_plain or not self._fast_paths_apply():
-            return self._plain(x, self.mask)
+            return self._plain(x, mask)
         if not training:
-            return self._frozen_forward(x)
+            return self._frozen_product(x.numel(), x.device, mask)(x)
         if torch.is_autocast_enabled("cpu"):
-            return self._plain(x, self.mask)
-        mask = self._mask_like_weight()
-        plan = self._training_plan(x)
+            return self._plain(x, mask)
+        plan = self._training_plan(x, mask)
+        mask = self._mask_like_weight(mask)
         if plan is not None:
             out = StaircaseProduct.apply(x, self.weight, self.bias, plan, self._product)
         else:
@@ -259,17 +262,19 @@ class MaskedLinear(nn.Linear):
             out = out + (self.conditioning * mask).sum(dim=1)
         return out
 
-    def _mask_like_weight(self) -> Tensor:
-        """The mask as 0/1 in the weight's dtype (``W * 1.0`` and ``W * 0.0`` equal the bool product)."""
-        key = _key(self.mask) + (self.weight.dtype, self.weight.device)
-        if self._float_mask is None or self._float_mask[0] != key:
-            self._float_mask = (key, self.mask.to(self.weight.dtype))
-        return self._float_mask[1]
+    def _mask_like_weight(self, mask: Tensor) -> Tensor:
+        """The mask as 0/1 in the weight's dtype (``W * 1.0`` and ``W * 0.0`` equal the bool product).
 
-    def _frozen_forward(self, x: Tensor) -> Tensor:
-        return self._frozen_product(x.numel(), x.device)(x)
+        Every cache entry keeps the mask it was made from, so its memory (whose address is
+        part of the key) cannot be taken by another mask while the entry lives.
+        """
+        key = _key(mask) + (self.weight.dtype, self.weight.device)
+        cached = self._float_mask
+        if cached is None or cached[0] != key:
+            cached = self._float_mask = (key, mask.to(self.weight.dtype), mask)
+        return cached[1]
 
-    def frozen(self, inputs: int) -> Callable[[Tensor], Tensor]:
+    def frozen(self, inputs: int, mask: Tensor | None = None) -> Callable[[Tensor], Tensor]:
         """This layer as a function of ``x`` with its current effective weight fixed.
 
         For many calls without autograd (evaluation over batches): the cache is checked
@@ -279,39 +284,44 @@ class MaskedLinear(nn.Linear):
         (grad mode, ``fast_path("off")``, tracing) it is the module's own forward.
         """
         if torch.is_grad_enabled() or not self._fast_paths_apply():
-            return self.forward
-        return self._frozen_product(inputs, self.weight.device)
+            return self.forward if mask is None else partial(self.forward, mask=mask)
+        return self._frozen_product(inputs, self.weight.device, self.mask if mask is None else mask)
 
     def _fast_paths_apply(self) -> bool:
         """Not turned off, not traced (torch.compile, torch.func) and not inference tensors,
         whose in-place changes no version counter tracks."""
         return _fast_path != "off" and not _transformed() and not self.weight.is_inference()
 
-    def _frozen_product(self, inputs: int, device: torch.device) -> Callable[[Tensor], Tensor]:
-        key = _key(self.weight, self.bias, self.conditioning, self.mask) + (
+    def _frozen_product(self, inputs: int, device: torch.device, mask: Tensor) -> Callable[[Tensor], Tensor]:
+        """The cached effective weight of ``mask`` as a function; one entry, replaced when the key changes.
+
+        Concurrent callers with other masks replace the entry but never change one in use:
+        each reads the entry once into locals.
+        """
+        key = _key(self.weight, self.bias, self.conditioning, mask) + (
             torch.is_inference_mode_enabled(),
             _optimizer_steps,
         )
         frozen = self._frozen
         if frozen is None or frozen.key != key:
-            frozen = self._frozen = _Frozen(key, *self.effective())
+            frozen = self._frozen = _Frozen(key, mask, *self.effective(mask))
         frozen.uses += 1
         frozen.rows += inputs // max(self.in_features, 1)
-        if self._blocks_pay(device):
-            if frozen.blocks is None and self._blocks_now(frozen, inputs):
-                staircase = self._find_staircase()
-                if staircase is not None:
-                    frozen.blocks = BlockTriangular(frozen.weight, frozen.bias, staircase)
-                    frozen.weight = frozen.bias = None  # the sorted copy replaces it
-            if frozen.blocks is not None:
-                return frozen.blocks
-        if frozen.weight is None:
-            frozen.weight, frozen.bias = self.effective()
-        return partial(F.linear, weight=frozen.weight, bias=frozen.bias)
+        blocks = frozen.blocks
+        if blocks is None and self._blocks_pay(device) and self._blocks_now(frozen, inputs, mask):
+            staircase = self._find_staircase(mask)
+            weight, bias = frozen.dense or self.effective(mask)
+            if staircase is not None:
+                blocks = frozen.blocks = BlockTriangular(weight, bias, staircase)
+                frozen.dense = None  # the sorted copy replaces it
+        if blocks is not None:
+            return blocks
+        weight, bias = frozen.dense or self.effective(mask)
+        return partial(F.linear, weight=weight, bias=bias)
 
-    def effective(self) -> tuple[Tensor, Tensor | None]:
+    def effective(self, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``W * M`` and the bias, with the conditioning term ``(U * M) 1`` folded into it."""
-        mask = self._mask_like_weight()
+        mask = self._mask_like_weight(self.mask if mask is None else mask)
         bias = self.bias
         if self.conditioning is not None:
             connectivity = (self.conditioning * mask).sum(dim=1)
@@ -328,15 +338,16 @@ class MaskedLinear(nn.Linear):
             and not torch.is_autocast_enabled("cpu")
         )
 
-    def _blocks_now(self, frozen: _Frozen, inputs: int) -> bool:
+    def _blocks_now(self, frozen: _Frozen, inputs: int, mask: Tensor) -> bool:
         """Whether to sort the reused weights into block products now."""
         if _fast_path == "blocks":
             return True
-        if self._staircase is None or self._staircase[0] != _key(self.mask):
+        staircase = self._staircase
+        if staircase is None or staircase[0] != _key(mask):
             return frozen.rows >= BLOCKS_NEW_MASK_ROWS
         return frozen.uses > 1 or inputs >= BLOCKS_NOW_INPUTS
 
-    def _training_plan(self, x: Tensor) -> TrainingPlan | None:
+    def _training_plan(self, x: Tensor, mask: Tensor) -> TrainingPlan | None:
         """The staircase for a training step, once the same mask serves a second step.
 
         Finding and sorting a staircase costs more than one step saves, so a mask
@@ -344,22 +355,23 @@ class MaskedLinear(nn.Linear):
         """
         if not self._blocks_pay(x.device):
             return None
-        key = _key(self.mask) + (self.weight.dtype, self.weight.device)
+        key = _key(mask) + (self.weight.dtype, self.weight.device)
         plan = self._plan
         if plan is not None and plan[0] == key:
             return plan[1]
         if self._plan_seen != key and _fast_path != "blocks":
             self._plan_seen = key
             return None
-        staircase = self._find_staircase()
-        self._plan = (key, None if staircase is None else TrainingPlan(staircase, self._mask_like_weight()))
-        return self._plan[1]
+        staircase = self._find_staircase(mask)
+        plan = self._plan = (key, None if staircase is None else TrainingPlan(staircase, self._mask_like_weight(mask)), mask)
+        return plan[1]
 
-    def _find_staircase(self) -> Staircase | None:
-        key = _key(self.mask)
-        if self._staircase is None or self._staircase[0] != key:
-            self._staircase = (key, find_staircase(self.mask))
-        return self._staircase[1]
+    def _find_staircase(self, mask: Tensor) -> Staircase | None:
+        key = _key(mask)
+        cached = self._staircase
+        if cached is None or cached[0] != key:
+            cached = self._staircase = (key, find_staircase(mask), mask)
+        return cached[1]
 
     def __getstate__(self) -> dict:
         """Pickle (``torch.save(module)``, deepcopy) without the caches: they are rebuilt on demand."""

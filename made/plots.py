@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .masks import path_counts
 from .model import MADE
 
 __all__ = ["image_grid", "save_image_grid", "save_inpainting", "dimension_path_counts", "save_mask_picture"]
@@ -69,9 +68,7 @@ def dimension_path_counts(model: MADE) -> tuple[Tensor, Tensor]:
     one dimension (a one-hot input, several output parameters) are added together
     and context inputs left out. Autoregressive means strictly lower triangular.
     """
-    layers = [layer.mask.cpu() for layer in [*model.hidden, model.output]]
-    direct = model.direct.mask.cpu() if model.direct is not None else None
-    units = path_counts(layers, direct)  # [output units, input units]
+    units = model.path_counts()  # [output units, input units]
     in_dim = torch.arange(model.num_inputs).repeat_interleave(torch.tensor(model.family.inputs_per_dim))
     out_dim = torch.arange(model.num_inputs).repeat_interleave(torch.tensor(model.family.params_per_dim))
     units = units[:, : in_dim.numel()]  # drop context columns
@@ -89,7 +86,7 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
     Right, the path counts read in the ordering, which must be strictly lower
     triangular. Needs matplotlib (``pip install 'made[plot]'``).
     """
-    widths = [model.num_inputs, *model.hidden_sizes]
+    widths = [group.width for group in model.network.groups]
     if max(widths) > MAX_DRAWN_UNITS or model.context_size or model.family.name != "bernoulli":
         raise ValueError(
             f"only a small Bernoulli model without context can be drawn (at most {MAX_DRAWN_UNITS} units a layer); "
@@ -103,11 +100,9 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, Rectangle
 
-    ordering = model.ordering.cpu()
-    deg_in, deg_out = model.unit_degrees(ordering)
-    _, hidden_degrees = model.connectivity(int(model.mask_seed))
-    degrees = [deg_in, *hidden_degrees, deg_out]
-    masks = [layer.mask.cpu() for layer in [*model.hidden, model.output]]
+    current = model.current_masks()
+    ordering, degrees = current.ordering, list(current.degrees)
+    groups = model.network.groups
     counts, _ = dimension_path_counts(model)
     d = model.num_inputs
     cmap = plt.get_cmap("viridis")
@@ -125,18 +120,27 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
             slots = slots.clone()
             slots[deg.argsort(stable=True)] = slots.clone()
         xs.append(slots)
-    for level, mask in enumerate(masks):
-        for out_unit, in_unit in mask.nonzero().tolist():
-            color = cmap(degrees[level][in_unit].item() / d)
-            net.plot([xs[level][in_unit], xs[level + 1][out_unit]], [level, level + 1], color=color, lw=1.0, alpha=0.55,
-                     zorder=1)
-    if model.direct is not None:
-        for out_unit, in_unit in model.direct.mask.cpu().nonzero().tolist():
-            start, end = (float(xs[0][in_unit]), 0.0), (float(xs[-1][out_unit]), float(rows - 1))
+    def skip(source: int, target: int, pairs: list[tuple[int, int]]) -> None:
+        """Dashed curves for connections that skip levels (direct connections, residual additions)."""
+        for out_unit, in_unit in pairs:
+            start, end = (float(xs[source][in_unit]), float(source)), (float(xs[target][out_unit]), float(target))
             bend = 0.25 if start[0] <= end[0] else -0.25
             net.add_patch(FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={bend}", arrowstyle="-",
                                           linestyle=(0, (3, 2)), color="0.6", lw=0.8, alpha=0.8, zorder=0))
-    names = ["inputs", *[f"hidden {i + 1}" for i in range(len(model.hidden_sizes))], "outputs"]
+
+    for level, link in model.network.links():
+        pairs = current.links[link.module].cpu().nonzero().tolist()
+        if link.source != level - 1:
+            skip(link.source, level, pairs)
+            continue
+        for out_unit, in_unit in pairs:
+            color = cmap(degrees[link.source][in_unit].item() / d)
+            net.plot([xs[link.source][in_unit], xs[level][out_unit]], [link.source, level], color=color, lw=1.0,
+                     alpha=0.55, zorder=1)
+    for level, group in enumerate(groups):
+        if group.residual is not None:
+            skip(group.residual, level, [(unit, unit) for unit in range(group.width)])
+    names = ["inputs", *[group.links[0].module for group in groups[1:-1]], "outputs"]
     for level, deg in enumerate(degrees):
         for unit, (x, m) in enumerate(zip(xs[level].tolist(), deg.tolist())):
             net.scatter([x], [level], s=430, color=cmap(m / d), edgecolors="black", linewidths=0.8, zorder=3)
@@ -147,7 +151,8 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
                 net.text(x, level + (-0.32 if level == 0 else 0.32), label, ha="center", va="center", fontsize=10)
         net.text(-0.9, level, names[level], ha="right", va="center", fontsize=10, color="0.25")
     order_text = ", ".join(f"$x_{{{i + 1}}}$" for i in ordering.tolist())
-    direct_note = "; dashed: direct connections" if model.direct is not None else ""
+    skips = model.direct is not None or any(group.residual is not None for group in groups)
+    direct_note = "; dashed: direct and residual connections" if skips else ""
     net.set_title(f"allowed connections (numbers: degrees{direct_note})\nordering: {order_text}", fontsize=11)
     net.set_xlim(-3.2, span - 0.2)
     net.set_ylim(-0.6, rows - 0.4)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .families import Family
 from .model import ACTIVATIONS, MADE
+from .network import Masks
 
 __all__ = ["sample_naive", "sample_incremental", "IncrementalSampler"]
 
@@ -54,95 +55,97 @@ def sample_naive(
     return x
 
 
-def _offsets(widths: list[int]) -> list[int]:
-    return [0, *itertools.accumulate(widths)]
-
-
 def _reach(mask: Tensor, degrees_in: Tensor) -> Tensor:
     """Effective degree of each output unit of ``mask``: the largest input degree it connects (0 if none)."""
     return (mask.long() * degrees_in[None, :]).amax(dim=1)
 
 
-class IncrementalSampler:
-    """The current mask's weights rearranged for sampling each hidden unit once.
+def _offsets(widths: list[int]) -> list[int]:
+    return [0, *itertools.accumulate(widths)]
 
-    Everything lives in *position space*: data inputs and outputs follow the
-    ordering, hidden units are sorted by effective degree. Activations are kept
-    transposed (``[units, N]``) so that the units a step touches are contiguous rows.
-    Building one costs about a forward pass; :meth:`sample` then takes D small steps.
+
+class IncrementalSampler:
+    """A mask's weights rearranged for sampling each hidden unit once.
+
+    Works on any network description (:mod:`made.network`): every group's units get a
+    *ready level*, the last position of the ordering they depend on through the masks
+    (inputs: their position; context: 0; other units: the largest level among the units
+    their links connect, and their residual unit's). Units are sorted by level, so "the
+    units completed now" and "the units still open" are contiguous rows. Activations are
+    kept transposed (``[units, N]``). Building one costs about a forward pass;
+    :meth:`sample` then takes D small steps.
     """
 
     @torch.no_grad()
-    def __init__(self, model: MADE) -> None:
-        family = model.family
-        self.family, self.num_inputs = family, model.num_inputs
+    def __init__(self, model: MADE, masks: Masks | None = None) -> None:
+        masks = model.current_masks() if masks is None else masks
+        family, network = model.family, model.network
+        self.family, self.num_inputs, self.network = family, model.num_inputs, network
         self.activation = ACTIVATIONS[model.activation]
-        self.ordering = model.ordering.tolist()
+        self.ordering = masks.ordering.tolist()
         device = model.output.weight.device
         in_off, out_off = _offsets(family.inputs_per_dim), _offsets(family.params_per_dim)
         data_width = in_off[-1]
-        self.in_rows = torch.tensor([c for d in self.ordering for c in range(in_off[d], in_off[d + 1])], device=device)
-        out_cols = torch.tensor([c for d in self.ordering for c in range(out_off[d], out_off[d + 1])], device=device)
+        # Input units in position order (context first, level 0), outputs in position order.
+        data_rows = [c for d in self.ordering for c in range(in_off[d], in_off[d + 1])]
+        input_order = torch.tensor([*range(data_width, data_width + model.context_size), *data_rows], device=device)
+        self.in_rows = torch.tensor(data_rows, device=device)
+        output_order = torch.tensor([c for d in self.ordering for c in range(out_off[d], out_off[d + 1])], device=device)
+        self.context_size = model.context_size
         self.in_bounds = _offsets([family.inputs_per_dim[d] for d in self.ordering])
         self.out_bounds = _offsets([family.params_per_dim[d] for d in self.ordering])
         self.positions = torch.tensor(self.ordering)
         self.identity_encoding = type(family).encode is Family.encode and set(family.inputs_per_dim) == {1}
 
         position = torch.empty(self.num_inputs, dtype=torch.long, device=device)
-        position[model.ordering] = torch.arange(1, self.num_inputs + 1, device=device)
-        column_degree = torch.cat([
+        position[masks.ordering.to(device)] = torch.arange(1, self.num_inputs + 1, device=device)
+        input_level = torch.cat([
             position.repeat_interleave(torch.tensor(family.inputs_per_dim, device=device)),
             torch.zeros(model.context_size, dtype=torch.long, device=device),
         ])
+        output_position = position.repeat_interleave(torch.tensor(family.params_per_dim, device=device))
 
-        def split(weight: Tensor) -> tuple[Tensor, Tensor]:
-            """Data columns in position order, and the context columns."""
-            return weight[:, self.in_rows].contiguous(), weight[:, data_width:].contiguous()
-
-        # Hidden layers: weights [out, in] with rows and columns sorted by effective degree.
-        self.weights, self.constants, self.starts, self.context_weight = [], [], [], None
-        prev_degree, prev_order = column_degree, None
-        for index, layer in enumerate(model.hidden):
-            degree = _reach(layer.mask, prev_degree)
-            order = torch.argsort(degree, stable=True)
-            weight, constant = layer.effective()
-            weight = weight[order]
-            if index == 0:
-                weight, self.context_weight = split(weight)
+        levels, orders = [input_level], [input_order]
+        for index, group in enumerate(network.groups[1:], start=1):
+            level = torch.zeros(group.width, dtype=torch.long, device=device)
+            for link in group.links:
+                level = torch.maximum(level, _reach(masks.links[link.module].to(device), levels[link.source]))
+            if group.residual is not None:
+                level = torch.maximum(level, levels[group.residual])
+            if index == len(network.groups) - 1:
+                if bool((level >= output_position).any()):
+                    raise ValueError("the model's masks are not autoregressive; cannot sample from them")
+                level, order = output_position - 1, output_order
             else:
-                weight = weight[:, prev_order].contiguous()
-            self.weights.append(weight)
-            self.constants.append(constant[order])
-            self.starts.append(self._starts(degree[order]))
-            prev_degree, prev_order = degree, order
+                order = torch.argsort(level, stable=True)
+            levels.append(level)
+            orders.append(order)
+        # Per group: rows sorted by level, where each level starts, the links' weights in that
+        # order, the constant part of the pre-activation and the residual rows to add.
+        self.starts = [self._starts(level[order]) for level, order in zip(levels, orders)]
+        self.weights: list[list[tuple[int, Tensor]]] = [[] for _ in network.groups]
+        self.constants: list[Tensor | None] = [None]
+        self.residual_rows: list[Tensor | None] = [None]
+        for index, group in enumerate(network.groups[1:], start=1):
+            constant = torch.zeros(group.width, dtype=model.output.weight.dtype, device=device)
+            for link in group.links:
+                layer = model.get_submodule(link.module)
+                weight, bias = layer.effective(masks.links[link.module].to(device))
+                weight = weight[orders[index]][:, orders[link.source]].contiguous()
+                self.weights[link.source].append((index, weight))
+                if bias is not None:
+                    constant = constant + bias
+            self.constants.append(constant[orders[index]])
+            rows = None
+            if group.residual is not None:
+                inverse = torch.argsort(orders[group.residual])
+                rows = inverse[orders[index]]
+            self.residual_rows.append(rows)
 
-        # Outputs, in position order: from the last hidden layer, and from the inputs
-        # (the direct connection, or the output layer itself when there is no hidden layer).
-        out_degree = position.repeat_interleave(torch.tensor(family.params_per_dim, device=device))[out_cols]
-        head, out_constant = model.output.effective()
-        self.out_constant = out_constant[out_cols]
-        from_inputs = [layer for layer in (model.direct, None if model.hidden else model.output) if layer is not None]
-        self.head = None
-        if model.hidden:
-            mask = model.output.mask[out_cols]
-            self._check_reach(mask, prev_degree, out_degree)
-            self.head = head[out_cols][:, prev_order].contiguous()
-        self.skip, self.skip_context = None, None
-        if from_inputs:
-            for layer in from_inputs:
-                self._check_reach(layer.mask[out_cols], column_degree, out_degree)
-            total = sum(layer.effective()[0][out_cols] for layer in from_inputs)
-            self.skip, self.skip_context = split(total)
-
-    def _starts(self, sorted_degree: Tensor) -> list[int]:
-        """``starts[k]`` = number of units with effective degree below k, for k = 0..D+1."""
-        bounds = torch.arange(self.num_inputs + 2, device=sorted_degree.device)
-        return torch.searchsorted(sorted_degree, bounds).tolist()
-
-    @staticmethod
-    def _check_reach(mask: Tensor, degrees_in: Tensor, degrees_out: Tensor) -> None:
-        if bool((_reach(mask, degrees_in) >= degrees_out).any()):
-            raise ValueError("the model's masks are not autoregressive; cannot sample from them")
+    def _starts(self, sorted_level: Tensor) -> list[int]:
+        """``starts[k]`` = number of units whose level is below k, for k = 0..D+1."""
+        bounds = torch.arange(self.num_inputs + 2, device=sorted_level.device)
+        return torch.searchsorted(sorted_level, bounds).tolist()
 
     @torch.no_grad()
     def sample(
@@ -160,55 +163,53 @@ class IncrementalSampler:
         order = self.positions.to(x.device)
         drawn = x[:, order].T.contiguous()  # [D, N]: row i holds the values at position i
         noise = uniform[:, order].T.contiguous()
-        # Encoded data inputs in position order, transposed; the values themselves when encoding is the identity.
-        inputs = drawn if self.identity_encoding else x.new_zeros(self.in_bounds[-1], n)
-        if num_given and not self.identity_encoding:
-            rows = self.in_rows[: self.in_bounds[num_given]]
-            inputs[: len(rows)] = self.family.encode(x)[:, rows].T
-        # Pre-activations of every hidden layer and of the outputs, transposed.
-        pre = [c[:, None].expand(-1, n).clone() for c in self.constants]
-        out = self.out_constant[:, None].expand(-1, n).clone()
+        # Input units in level order (context, then encoded data by position), transposed.
+        inputs = x.new_zeros(self.context_size + self.in_bounds[-1], n)
         if context is not None:
-            context = context.to(dtype)
-            if pre:
-                pre[0] += self.context_weight @ context.T
-            if self.skip_context is not None:
-                out += self.skip_context @ context.T
-        self._complete(pre, out, inputs, 0, num_given)
+            inputs[: self.context_size] = context.to(dtype).T
+        data = inputs[self.context_size:]
+        if num_given:
+            encoded = drawn if self.identity_encoding else self.family.encode(x)[:, self.in_rows].T
+            data[: self.in_bounds[num_given]] = encoded[: self.in_bounds[num_given]]
+        pre = [None, *(c[:, None].expand(-1, n).clone() for c in self.constants[1:])]
+        values = [inputs, *pre[1:-1]]  # hidden values are written over their pre-activations
+        self._complete(pre, values, 0, num_given)
+        out = pre[-1]
         for position in range(num_given, self.num_inputs):
             d = self.ordering[position]
             o0, o1 = self.out_bounds[position], self.out_bounds[position + 1]
             drawn[position] = self.family.sample_dim(out[o0:o1].T, noise[position], d)
-            if not self.identity_encoding:
+            r0, r1 = self.in_bounds[position], self.in_bounds[position + 1]
+            if self.identity_encoding:
+                data[r0:r1] = drawn[position]
+            else:
                 x[:, d] = drawn[position]
-                r0, r1 = self.in_bounds[position], self.in_bounds[position + 1]
-                inputs[r0:r1] = self.family.encode(x)[:, self.in_rows[r0:r1]].T
+                data[r0:r1] = self.family.encode(x)[:, self.in_rows[r0:r1]].T
             if position + 1 < self.num_inputs:
-                self._complete(pre, out, inputs, position + 1, position + 1)
+                self._complete(pre, values, position + 1, position + 1)
         x[:, order] = drawn.T
         return x
 
-    def _complete(self, pre: list[Tensor], out: Tensor, inputs: Tensor, low: int, high: int) -> None:
-        """Add inputs at positions max(low, 1)..high, then compute every unit whose degree is in [low, high]."""
-        r0, r1 = self.in_bounds[max(low, 1) - 1], self.in_bounds[high]
-        o = self.out_bounds[high]  # outputs still to draw: positions high+1..D
-        if r1 > r0:
-            new = inputs[r0:r1]
-            if self.weights:
-                u = self.starts[0][low]
-                pre[0][u:].addmm_(self.weights[0][u:, r0:r1], new)
-            if self.skip is not None:
-                out[o:].addmm_(self.skip[o:, r0:r1], new)
-        for layer, starts in enumerate(self.starts):
+    def _complete(self, pre: list[Tensor | None], values: list[Tensor], low: int, high: int) -> None:
+        """Finish every unit whose level is in [low, high] and add it into the units it feeds."""
+        last = len(values)
+        for index, starts in enumerate(self.starts[:last]):
             s0, s1 = starts[low], starts[high + 1]
             if s1 == s0:
                 continue
-            h = self.activation(pre[layer][s0:s1])
-            if layer + 1 < len(self.weights):
-                u = self.starts[layer + 1][low]
-                pre[layer + 1][u:].addmm_(self.weights[layer + 1][u:, s0:s1], h)
-            else:
-                out[o:].addmm_(self.head[o:, s0:s1], h)
+            if index:
+                group = self.network.groups[index]
+                h = pre[index][s0:s1]
+                if group.activation:
+                    h = self.activation(h)
+                if self.residual_rows[index] is not None:
+                    h = h + values[group.residual][self.residual_rows[index][s0:s1]]
+                values[index][s0:s1] = h
+            new = values[index][s0:s1]
+            for target, weight in self.weights[index]:
+                # Units finished before this level cannot read the new ones; outputs already drawn are not needed.
+                u = self.starts[target][high if target == last else low]
+                pre[target][u:].addmm_(weight[u:, s0:s1], new)
 
 
 @torch.no_grad()
@@ -218,7 +219,8 @@ def sample_incremental(
     context: Tensor | None = None,
     given: Tensor | None = None,
     num_given: int = 0,
+    masks: Masks | None = None,
 ) -> Tensor:
     """Exactly :func:`sample_naive`'s draws (same arguments) with each hidden unit computed once."""
-    model._check_input(torch.zeros_like(uniform), context)
-    return IncrementalSampler(model).sample(uniform, context, given, num_given)
+    model.check_input(torch.zeros_like(uniform), context)
+    return IncrementalSampler(model, masks).sample(uniform, context, given, num_given)

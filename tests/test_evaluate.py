@@ -65,11 +65,15 @@ def test_data_of_another_dtype_is_converted():
 
 def test_ensemble_builds_each_mask_once_whatever_the_batches():
     model = MADE(6, [10], num_masks=4, seed=1)
-    seeds = []
-    original = model.set_mask_seed
-    model.set_mask_seed = lambda s: (seeds.append(s), original(s))[1]
+    seeds, switched = [], []
+    original = model.masks
+    model.masks = lambda s, *rest: (seeds.append(s), original(s, *rest))[1]
+    model.set_mask_seed = switched.append
     per_example_nll(model, all_binary(6, torch.float32), batch_size=5, ensemble=4)  # 13 batches
-    assert seeds == model.mask_seeds[1:] + [model.mask_seeds[0]]  # masks 2-4, then the current one back
+    assert seeds == model.mask_seeds  # each mask built once, as a value
+    assert switched == []  # the model's own mask is never switched
+
+
 def test_per_dimension_nll_is_the_terms_of_the_nll():
     model = MADE(4, [10], family="categorical", categories=[2, 3, 2, 4], direct=True).double()
     x = torch.tensor([[0.0, 2.0, 1.0, 3.0], [1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
