@@ -67,6 +67,8 @@ MAX_POOL = 1_000_000  # largest finite mask pool; beyond it use "unlimited"
 MODEL_HINTS = {k: v for k, v in typing.get_type_hints(MADE.__init__).items() if k != "return"}
 MODEL_KEYS = set(MODEL_HINTS)
 MODEL_DEFAULTS = {k: p.default for k, p in inspect.signature(MADE).parameters.items() if p.default is not p.empty}
+# Settings that made 0.3 added, with the value that rebuilds an older model.
+ADDED_IN_0_3 = {"blocks": [], "dropout": 0.0}
 MODEL_RANGES: dict[str, Callable[[Any], bool]] = {
     "num_inputs": lambda v: v >= 1,
     "hidden_sizes": lambda v: all(h >= 1 for h in v),
@@ -263,8 +265,10 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     config = read_json(run_dir / CONFIG_FILE)
     _check_version(config, run_dir / CONFIG_FILE)
     settings = config.get("model")
-    if isinstance(settings, dict) and "sorted_degrees" not in settings:
-        settings = {**settings, "sorted_degrees": False}  # written by made 0.1, which drew degrees unsorted
+    if isinstance(settings, dict):
+        if "sorted_degrees" not in settings:
+            settings = {**settings, "sorted_degrees": False}  # written by made 0.1, which drew degrees unsorted
+        settings = {**ADDED_IN_0_3, **settings}  # written by made 0.2 or before: no blocks, no dropout
     check_model_settings(settings, f"{run_dir / CONFIG_FILE}: model")
     weights = run_dir / WEIGHTS_FILE
     shapes = _tensor_shapes(weights)
@@ -275,7 +279,8 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
         raise
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{run_dir / CONFIG_FILE}: invalid model settings ({err})") from None
-    model.load_state_dict(_read_state_dict(model, weights, _load_tensors(weights)))
+    state = _read_state_dict(model, weights, _load_tensors(weights))
+    model.load_state_dict(state, strict="mask_pool" in state)  # other keys are checked one by one
     _restore_pool(model, config.get("masks"), run_dir / CONFIG_FILE)
     _check_masks(model, weights)
     return model.to(device), config
@@ -329,6 +334,8 @@ def _read_state_dict(model: MADE, path: Path, tensors: dict[str, Tensor], prefix
     key for presence, shape and kind (floating-point, boolean, integer)."""
     expected = model.state_dict()
     names = {k[len(prefix):]: k for k in tensors if k.startswith(prefix)}
+    if "mask_pool" not in names:  # written by made 0.2 or before: the pool comes from the config
+        expected.pop("mask_pool")
     missing, unknown = set(expected) - set(names), set(names) - set(expected)
     if missing or unknown:
         raise CheckpointError(f"{path}: missing tensors {sorted(missing)}, unexpected {sorted(unknown)}")

@@ -60,6 +60,20 @@ def _install(root: nn.Module, path: str, module: nn.Module) -> None:
         setattr(root, last, module)
 
 
+def _check_pool(module: MADE, state: dict, prefix: str, *_: object) -> None:
+    """Refuse a state saved from a model of another seed or pool size: its pool's masks would silently
+    differ; adopt its pool seeds (a checkpoint may have stored other ones) by resizing the buffer."""
+    pool = state.get(prefix + "mask_pool")
+    if pool is None:
+        return
+    if pool.dim() != 1 or pool.numel() != module.mask_pool.numel() or int(pool[0]) != module.seed:
+        raise ValueError(
+            f"this state holds a mask pool of seed {int(pool.flatten()[0]) if pool.numel() else None} and "
+            f"{max(pool.numel() - 1, 0)} masks; the model has seed {module.seed} and {module.mask_pool.numel() - 1}: "
+            "build the model with the same seed and num_masks"
+        )
+
+
 class MADE(nn.Module):
     """Masked Autoencoder for Distribution Estimation.
 
@@ -188,10 +202,21 @@ class MADE(nn.Module):
         self.register_buffer("ordering", torch.arange(num_inputs))
         self.register_buffer("mask_seed", torch.tensor(0, dtype=torch.long))
         pool = 1 if num_masks == "unlimited" else num_masks
-        self.mask_seeds = derive_seeds(self.seed, _POOL_STREAM, pool)
+        # The pool travels with the state: [seed, pool seeds...] (seeds are below 2^62).
+        self.register_buffer("mask_pool", torch.tensor([self.seed, *derive_seeds(self.seed, _POOL_STREAM, pool)]))
+        self.register_load_state_dict_pre_hook(_check_pool)
         self.set_mask_seed(self.mask_seeds[0])
 
     # ----------------------------------------------------------------- masks
+    @property
+    def mask_seeds(self) -> list[int]:
+        """Seeds of the pool's masks (one for ``"unlimited"``, whose masks derive from ``seed``)."""
+        return self.mask_pool[1:].tolist()
+
+    @mask_seeds.setter
+    def mask_seeds(self, seeds: Sequence[int]) -> None:
+        self.mask_pool = torch.tensor([self.seed, *seeds], device=self.mask_pool.device)
+
     def masked_layers(self) -> list[MaskedLinear]:
         """Every masked layer in the network's order: hidden layers, blocks, output, direct connection."""
         return list(self._layers.values())

@@ -272,3 +272,20 @@ def test_models_saved_before_degrees_were_sorted_still_load_with_their_masks(tmp
     x = all_binary(12)
     torch.testing.assert_close(loaded.double().log_prob(x), model.log_prob(x), rtol=0, atol=0)
     assert not torch.equal(MADE(12, [30, 20], ordering=ordering).hidden[0].mask, model.hidden[0].mask)
+
+
+def test_a_made_0_2_run_folder_loads_with_its_pool(tmp_path):
+    """made 0.2 wrote no pool tensor and no 'blocks'/'dropout' settings: the pool comes from config.json."""
+    model = MADE(6, [12], num_masks=3, seed=4).double()
+    model.mask_seeds = [7, 8, 9]
+    save_model(tmp_path, model)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["mask_pool"]
+    save_file(tensors, tmp_path / "model.safetensors")
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["model"]["blocks"], config["model"]["dropout"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded, _ = load_model(tmp_path)
+    assert loaded.mask_seeds == [7, 8, 9]
+    x = all_binary(6)
+    torch.testing.assert_close(loaded.double().log_prob(x, ensemble=3), model.log_prob(x, ensemble=3))

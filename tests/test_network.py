@@ -176,3 +176,16 @@ def test_concurrent_callers_see_their_own_masks():
         stop.set()
         thread.join()
     assert max(errors) == 0.0
+
+
+def test_a_pool_state_carries_its_seeds_and_refuses_another_seed():
+    model = MADE(6, [12], num_masks=3, seed=1).double()
+    model.mask_seeds = [11, 12, 13]  # a checkpoint may store other pool seeds than the seed derives
+    other = MADE(6, [12], num_masks=3, seed=1).double()
+    other.load_state_dict(model.state_dict())
+    assert other.mask_seeds == [11, 12, 13]
+    x = all_binary(6)
+    torch.testing.assert_close(other.log_prob(x, ensemble=3), model.log_prob(x, ensemble=3))
+    for wrong in (MADE(6, [12], num_masks=3, seed=2), MADE(6, [12], num_masks=2, seed=1)):
+        with pytest.raises(ValueError, match="same seed and num_masks"):
+            wrong.double().load_state_dict(model.state_dict())
