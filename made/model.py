@@ -388,10 +388,14 @@ class MADE(nn.Module):
 
         With ``ensemble=k``, the log of the mean over k masks of ``p(x)``
         (log-mean-exp of the joint log-likelihoods), the paper's mask ensemble;
-        the current mask is restored afterwards.
+        the current mask is restored afterwards. Any batch shape: ``x`` ``[..., D]`` (and
+        ``context`` ``[..., C]``) gives ``[...]``.
         """
+        from .distribution import flatten_batch
+
+        batch, x, context = flatten_batch(x, context, self.num_inputs, self.context_size)
         if ensemble is None:
-            return self.conditional_log_probs(x, context).sum(dim=-1)
+            return self.conditional_log_probs(x, context).sum(dim=-1).reshape(batch)
         seeds = self.ensemble_seeds(ensemble)
         current = int(self.mask_seed)
         try:
@@ -401,12 +405,12 @@ class MADE(nn.Module):
                 joint.append(self.conditional_log_probs(x, context).sum(dim=-1))
         finally:
             self.set_mask_seed(current)
-        return torch.logsumexp(torch.stack(joint), dim=0) - math.log(len(seeds))
+        return (torch.logsumexp(torch.stack(joint), dim=0) - math.log(len(seeds))).reshape(batch)
 
     @torch.no_grad()
     def sample(
         self,
-        num_samples: int,
+        num_samples: int | Sequence[int] | torch.Size,
         context: Tensor | None = None,
         generator: torch.Generator | None = None,
         ensemble: int | None = None,
@@ -415,19 +419,25 @@ class MADE(nn.Module):
 
         Under the current mask, or with ``ensemble=k`` from the mixture of k masks
         (each sample from a mask picked uniformly), the distribution ``log_prob(x,
-        ensemble=k)`` scores. See :mod:`made.sampling`.
+        ensemble=k)`` scores. See :mod:`made.sampling`. ``num_samples`` may also be a
+        torch-style sample shape (a tuple): ``[*sample_shape, D]`` back, and a context,
+        if any, of shape ``[*sample_shape, C]``.
         """
+        from .distribution import as_sample_shape, flatten_context
         from .sampling import sample_incremental
 
+        shape = as_sample_shape(num_samples, "num_samples")
+        context, num_samples = flatten_context(context, shape, self.context_size), shape.numel()
         if ensemble is not None:
             from .conditional import impute
 
             blank = self.output.weight.new_zeros(num_samples, self.num_inputs)
             observed = torch.zeros_like(blank, dtype=torch.bool)
-            return impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
+            drawn = impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
+            return drawn.reshape(*shape, self.num_inputs)
         device, dtype = self.output.weight.device, self.output.weight.dtype
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
-        return sample_incremental(self, uniform, context)
+        return sample_incremental(self, uniform, context).reshape(*shape, self.num_inputs)
 
     def impute(
         self,
