@@ -199,4 +199,5 @@ class MADEDistribution(Distribution):
     def __repr__(self) -> str:
         family = self.model.family.name
         mixture = "" if self.ensemble is None else f", ensemble={self.ensemble}"
-        return f"MADEDistribution(D={self.model.num_inputs}, family={family}{mixture}, batch_shape={list(self.batch_shape)})"
+        shape = list(self.batch_shape)
+        return f"MADEDistribution(D={self.model.num_inputs}, family={family}{mixture}, batch_shape={shape})"

@@ -12,6 +12,7 @@ is only used when the data comes as a DataFrame.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +57,21 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+def _is_frame(X: Any) -> bool:
+    """Whether ``X`` is a pandas DataFrame (without importing pandas: if it is not loaded, it is not one)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
+
+
+def _seed(random_state: int | np.random.RandomState | None) -> int:
+    """A torch seed drawn from a scikit-learn ``random_state``."""
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
 def _raw_columns(X: Any, checked: np.ndarray) -> list[tuple[Hashable, Any, np.ndarray]]:
     """``(label, dtype, values)`` per column: a DataFrame's own columns (numbers as float64, the rest as
     objects with missing values as None), else the columns of the checked array, labelled 0..n-1."""
-    if not hasattr(X, "iloc"):
+    if not _is_frame(X):
         return [(j, checked.dtype, checked[:, j]) for j in range(checked.shape[1])]
     columns = []
     for j, label in enumerate(X.columns):
@@ -187,12 +199,18 @@ class MADEDensity(DensityMixin, BaseEstimator):
     def _codes(self, X: Any, reset: bool) -> np.ndarray:
         """``X`` as float64 numbers ``[N, columns]`` (codes for string and categorical columns);
         ``reset`` learns the columns (in ``fit``), else uses the fitted ones."""
-        checked = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False, ensure_min_samples=2 if reset else 1)
+        frame, least = _is_frame(X), 2 if reset else 1  # fit holds out a validation row
+        # A DataFrame is read column by column, in its own dtypes: not copied into one object array.
+        checked = validate_data(
+            self, X, reset=reset, skip_check_array=frame, dtype=None, ensure_all_finite=False, ensure_min_samples=least
+        )
+        if frame and (X.shape[0] < least or X.shape[1] < 1):
+            raise ValueError(f"X has shape {X.shape}; at least {least} row(s) and 1 column are needed")
         raw = _raw_columns(X, checked)
         if reset:
             self._columns = [_learn_column(*column) for column in raw]
-            self._frame_columns = X.columns if hasattr(X, "iloc") else None
-            self._array_dtype = checked.dtype
+            self._frame_columns = X.columns if frame else None
+            self._array_dtype = None if frame else checked.dtype
         codes = [_code_column(column, values) for column, (_, _, values) in zip(self._columns, raw)]
         return np.stack(codes, axis=1)
 
@@ -202,7 +220,8 @@ class MADEDensity(DensityMixin, BaseEstimator):
         if not isinstance(self.schema, str):
             return [dict(column) for column in self.schema]
         if self.schema not in SCHEMA_CHOICES:
-            raise ValueError(f"schema must be one of {', '.join(SCHEMA_CHOICES)} or a list of column dicts, got {self.schema!r}")
+            choices = ", ".join(SCHEMA_CHOICES)
+            raise ValueError(f"schema must be one of {choices} or a list of column dicts, got {self.schema!r}")
         if self.schema == "binary":
             short = [{"type": "binary"} for _ in range(codes.shape[1])]
         else:
@@ -227,7 +246,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         codes = self._codes(X, reset=True)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = _seed(self.random_state)
         self.schema_ = fit_schema(self._short_schema(codes), codes, self.components)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -237,8 +256,11 @@ class MADEDensity(DensityMixin, BaseEstimator):
         data = self._tensor(codes)
         order = torch.from_numpy(np.random.RandomState(seed).permutation(len(codes)))
         held_out = min(len(codes) - 1, max(1, round(self.validation_fraction * len(codes))))
-        config = TrainConfig(batch_size=self.batch_size, lr=self.lr, patience=self.patience, epochs=self.epochs, seed=seed)
-        history = train_model(self.model_, data[order[held_out:]], data[order[:held_out]], config, progress=bool(self.verbose))
+        config = TrainConfig(
+            batch_size=self.batch_size, lr=self.lr, patience=self.patience, epochs=self.epochs, seed=seed
+        )
+        train, valid = data[order[held_out:]], data[order[:held_out]]
+        history = train_model(self.model_, train, valid, config, progress=bool(self.verbose))
         self.model_.set_mask(0)
         self._ensemble = validation_masks(self.model_, config)  # the mixture early stopping chose on
         self._log_scale = float(log_scales(self.schema_).sum())
@@ -266,18 +288,23 @@ class MADEDensity(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        seed = int(check_random_state(self.random_state if random_state is None else random_state).randint(2**31 - 1))
+        seed = _seed(self.random_state if random_state is None else random_state)
         generator = torch.Generator(self.model_.output.weight.device).manual_seed(seed)
         drawn = self.model_.sample(int(n_samples), generator=generator, ensemble=self._ensemble)
-        rows = decode(self.schema_, drawn.cpu().numpy())
+        return self._as_fitted_input(decode(self.schema_, drawn.cpu().numpy()))
+
+    def _as_fitted_input(self, rows: np.ndarray) -> Any:
+        """Rows of numbers and codes ``[N, columns]`` in the form ``fit`` was given: a DataFrame with its
+        columns and dtypes, or an array of its dtype."""
         columns = [_decoded_column(column, rows[:, j]) for j, column in enumerate(self._columns)]
         if self._frame_columns is not None:
             import pandas as pd
 
-            frame = pd.DataFrame({j: pd.Series(values, dtype=c.dtype) for j, (c, values) in enumerate(zip(self._columns, columns))})
+            parts = {j: pd.Series(values, dtype=c.dtype) for j, (c, values) in enumerate(zip(self._columns, columns))}
+            frame = pd.DataFrame(parts)
             frame.columns = self._frame_columns
             return frame
-        out = np.empty((int(n_samples), len(columns)), dtype=self._array_dtype)
+        out = np.empty((len(rows), len(columns)), dtype=self._array_dtype)
         for j, values in enumerate(columns):
             out[:, j] = values
         return out
