@@ -76,10 +76,10 @@ def _raw_columns(X: Any, checked: np.ndarray) -> list[tuple[Hashable, Any, np.nd
     columns = []
     for j, label in enumerate(X.columns):
         series = X.iloc[:, j]
-        numeric = series.dtype.kind in "biuf" and not hasattr(series.dtype, "categories")
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else series.to_numpy(
-            dtype=object, na_value=None
-        )
+        if series.dtype.kind in "biuf" and not hasattr(series.dtype, "categories"):
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = series.to_numpy(dtype=object, na_value=None)
         columns.append((label, series.dtype, values))
     return columns
 
@@ -89,9 +89,9 @@ def _learn_column(name: Hashable, dtype: Any, values: np.ndarray) -> _Column:
     strings (sorted), numbers for the rest."""
     if hasattr(dtype, "categories"):  # pandas categorical: every declared category, seen or not
         return _Column(name, dtype, tuple(dtype.categories))
-    if values.dtype.kind in "biuf":
+    if dtype.kind in "biuf":
         return _Column(name, dtype, None)
-    if values.dtype.kind not in "OUS":
+    if dtype.kind not in "OUS":
         raise ValueError(f"X column {name!r} has dtype {dtype}; expected numbers, booleans, strings or categories")
     if not any(isinstance(v, (str, bytes)) for v in values):
         return _Column(name, dtype, None)  # numbers stored as objects
@@ -122,7 +122,7 @@ def _code_column(column: _Column, values: np.ndarray) -> np.ndarray:
 
 def _decoded_column(column: _Column, values: np.ndarray) -> np.ndarray:
     """A column of samples in its own terms: categories back from codes; integer and boolean columns
-    rounded (an integer column modelled as real is sampled as real numbers)."""
+    rounded (the draws of an integer column modelled as real are real numbers)."""
     if column.categories is not None:
         return np.asarray(column.categories, dtype=object)[values.astype(np.int64)]
     return np.round(values) if column.dtype.kind in "biu" else values
