@@ -352,9 +352,9 @@ class MADE(nn.Module):
         check_path_counts(self.path_counts(masks), *self.unit_degrees(masks.ordering))
 
     # --------------------------------------------------------------- density
-    def check_input(self, x: Tensor, context: Tensor | None, values: bool = True) -> None:
-        """Raise for an ``x`` or ``context`` of the wrong type, dtype, device or shape, or (with
-        ``validate_args`` and ``values``) a value outside the family's support or a non-finite context."""
+    def check_input(self, x: Tensor, context: Tensor | None, values: bool | None = None) -> None:
+        """Raise for an ``x`` or ``context`` of the wrong type, dtype, device or shape, or (when
+        ``values``, by default ``validate_args``) a value outside the support or a non-finite context."""
         weight = self.output.weight
         for name, value in (("x", x), ("context", context)):
             if value is None and name == "context":
@@ -366,12 +366,13 @@ class MADE(nn.Module):
             if value.device != weight.device:
                 raise ValueError(f"{name} is on {value.device} but the model is on {weight.device}")
         self.check_shape(x)
+        values = self.validate_args if values is None else values
         if self.context_size and (context is None or context.shape != (x.shape[0], self.context_size)):
             got = None if context is None else list(context.shape)
             raise ValueError(f"context must have shape [{x.shape[0]}, {self.context_size}], got {got}")
         if not self.context_size and context is not None:
             raise ValueError("this model has no context input (context_size=0)")
-        if self.validate_args and values:
+        if values:
             self.check_values(x)
             if context is not None and not bool(torch.isfinite(context).all()):
                 raise ValueError("context contains NaN or infinite values")
@@ -456,29 +457,37 @@ class MADE(nn.Module):
         return log_prob
 
     def conditional_log_probs(
-        self, x: Tensor, context: Tensor | None = None, masks: Masks | None = None
+        self, x: Tensor, context: Tensor | None = None, masks: Masks | None = None, validate_args: bool | None = None
     ) -> Tensor:
-        """``log p(x_d | x_<d)`` for every dimension, ``[N, D]``, under the current mask or ``masks``."""
-        self.check_input(x, context)
+        """``log p(x_d | x_<d)`` for every dimension, ``[N, D]``, under the current mask or ``masks``;
+        ``validate_args`` overrides the model's setting for this call."""
+        self.check_input(x, context, values=self.validate_args if validate_args is None else validate_args)
         return self.family.log_prob(self(x, context, masks), x)
 
-    def log_prob(self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None) -> Tensor:
+    def log_prob(
+        self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None, validate_args: bool | None = None
+    ) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[N]``.
 
         With ``ensemble=k``, the log of the mean over k masks of ``p(x)``
         (log-mean-exp of the joint log-likelihoods), the paper's mask ensemble;
-        the masks are evaluated as values, the model's own mask is never changed.
+        the masks are evaluated as values, the model's own mask is never changed. Any batch
+        shape: ``x`` ``[..., D]`` (and ``context`` ``[..., C]``) gives ``[...]``. ``validate_args``
+        overrides the model's own setting for this call.
         """
+        from .distribution import flatten_batch
+
+        batch, x, context = flatten_batch(x, context, self.num_inputs, self.context_size)
         if ensemble is None:
-            return self.conditional_log_probs(x, context).sum(dim=-1)
+            return self.conditional_log_probs(x, context, None, validate_args).sum(dim=-1).reshape(batch)
         seeds = self.ensemble_seeds(ensemble)
-        joint = [self.conditional_log_probs(x, context, self.masks(seed)).sum(dim=-1) for seed in seeds]
-        return torch.logsumexp(torch.stack(joint), dim=0) - math.log(len(seeds))
+        joint = [self.conditional_log_probs(x, context, self.masks(seed), validate_args).sum(dim=-1) for seed in seeds]
+        return (torch.logsumexp(torch.stack(joint), dim=0) - math.log(len(seeds))).reshape(batch)
 
     @torch.no_grad()
     def sample(
         self,
-        num_samples: int,
+        num_samples: int | Sequence[int] | torch.Size,
         context: Tensor | None = None,
         generator: torch.Generator | None = None,
         ensemble: int | None = None,
@@ -487,19 +496,25 @@ class MADE(nn.Module):
 
         Under the current mask, or with ``ensemble=k`` from the mixture of k masks
         (each sample from a mask picked uniformly), the distribution ``log_prob(x,
-        ensemble=k)`` scores. See :mod:`made.sampling`.
+        ensemble=k)`` scores. See :mod:`made.sampling`. ``num_samples`` may also be a
+        torch-style sample shape (a tuple): ``[*sample_shape, D]`` back, and a context,
+        if any, of shape ``[*sample_shape, C]``.
         """
+        from .distribution import as_sample_shape, flatten_context
         from .sampling import sample_incremental
 
+        shape = as_sample_shape(num_samples, "num_samples")
+        context, num_samples = flatten_context(context, shape, self.context_size), shape.numel()
         if ensemble is not None:
             from .conditional import impute
 
             blank = self.output.weight.new_zeros(num_samples, self.num_inputs)
             observed = torch.zeros_like(blank, dtype=torch.bool)
-            return impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
+            drawn = impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
+            return drawn.reshape(*shape, self.num_inputs)
         device, dtype = self.output.weight.device, self.output.weight.dtype
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
-        return sample_incremental(self, uniform, context)
+        return sample_incremental(self, uniform, context).reshape(*shape, self.num_inputs)
 
     def impute(
         self,

@@ -150,7 +150,7 @@ TENSOR_DTYPES = [torch.float32, torch.float64, torch.float16, torch.int64, torch
     ensemble=st.sampled_from([None, 1, 2, 0, 3, -1]),
 )
 def test_log_prob_input_checks(shape, dtype, values, ensemble):
-    """log_prob answers a [N, 6] float32 tensor of 0/1 with finite log-probabilities, and
+    """log_prob answers a [..., 6] float32 tensor of 0/1 with finite log-probabilities [...], and
     anything else (shape, dtype, values, ensemble size) with a TypeError or ValueError."""
     n = int(np.prod(shape)) if shape else 1
     x = torch.tensor([values[i % len(values)] for i in range(n)], dtype=torch.float64).reshape(shape)
@@ -159,12 +159,12 @@ def test_log_prob_input_checks(shape, dtype, values, ensemble):
     else:
         x = x.nan_to_num(0, 0, 0).to(dtype)
     valid = (
-        dtype == torch.float32 and len(shape) == 2 and shape[1] == 6 and ensemble in (None, 1, 2)
+        dtype == torch.float32 and len(shape) >= 1 and shape[-1] == 6 and ensemble in (None, 1, 2)
         and bool(((x == 0) | (x == 1)).all())
     )
     if valid:
         log_p = MODEL.log_prob(x, ensemble=ensemble)
-        assert log_p.shape == (shape[0],) and bool(torch.isfinite(log_p).all()) and bool((log_p <= 0).all())
+        assert log_p.shape == tuple(shape[:-1]) and bool(torch.isfinite(log_p).all()) and bool((log_p <= 0).all())
     else:
         with pytest.raises((TypeError, ValueError)) as err:
             MODEL.log_prob(x, ensemble=ensemble)
