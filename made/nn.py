@@ -84,6 +84,7 @@ def fast_path(mode: FastPath) -> Iterator[None]:
 
 
 _optimizer_steps = 0
+_step_hook = None
 
 
 def _count_step(*_: object) -> None:
@@ -91,9 +92,15 @@ def _count_step(*_: object) -> None:
     _optimizer_steps += 1
 
 
-# Fused optimizers update parameters without bumping their version counters, so
-# every optimizer step also invalidates the reused weights.
-register_optimizer_step_post_hook(_count_step)
+def _count_optimizer_steps() -> None:
+    """Count every optimizer step from now on (once per process, when the first masked layer is built).
+
+    Fused optimizers update parameters without bumping their version counters, so every
+    optimizer step also invalidates the reused weights. Importing ``made`` changes nothing.
+    """
+    global _step_hook
+    if _step_hook is None:
+        _step_hook = register_optimizer_step_post_hook(_count_step)
 
 
 def _key(*tensors: Tensor | None) -> tuple:
@@ -187,6 +194,7 @@ class MaskedLinear(nn.Linear):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        _count_optimizer_steps()
         self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool, device=device))
         if conditioning:
             bound = 1.0 / math.sqrt(max(in_features, 1))

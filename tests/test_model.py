@@ -294,3 +294,16 @@ def test_frozen_log_prob_equals_log_prob(kwargs):
         for rows in (slice(0, 7), slice(7, 50)):
             c = None if context is None else context[rows]
             torch.testing.assert_close(frozen(x[rows], c), expected[rows], rtol=1e-12, atol=1e-12)
+
+
+def test_log_prob_compiles_without_graph_breaks_when_validation_is_off():
+    """Value checks need the host (a graph break each); with validation off the whole pass is one graph."""
+    import torch._dynamo as dynamo
+
+    model = MADE(8, [16], blocks=["residual"], direct=True, num_masks=2)
+    x = torch.randint(0, 2, (4, 8)).float()
+    model.validate_args = False
+    dynamo.reset()
+    assert dynamo.explain(model.log_prob)(x).graph_break_count == 0
+    compiled = torch.compile(lambda v: model.log_prob(v, validate_args=False), backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), model.log_prob(x))

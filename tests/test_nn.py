@@ -296,3 +296,18 @@ def test_a_new_mask_gets_block_products_only_over_enough_rows():
         layer.weight.mul_(0.5)  # same mask, staircase known: blocks at once for 100 rows
         layer.frozen(300 * 100)
         assert layer._frozen.blocks is not None
+
+
+def test_importing_made_has_no_side_effects():
+    """No optimizer hook until a masked layer is built (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch.optim.optimizer as o; before = dict(o._global_optimizer_post_hooks); "
+        "import made, made.cli, made.checkpoint, made.train; "
+        "assert dict(o._global_optimizer_post_hooks) == before, 'hook at import'; "
+        "made.MADE(3, [4]); assert len(o._global_optimizer_post_hooks) == len(before) + 1"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
