@@ -182,8 +182,11 @@ def test_encode_splits_keeps_labels_and_names_the_split():
     assert encoded.labels is splits.labels and encoded.train.shape == (30, 6)
     bad = data[:5].copy()
     bad[1, 1] = 4.0
-    with pytest.raises(DataError, match="toy test split: row 2, column 2"):
+    with pytest.raises(DataError, match="toy: the test split, row 2, column 2"):
         encode_splits(schema, Splits("toy", data, data[:5], bad))
+    lines = (np.arange(30) + 2, np.arange(5) + 40, np.array([9, 3, 17, 5, 6]))  # a shuffled file's lines
+    with pytest.raises(DataError, match="toy: line 3, column 2: value 4 was not seen"):
+        encode_splits(schema, Splits("toy", data, data[:5], bad, lines=lines, unit="line"))
 
 
 def test_a_stored_schema_is_checked_against_the_model():

@@ -105,7 +105,8 @@ def test_csv_with_header(tmp_path):
     "content, message",
     [
         ("0,1\n1,0.5\n1,1\n0,0\n", "not binary"),
-        ("0,1\n1,\n1,1\n0,0\n", "nan"),
+        ("0,1\n1,\n1,1\n0,0\n", "line 2 has an empty last cell"),
+        ("0,1\n,1\n1,1\n0,0\n", "line 2, column 1: nan is a missing value"),
         ("0,1\n1,x\n1,1\n0,0\n", "not a number"),
         ("0,1\n1,0,1\n1,1\n", "has 3 columns"),
         ("", "no data rows"),
