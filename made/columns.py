@@ -340,7 +340,7 @@ def decode(schema: Sequence[dict], values: np.ndarray) -> np.ndarray:
     start = 0
     for d, column in enumerate(schema):
         width = _width(column)
-        v = values[:, d]
+        v = values[:, d].astype(np.float64)  # real columns un-standardized at full precision
         if column["type"] == "binary":
             out[:, start] = v
         elif column["type"] == "real":
