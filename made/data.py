@@ -316,9 +316,12 @@ def _read_csv(path: Path, header: bool | None = None, missing: bool = True) -> T
                     continue
                 width = rows[0].size if rows else len(names or row)
                 _blank_rows(path, blank, width, rows, lines)
-                values = _parse_row(path, row, reader.line_num, first and header is None, missing)
+                values = _parse_row(path, row, reader.line_num, first and header is None)
                 if len(values) != width:
                     raise DataError(f"{path}: line {reader.line_num} has {len(values)} columns, expected {width}")
+                if not missing and width > 1 and not row[-1].strip():
+                    raise DataError(f"{path}: line {reader.line_num} has an empty last cell (column {width}): "
+                                    "a missing value, or a trailing comma?")
                 if first and header is None:
                     _warn_numeric_header(path, values)
                 rows.append(np.array(values, dtype=np.float64))
@@ -347,16 +350,13 @@ def _blank_rows(path: Path, blank: list[int], width: int, rows: list[np.ndarray]
     blank.clear()
 
 
-def _parse_row(path: Path, row: list[str], line: int, guessed: bool, missing: bool) -> list[float]:
+def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[float]:
     """The numbers of one data line, or a one-line error naming the line and the cell."""
     values = [_parse_cell(cell) for cell in row]
     if None in values:
         column = values.index(None)
         hint = " (the first line holds numbers, so it is read as data; pass --header if it is a header)" if guessed else ""
         raise DataError(f"{path}: line {line}, column {column + 1}: {row[column].strip()!r:.40} is not a number{hint}")
-    if not missing and len(row) > 1 and not row[-1].strip():
-        raise DataError(f"{path}: line {line} has an empty last cell (column {len(row)}): a missing value, "
-                        "or a trailing comma?")
     return values
 
 
