@@ -776,7 +776,7 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
     raw = _load(config["data"], binary=_all_binary(schema))
     if raw.num_inputs != num_columns(schema):
         raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
-    data = _tensor(encode(schema, raw.split(args.split), raw.name, raw.where(args.split)))
+    data = _tensor(encode(schema, raw.split(args.split), raw.source or raw.name, raw.where(args.split)))
     context = _context(config.get("context"), raw, args.split)
     half = torch.from_numpy(_given_half(tuple(image_shape), args.given))
     observed = half.expand(data.shape[0], -1)

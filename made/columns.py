@@ -356,7 +356,8 @@ def decode(schema: Sequence[dict], values: np.ndarray) -> np.ndarray:
 def encode_splits(schema: Sequence[dict], splits: Splits, dtype: np.dtype | type = np.float32) -> Splits:
     """The three splits in model space, in the model's ``dtype`` (same name, image shape and labels).
     Errors name the file's line of a row where the splits know it."""
-    parts = {s: encode(schema, splits.split(s), splits.name, splits.where(s), dtype) for s in ("train", "valid", "test")}
+    source = splits.source or splits.name
+    parts = {s: encode(schema, splits.split(s), source, splits.where(s), dtype) for s in ("train", "valid", "test")}
     return dataclasses.replace(splits, **parts)
 
 

@@ -73,6 +73,7 @@ class Splits:
     labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     lines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     unit: str = "row"
+    source: str = ""  # the file, for messages ("" for the built-in and paper sets: the name says it)
 
     def where(self, split: str) -> Callable[[int], str]:
         """Row index of ``split`` -> where that row is in the file (``line 7``, ``the test split, row 3``)."""
@@ -343,7 +344,8 @@ def _read_csv(path: Path, header: bool | None = None, missing: bool = True) -> T
 def _blank_rows(path: Path, blank: list[int], width: int, rows: list[np.ndarray], lines: list[int]) -> None:
     """Blank lines met before a data row: missing values of a one-column file, else an error."""
     if blank and width != 1:
-        raise DataError(f"{path}: line {blank[0]} is blank; a row of missing values is {width - 1} commas")
+        raise DataError(f"{path}: line {blank[0]} is blank, but the rows have {width} columns (write a row of "
+                        "missing values as empty cells)")
     for line in blank:
         rows.append(np.array([math.nan]))
         lines.append(line)
@@ -451,7 +453,7 @@ def _split_table(table: Table, name: str, seed: int, source: str, binary: bool) 
     check_values(table.values, source, table.where, binary)
     parts = split_order(len(table.values), seed, source)
     return Splits(name, *(table.values[p] for p in parts), lines=tuple(table.lines[p] for p in parts),
-                  unit=table.unit)
+                  unit=table.unit, source=source)
 
 
 # ------------------------------------------------------------------ sources
@@ -469,7 +471,7 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True, header
         for keys in (("train_data", "valid_data", "test_data"), SPLITS):
             if all(k in arrays for k in keys):
                 parts = [_as_matrix(arrays[k], path, s) for k, s in zip(keys, SPLITS)]
-                return validate_splits(Splits(path.stem, *parts), str(path), binary)
+                return validate_splits(Splits(path.stem, *parts, source=str(path)), str(path), binary)
         matrices = [k for k, v in arrays.items() if v.ndim == 2]
         if len(matrices) != 1:
             raise DataError(
