@@ -101,8 +101,9 @@ def _add_data_args(parser: argparse.ArgumentParser, default: str | None, split_s
         "a single array is split 80/10/10 with --split-seed",
     )
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding NAME.npz for the paper's sets (or MADE_DATA_DIR)")
-    parser.add_argument("--split-seed", type=int, default=split_seed, help="seed of the 80/10/10 split of a single "
-                        f"array (default: {split_seed if split_seed is not None else 'the run' + chr(39) + 's'})")
+    default_text = "the run's" if split_seed is None else str(split_seed)
+    parser.add_argument("--split-seed", type=int, default=split_seed,
+                        help=f"seed of the 80/10/10 split of a single array (default: {default_text})")
     _add_header_arg(parser)
 
 
