@@ -288,8 +288,8 @@ def _device(name: str) -> torch.device:
 def _data_spec(args: argparse.Namespace) -> dict:
     path = str(Path(args.data).resolve()) if args.data else None
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir, "split_seed": args.split_seed,
-            "header": args.header, "precision": "file"}
+    return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir,
+            "split_seed": args.split_seed, "header": args.header, "precision": "file"}
 
 
 def _load(spec: dict, binary: bool = True) -> Splits:

@@ -174,7 +174,8 @@ def _check_column(column: object, index: int) -> dict:
     if column["type"] == "onehot" and not _is_count(column.get("width")):
         raise DataError(f"schema[{index}]: a onehot column needs a positive integer width")
     if "categories" in column and not _is_count(column["categories"]):
-        raise DataError(f"schema[{index}]: categories must be a positive integer (a count), got {column['categories']!r:.40}")
+        raise DataError(f"schema[{index}]: categories must be a positive integer (a count), "
+                        f"got {column['categories']!r:.40}")
     return dict(column)
 
 

@@ -273,12 +273,6 @@ def _parse_cell(cell: str) -> float | None:
         return None
 
 
-def _is_number(cell: str) -> bool:
-    """Whether a cell holds a number (not text, not a missing-value marker)."""
-    value = _parse_cell(cell)
-    return value is not None and not math.isnan(value)
-
-
 def _looks_like_names(row: list[str]) -> bool:
     """The header rule: a line is a header only when every cell is a name (no number, no missing marker)."""
     return all(_parse_cell(cell) is None for cell in row)
@@ -357,7 +351,8 @@ def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[flo
     values = [_parse_cell(cell) for cell in row]
     if None in values:
         column = values.index(None)
-        hint = " (the first line holds numbers, so it is read as data; pass --header if it is a header)" if guessed else ""
+        hint = (" (the first line holds numbers, so it is read as data; pass --header if it is a header)"
+                if guessed else "")
         raise DataError(f"{path}: line {line}, column {column + 1}: {row[column].strip()!r:.40} is not a number{hint}")
     return values
 
