@@ -225,6 +225,37 @@ def _sample_without_context(folder: Path) -> list[str]:
     return ["sample", str(folder / "run"), "-n", "4"]
 
 
+def _categorical_on_real(folder: Path) -> list[str]:
+    """A categorical schema on a real column: every training value is a category, the test values unseen."""
+    rng = np.random.RandomState(0)
+    train = rng.randn(300, 1)
+    np.savez(folder / "real.npz", train=train, valid=train[:3], test=rng.randn(3, 1))
+    (folder / "schema.json").write_text('[{"type": "categorical"}]')
+    return ["train", "--data", str(folder / "real.npz"), "--schema", str(folder / "schema.json"),
+            "--out", str(folder / "run"), *TRAIN]
+
+
+def _impute_without_context(folder: Path) -> list[str]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "--context", "labels", "--masks", "2", "--out", str(folder / "run"), *TRAIN]) == 0
+    rows = np.zeros((2, 64))
+    rows[:, 32:] = np.nan
+    np.save(folder / "half.npy", rows)
+    return ["impute", str(folder / "run"), "--data", str(folder / "half.npy")]
+
+
+def _impute_unseen_category(folder: Path) -> list[str]:
+    rng = np.random.RandomState(0)
+    np.savetxt(folder / "m.csv", np.c_[rng.choice([10, 20, 30], 60), rng.randn(60)], fmt="%g", delimiter=",")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "--data", str(folder / "m.csv"), "--schema", "auto", "--masks", "2",
+                     "--out", str(folder / "run"), *TRAIN]) == 0
+    (folder / "q.csv").write_text("x,y\n10,\n2,\n")
+    return ["impute", str(folder / "run"), "--data", str(folder / "q.csv")]
+
+
+_FOUR_BINARY = ", ".join(['{"type": "binary"}'] * 4)  # after one categorical column: a schema of _columns_case's 5
+
 CLI_CASES = [
     Case("`.npz` cut in half", _train_on("cut.npz", _npz_bytes(x=_binary(50, 4))[:300])),
     Case("`.npz` that is not a zip archive", _train_on("junk.npz", b"PK\x03\x04 this is not a zip file")),
@@ -294,6 +325,24 @@ CLI_CASES = [
     Case("model.safetensors with a mask that is not the seed's", _replace_weights(_flip_mask)),
     Case("--resume with a tampered args.json", _tamper_args),
     Case("--resume with another option", _resume_with_options),
+    # issue 12, part A: the data path
+    Case("`.csv` whose first row mixes numbers and text (`1,O`)", _train_on("o.csv", "1,O\n1,0\n1,1\n0,0\n")),
+    Case("`.csv` with a trailing comma on every line", _train_on("comma.csv", "0,1,\n1,0,\n1,1,\n0,0,\n")),
+    Case("`.csv` with a blank line between rows", _train_on("blank.csv", "0,1\n\n1,0\n1,1\n0,0\n")),
+    Case("`.csv` value 1e-50 in a binary column", _train_on("tiny.csv", "0,1\n1,0\n1e-50,1\n0,0\n")),
+    Case("`.csv` value 0.99999999999 in a binary column", _train_on("near.csv", "0,1\n1,0.99999999999\n1,1\n0,0\n")),
+    Case("`.npy` value 7 in row 25 of a binary array",
+         _train_on("seven.npy", array=np.r_[_binary(24, 3), [[0, 7, 1]], _binary(5, 3)])),
+    Case('--schema FILE with "categories": "3"',
+         _columns_case("", np.zeros((1, 5), np.float32),
+                       schema_file=f'[{{"type": "categorical", "categories": "3"}}, {_FOUR_BINARY}]')),
+    Case('--schema FILE with "categories": 3.5',
+         _columns_case("", np.zeros((1, 5), np.float32),
+                       schema_file=f'[{{"type": "categorical", "categories": 3.5}}, {_FOUR_BINARY}]')),
+    Case("--schema FILE categorical on a real column (a test value unseen)", _categorical_on_real),
+    Case("--components 0", lambda f: [*_columns_case("auto", np.zeros((1, 5), np.float32))(f), "--components", "0"]),
+    Case("impute of a class-conditional run without --context", _impute_without_context),
+    Case("impute with a category value never seen in training", _impute_unseen_category),
 ]
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +35,8 @@ from .columns import (
     check_fitted_schema,
     decode,
     dimension_names,
+    encode,
+    encode_observed,
     encode_splits,
     family_config,
     in_original_units,
@@ -42,7 +45,7 @@ from .columns import (
     resolve_schema,
 )
 from .context import CONTEXT_KINDS, CONTEXT_SPEC, context_from_value, context_size, make_context_spec, split_context
-from .data import DATASETS, DataError, Splits, available_memory, load_data, read_array
+from .data import DATASETS, DataError, DataWarning, Splits, Table, available_memory, format_value, load_data, read_table
 from .distributed import ProcessInfo, init_from_env, shutdown
 from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .families import DEFAULT_MIN_SCALE
@@ -58,7 +61,8 @@ NOT_STORED = {"help", "resume", "out", "overwrite"}  # how to start, not what to
 RESUME_MAY_CHANGE = {"quiet", "device", "checkpoint_every", "max_minutes"}  # options --resume accepts: how, not what
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
-    "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int},
+    "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int,
+             "header": bool | None, "precision": Literal["file"]},
     "eval": {"ensemble": int | None, "batch_size": int, "dtype": Literal["float32", "float64"]},
 }
 
@@ -75,7 +79,13 @@ def _masks_arg(text: str) -> int | str:
     return value
 
 
-def _add_data_args(parser: argparse.ArgumentParser, default: str | None) -> None:
+def _add_header_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the first line of a .csv is a header (default: a header when none of its "
+                        "cells is a number; a numeric header such as pandas' 0,1,2 needs --header)")
+
+
+def _add_data_args(parser: argparse.ArgumentParser, default: str | None, split_seed: int | None = 0) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--dataset",
@@ -91,7 +101,10 @@ def _add_data_args(parser: argparse.ArgumentParser, default: str | None) -> None
         "a single array is split 80/10/10 with --split-seed",
     )
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding NAME.npz for the paper's sets (or MADE_DATA_DIR)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the 80/10/10 split of a single array (default: 0)")
+    default_text = "the run's" if split_seed is None else str(split_seed)
+    parser.add_argument("--split-seed", type=int, default=split_seed,
+                        help=f"seed of the 80/10/10 split of a single array (default: {default_text})")
+    _add_header_arg(parser)
 
 
 def _add_drawing_args(parser: argparse.ArgumentParser, batch: str, batch_size: int) -> None:
@@ -183,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "example with its standard error, and bits per dimension. By default the run's "
                               "own data set, the test split and the run's ensemble.")
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
-    _add_data_args(evaluate, None)
+    _add_data_args(evaluate, None, split_seed=None)
     evaluate.add_argument("--split", choices=["train", "valid", "test"], default="test", help="(default: test)")
     evaluate.add_argument("--ensemble", type=int, metavar="K", help="average p(x) over K masks (default: as in training)")
     evaluate.add_argument("--batch-size", type=int, help="evaluation batch size (default: as in training)")
@@ -218,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "marks a missing value unless --mask is given")
     what.add_argument("--inpaint", metavar="PNG", help="image data: a picture of images of the run's data "
                       "(--split) given one half (--given), with several completions of the other half")
+    _add_header_arg(impute)
+    impute.add_argument("--context", metavar="LABEL", help="for a run trained with --context labels: the class "
+                        "label of every row")
     impute.add_argument("--mask", metavar="FILE", help="with --data: .npy or .csv of 0/1 the shape of the data, "
                         "1 = missing; the data's values there are hidden (and scored if present)")
     impute.add_argument("--out", metavar="FILE", help="with --data: .npy or .csv; N*K rows, the K completions of "
@@ -272,11 +288,12 @@ def _device(name: str) -> torch.device:
 def _data_spec(args: argparse.Namespace) -> dict:
     path = str(Path(args.data).resolve()) if args.data else None
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir, "split_seed": args.split_seed}
+    return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir,
+            "split_seed": args.split_seed, "header": args.header, "precision": "file"}
 
 
 def _load(spec: dict, binary: bool = True) -> Splits:
-    return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"], binary)
+    return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"], binary, spec.get("header"))
 
 
 def _all_binary(schema: list[dict]) -> bool:
@@ -362,6 +379,8 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
     if (run / METRICS_FILE).exists():
         raise ValueError(f"{run} has finished already (see {run / METRICS_FILE}); nothing to resume")
     record = read_json(run / ARGS_FILE)
+    if isinstance(record.get("options"), dict):
+        record["options"].setdefault("header", None)  # runs of made 0.2 predate --header
     try:
         check_fields(record, {"format_version": int, "command": Literal["train"], "options": dict}, str(run / ARGS_FILE))
         if record["format_version"] != FORMAT_VERSION:
@@ -415,11 +434,13 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
         adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
+    if args.components < 1:
+        raise ValueError(f"--components must be at least 1, got {args.components}")
     spec = _data_spec(args)
     raw = _load(spec, binary=args.schema == "binary")
     schema = resolve_schema(args.schema, raw.train, args.max_categories, args.components)
     context = make_context_spec(args.context, raw)
-    splits = encode_splits(schema, raw)
+    splits = encode_splits(schema, raw, np.dtype(args.dtype))
     out = Path(args.out or f"runs/{splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     dtype = getattr(torch, args.dtype)
     settings = {
@@ -474,8 +495,9 @@ def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
     model, config = load_model(run_dir, device)
     try:
         for section, hints in RUN_SECTIONS.items():
-            if section in config:
-                check_fields(config[section], hints, f"{Path(run_dir) / CONFIG_FILE}: {section}")
+            if section in config:  # header and precision: not in runs of made 0.2
+                check_fields(config[section], hints, f"{Path(run_dir) / CONFIG_FILE}: {section}",
+                             optional=("header", "precision"))
         if config.get("schema") is not None:
             check_fitted_schema(config["schema"], model.family, f"{Path(run_dir) / CONFIG_FILE}: schema")
         if config.get("context") is not None:
@@ -495,35 +517,74 @@ def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
     return model, config
 
 
+def _eval_spec(args: argparse.Namespace, config: dict) -> dict:
+    """The data to score: the run's own unless --dataset or --data is given, read with the run's
+    split seed and (for its own file) header setting unless those are given too."""
+    run = config.get("data")
+    if not (args.dataset or args.data):
+        if run is None:
+            raise ValueError(f"{args.run_dir} does not name its data; pass --dataset or --data")
+        spec = {**run, "precision": "file"}
+    else:
+        spec = _data_spec(args)
+    if args.split_seed is None:
+        spec["split_seed"] = run["split_seed"] if run else 0
+    if args.header is None and run and (spec["path"], spec["dataset"]) == (run["path"], run["dataset"]):
+        spec["header"] = run.get("header")
+    return spec
+
+
+def _precision_note(run: dict | None, raw: Splits) -> str | None:
+    """For a run of made 0.2 (which read data files as float32): one line when this data holds values
+    that float32 rounds, so the NLL can differ from the run's metrics.json."""
+    if run is None or "precision" in run or run["path"] is None:
+        return None
+    parts = [raw.split(s) for s in ("train", "valid", "test")]
+    with np.errstate(over="ignore"):
+        rounded = any(p.dtype == np.float64 and not np.array_equal(p.astype(np.float32), p) for p in parts)
+    if not rounded:
+        return None
+    return ("made: note: this run was trained by made 0.2, which read its data as float32; the data is now "
+            "read at its full precision (float64), so the NLL can differ from the run's metrics.json")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     model, config = _load_run(args.run_dir, _device(args.device))
-    model = model.to(getattr(torch, config.get("eval", {}).get("dtype", "float32")))
-    if not (args.dataset or args.data or "data" in config):
-        raise ValueError(f"{args.run_dir} does not name its data; pass --dataset or --data")
+    dtype = getattr(torch, config.get("eval", {}).get("dtype", "float32"))
+    model = model.to(dtype)
     if args.per_dim and Path(args.per_dim).suffix not in (".npy", ".csv"):
         raise ValueError(f"--per-dim must end in .npy or .csv, got {args.per_dim}")
-    spec = _data_spec(args) if (args.dataset or args.data) else config["data"]
+    spec = _eval_spec(args, config)
     schema = _run_schema(config, model)
     raw = _load(spec, binary=_all_binary(schema))
     if raw.num_inputs != num_columns(schema):
         raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
-    splits = encode_splits(schema, raw)
+    note = _precision_note(config.get("data"), raw)
+    if note:
+        print(note, file=sys.stderr)
+    splits = encode_splits(schema, raw, _numpy_dtype(dtype))
     ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
     batch = args.batch_size or config.get("eval", {}).get("batch_size", 1000)
     data, context = _tensor(splits.split(args.split)), _context(config.get("context"), raw, args.split)
     result: NLLResult = in_original_units(evaluate_nll(model, data, batch, ensemble, context), schema)
     metrics = {f"{args.split}_nll": result.nll, f"{args.split}_nll_stderr": result.stderr,
                f"{args.split}_bits_per_dim": result.bits_per_dim, "ensemble": ensemble,
-               "num_examples": result.num_examples, "dataset": splits.name, **_units(schema)}
+               "num_examples": result.num_examples, "dataset": splits.name, "split": args.split,
+               "split_seed": spec["split_seed"] if spec["path"] else None, **_units(schema)}
     if args.per_dim:
         _write_per_dim(Path(args.per_dim), per_dimension_nll(model, data, batch, context), schema)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
         masks = f", ensemble of {ensemble} masks" if ensemble else ""
-        print(f"{splits.name} {args.split}: NLL {result.nll:.4f} ± {result.stderr:.4f} nats "
+        seed = f" (rows split with seed {spec['split_seed']})" if spec["path"] else ""
+        print(f"{splits.name} {args.split}{seed}: NLL {result.nll:.4f} ± {result.stderr:.4f} nats "
               f"({result.bits_per_dim:.4f} bits/dim) over {result.num_examples} examples{masks}")
     return 0
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return torch.empty(0, dtype=dtype).numpy().dtype
 
 
 def _load_for_inference(args: argparse.Namespace) -> tuple[MADE, dict]:
@@ -533,13 +594,26 @@ def _load_for_inference(args: argparse.Namespace) -> tuple[MADE, dict]:
     return model, config
 
 
-def _save_rows(path: Path, rows: np.ndarray) -> None:
-    """Write rows as .npy or .csv: integers (uint8, %d) when every value is a whole number in 0..255."""
-    whole = bool(np.all((rows == np.round(rows)) & (rows >= 0) & (rows <= 255)))
+def _exact_dtype(rows: np.ndarray, preferred: np.dtype | None) -> np.dtype:
+    """The first of ``preferred`` (the data's own dtype), uint8, int64 and float64 that holds every value exactly."""
+    for dtype in ([preferred] if preferred is not None else []) + [np.uint8, np.int64]:
+        with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # casts that wrap or overflow are what is tested
+            if np.array_equal(rows.astype(dtype), rows):
+                return np.dtype(dtype)
+    return np.dtype(np.float64)
+
+
+def _save_rows(path: Path, rows: np.ndarray, dtype: np.dtype | None = None, header: list[str] | None = None) -> None:
+    """Write rows losslessly: .npy in the first exact dtype (see :func:`_exact_dtype`), .csv with whole
+    numbers as integers and other values in the shortest form that reads back the same (and ``header``)."""
+    rows = rows.astype(_exact_dtype(rows, dtype))
     if path.suffix == ".npy":
-        atomic_write(path, lambda tmp: np.save(tmp, rows.astype(np.uint8 if whole else np.float32)))
-    else:
-        atomic_write(path, lambda tmp: np.savetxt(tmp, rows, fmt="%d" if whole else "%.7g", delimiter=","))
+        atomic_write(path, lambda tmp: np.save(tmp, rows))
+        return
+    lines = [",".join(header)] if header else []
+    lines += [",".join(format_value(v) for v in row) for row in rows]
+    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
 
 def _batches(total: int, size: int, desc: str, quiet: bool):
@@ -586,34 +660,42 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_missing(args: argparse.Namespace, num_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows to complete and their observed mask, from --data (NaN = missing) and --mask (1 = missing)."""
-    data = read_array(args.data)
-    if data.shape[1] != num_inputs:
-        raise DataError(f"{args.data}: the data has {data.shape[1]} columns, the model expects {num_inputs}")
+def _read_missing(args: argparse.Namespace, schema: list[dict]) -> tuple[Table, np.ndarray]:
+    """The rows to complete, at their own precision, and which cells are hidden: NaN (an empty or NA cell)
+    or, with --mask, the cells marked 1."""
+    table = read_table(args.data, args.header)
+    data = table.values
+    if data.shape[1] != num_columns(schema):
+        raise DataError(f"{args.data}: the data has {data.shape[1]} columns, the model expects {num_columns(schema)}")
+    infinite = np.isinf(data)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise DataError(f"{args.data}: {table.where(row)}, column {col + 1}: {data[row, col]} is not a finite number")
     if args.mask is None:
-        observed = ~np.isnan(data)
-    else:
-        mask = read_array(args.mask)
-        if mask.shape != data.shape:
-            raise DataError(f"{args.mask}: the mask has shape {mask.shape}, the data {data.shape}")
-        if not np.isin(mask, (0, 1)).all():
-            raise DataError(f"{args.mask}: the mask must hold 0 (observed) or 1 (missing)")
-        observed = mask == 0
-        if np.isnan(data[observed]).any():
-            row, col = np.argwhere(observed & np.isnan(data))[0]
-            raise DataError(f"{args.data}: row {row + 1}, column {col + 1} is NaN but the mask says observed")
-    return data, observed
+        return table, np.isnan(data)
+    mask = read_table(args.mask, args.header).values
+    if mask.shape != data.shape:
+        raise DataError(f"{args.mask}: the mask has shape {mask.shape}, the data {data.shape}")
+    if not np.isin(mask, (0, 1)).all():
+        raise DataError(f"{args.mask}: the mask must hold 0 (observed) or 1 (missing)")
+    unmarked = np.isnan(data) & (mask == 0)
+    if unmarked.any():
+        row, col = np.argwhere(unmarked)[0]
+        raise DataError(f"{args.data}: {table.where(row)}, column {col + 1} is missing but the mask says observed")
+    return table, mask == 1
 
 
 def _conditional_nll(model: MADE, x: torch.Tensor, observed: torch.Tensor, ensemble: int | None,
-                     batch_size: int, quiet: bool) -> tuple[float, float, int]:
+                     batch_size: int, quiet: bool, context: torch.Tensor | None = None) -> tuple[float, float, int]:
     """Mean and standard error of -log p(x_missing | x_observed) over rows with something missing."""
     rows = (~observed).any(dim=1)
     x, observed = x[rows], observed[rows]
+    context = None if context is None else context[rows]
     device, dtype = model.output.weight.device, model.output.weight.dtype
     nll = torch.cat([
-        -model.conditional_log_prob(x[a:b].to(device, dtype), observed[a:b].to(device), ensemble=ensemble).cpu()
+        -model.conditional_log_prob(x[a:b].to(device, dtype), observed[a:b].to(device),
+                                    None if context is None else context[a:b].to(device, dtype),
+                                    ensemble=ensemble).cpu()
         for a, b in _batches(len(x), batch_size, "scoring", quiet)
     ]).double()
     n = nll.numel()
@@ -621,12 +703,13 @@ def _conditional_nll(model: MADE, x: torch.Tensor, observed: torch.Tensor, ensem
 
 
 def _impute_rows(model: MADE, x: torch.Tensor, observed: torch.Tensor, samples: int, args: argparse.Namespace,
-                 ensemble: int | None) -> torch.Tensor:
+                 ensemble: int | None, context: torch.Tensor | None = None) -> torch.Tensor:
     """``[N, samples, D]`` completions, computed in batches of rows with a progress bar."""
     device, dtype = model.output.weight.device, model.output.weight.dtype
     generator = torch.Generator(device=device).manual_seed(args.seed)
     parts = [
-        model.impute(x[a:b].to(device, dtype), observed[a:b].to(device), samples, ensemble=ensemble,
+        model.impute(x[a:b].to(device, dtype), observed[a:b].to(device), samples,
+                     None if context is None else context[a:b].to(device, dtype), ensemble=ensemble,
                      generator=generator).transpose(0, 1).cpu()
         for a, b in _batches(len(x), args.batch_size, "imputing", args.quiet)
     ]
@@ -648,27 +731,35 @@ def cmd_impute(args: argparse.Namespace) -> int:
     ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
     masks = "the run's mask" if not ensemble else f"mixture of {ensemble} masks" if ensemble > 1 else "1 mask"
     if args.inpaint:
-        if args.mask or args.out:
-            raise ValueError("--mask and --out go with --data, not with --inpaint")
+        if args.mask or args.out or args.context is not None:
+            raise ValueError("--mask, --out and --context go with --data, not with --inpaint")
         return _inpaint(args, model, config, ensemble, masks)
-    data, observed = _read_missing(args, model.num_inputs)
     out = Path(args.out) if args.out else Path(args.run_dir) / "imputed.npy"
     if out.suffix not in (".npy", ".csv"):
         raise ValueError(f"--out must end in .npy or .csv, got {out}")
-    x, seen = _tensor(data), _tensor(observed)
-    try:
-        model.family.check_support(torch.where(seen, x, torch.zeros_like(x)))
-    except ValueError as err:
-        raise DataError(f"{args.data}: {err}") from None
-    samples = args.samples or 1
-    filled = _impute_rows(model, x, seen, samples, args, ensemble)
-    _save_rows(out, filled.reshape(-1, model.num_inputs).numpy())
-    print(f"filled {int((~observed).sum())} missing values in {len(data)} rows, {samples} completion(s) each "
+    schema = _run_schema(config, model)
+    table, hidden = _read_missing(args, schema)
+    data, samples = table.values, args.samples or 1
+    context = context_from_value(config.get("context"), args.context, len(data))
+    context = None if context is None else _tensor(context)
+    if not hidden.any():
+        _save_rows(out, np.repeat(data, samples, axis=0), data.dtype, table.header)
+        print(f"nothing was missing in {args.data}: wrote its {len(data)} rows unchanged "
+              f"({samples} cop{'y' if samples == 1 else 'ies'} each) to {out}")
+        return 0
+    encoded, observed = encode_observed(schema, data, hidden, str(args.data), table.where)
+    x, seen = _tensor(encoded), _tensor(observed)
+    filled = _impute_rows(model, x, seen, samples, args, ensemble, context)
+    decoded = decode(schema, filled.reshape(-1, model.num_inputs).double().numpy())
+    rows = np.where(np.repeat(hidden, samples, axis=0), decoded, np.repeat(data, samples, axis=0))
+    _save_rows(out, rows, data.dtype, table.header)
+    print(f"filled {int(hidden.sum())} missing values in {len(data)} rows, {samples} completion(s) each "
           f"({masks}); wrote {len(data) * samples} rows to {out}")
     if np.isnan(data).any():
         print("the missing values are unknown (NaN), so there is no conditional NLL to report")
     else:
-        nll, stderr, n = _conditional_nll(model, x, seen, ensemble, args.batch_size, args.quiet)
+        nll, stderr, n = _conditional_nll(model, x, seen, ensemble, args.batch_size, args.quiet, context)
+        nll += float(log_scales(schema) @ (~observed).sum(0)) / n  # the hidden real values in the data's units
         print(f"conditional NLL of the hidden values: {nll:.4f} ± {stderr:.4f} nats per row over {n} rows")
     return 0
 
@@ -682,20 +773,25 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
         raise ValueError(f"--inpaint must end in .png, got {out}")
     if args.examples < 1:
         raise ValueError(f"--examples must be at least 1, got {args.examples}")
-    data = _tensor(_load(config["data"]).split(args.split))
-    if data.shape[1] != model.num_inputs:
-        raise ValueError(f"the data has {data.shape[1]} columns, the model expects {model.num_inputs}")
+    schema = _run_schema(config, model)
+    raw = _load(config["data"], binary=_all_binary(schema))
+    if raw.num_inputs != num_columns(schema):
+        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
+    data = _tensor(encode(schema, raw.split(args.split), raw.source or raw.name, raw.where(args.split)))
+    context = _context(config.get("context"), raw, args.split)
     half = torch.from_numpy(_given_half(tuple(image_shape), args.given))
     observed = half.expand(data.shape[0], -1)
-    shown = data[np.linspace(0, len(data) - 1, min(args.examples, len(data))).round().astype(int)]
-    completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble)
+    picked = np.linspace(0, len(data) - 1, min(args.examples, len(data))).round().astype(int)
+    shown = data[picked]
+    completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble,
+                               None if context is None else context[picked])
     from .plots import save_inpainting
 
     atomic_write(out, lambda tmp: save_inpainting(shown.numpy(), half.numpy(), completions.numpy(),
                                                   tuple(image_shape), tmp))
     print(f"wrote {len(shown)} {args.split} images given their {args.given} half, with {completions.shape[1]} "
           f"completions each ({masks}), to {out}")
-    nll, stderr, n = _conditional_nll(model, data, observed, ensemble, 1000, args.quiet)
+    nll, stderr, n = _conditional_nll(model, data, observed, ensemble, 1000, args.quiet, context)
     print(f"conditional NLL of the other half given the {args.given} half, {args.split} split: "
           f"{nll:.4f} ± {stderr:.4f} nats per image over {n} images ({masks})")
     return 0
@@ -726,13 +822,24 @@ def cmd_masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_data_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                       file: object = None, line: str | None = None) -> None:
+    """A data warning as one line on stderr (``made: warning: ...``), other warnings as Python prints them."""
+    if issubclass(category, DataWarning):
+        print(f"made: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with one line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores showwarning afterwards
+            warnings.showwarning = _show_data_warning
+            return args.func(args)
     except (DataError, ValueError, FloatingPointError) as err:
         print(f"made: error: {err}", file=sys.stderr)
         return 2

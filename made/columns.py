@@ -29,12 +29,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Splits
+from .data import DataError, Splits, format_value
 from .evaluate import NLLResult
 from .families import DEFAULT_MIN_SCALE, Family
 from .schema import SchemaError, check_fields
@@ -46,6 +46,7 @@ __all__ = [
     "resolve_schema",
     "fit_schema",
     "encode",
+    "encode_observed",
     "decode",
     "encode_splits",
     "model_columns",
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CATEGORIES = 20  # integer columns with at most this many values are categorical
+SHOWN_VALUES = 8  # known values listed in an error before the rest are counted
 _KEYS = {
     "binary": {"type"},
     "categorical": {"type", "values", "categories"},
@@ -169,8 +171,17 @@ def _check_column(column: object, index: int) -> dict:
     unknown = set(column) - _KEYS[column["type"]]
     if unknown:
         raise DataError(f"schema[{index}]: unknown keys {sorted(unknown)} for type {column['type']}")
-    if column["type"] == "onehot" and (not isinstance(column.get("width"), int) or column["width"] < 1):
+    if column["type"] == "onehot" and not _is_count(column.get("width")):
         raise DataError(f"schema[{index}]: a onehot column needs a positive integer width")
+    if "categories" in column and not _is_count(column["categories"]):
+        raise DataError(f"schema[{index}]: categories must be a positive integer (a count), "
+                        f"got {column['categories']!r:.40}")
+    return dict(column)
+
+
+def _is_count(value: object) -> bool:
+    """A positive integer as JSON writes one (not ``true``, ``"3"`` or ``3.5``)."""
+    return type(value) is int and value >= 1
     return dict(column)
 
 
@@ -189,12 +200,13 @@ def _fit_column(column: dict, block: np.ndarray, index: int, start: int, compone
         return column
     if kind == "real":
         column.setdefault("components", components)
-        column.setdefault("mean", float(block[:, 0].mean()))
+        values = block[:, 0].astype(np.float64)  # the statistics at full precision, whatever the file's dtype
+        column.setdefault("mean", float(values.mean()))
         if "std" not in column:
-            column["std"] = float(block[:, 0].std())
+            column["std"] = float(values.std())
             if not column["std"] > 0:
                 raise DataError(
-                    f"data column {start + 1} is constant ({block[0, 0]:g}) in the training split and cannot be "
+                    f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split and cannot be "
                     "standardized; declare it categorical in a schema file"
                 )
         return column
@@ -225,31 +237,45 @@ def fit_schema(schema: Sequence[dict], train: np.ndarray, components: int = 1) -
 
 
 # ----------------------------------------------------------------- encoding
-def _lookup(table: np.ndarray, keys: np.ndarray, what: str, source: str, start: int) -> np.ndarray:
+Where = Callable[[int], str]  # row index -> where the row is in the file ("line 7")
+
+
+def _row_number(row: int) -> str:
+    return f"row {row + 1}"
+
+
+def _lookup(table: np.ndarray, keys: np.ndarray, what: str, source: str, start: int, where: Where) -> np.ndarray:
     """Row index of each key in ``table`` (``[K, w]``, keys ``[N, w]``), or a DataError."""
     match = (keys[:, None, :] == table[None, :, :]).all(-1)
     found = match.any(1)
     if not found.all():
         row = int(np.argmin(found))
-        known = ", ".join(_show(entry) for entry in table)
+        known = ", ".join(_show(entry) for entry in table[:SHOWN_VALUES])
+        more = f", ... ({len(table)} in all)" if len(table) > SHOWN_VALUES else ""
         raise DataError(
-            f"{source}: row {row + 1}, column {start + 1}: {what} {_show(keys[row])} was not seen in the "
-            f"training split (known: {known})"
+            f"{source}: {where(row)}, column {start + 1}: {what} {_show(keys[row])} was not seen in the "
+            f"training split (known: {known}{more})"
         )
     return match.argmax(1)
 
 
 def _show(entry: np.ndarray) -> str:
     """A value (``7``) or a code (``[1, 0, 0]``) as written in the data."""
-    text = ", ".join(f"{v:g}" for v in entry)
+    text = ", ".join(format_value(v) for v in entry)
     return text if len(entry) == 1 else f"[{text}]"
 
 
-def encode(schema: Sequence[dict], data: np.ndarray, source: str = "data") -> np.ndarray:
-    """Data-file rows ``[N, columns]`` -> model inputs ``[N, D]`` (float32)."""
+def encode(schema: Sequence[dict], data: np.ndarray, source: str = "data", where: Where = _row_number,
+           dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """Data-file rows ``[N, columns]`` -> model inputs ``[N, D]`` in ``dtype``.
+
+    Values are compared and standardized at float64 (or the data's own integer
+    precision) and only the result is rounded to ``dtype``; ``where`` names a row
+    in errors as the file shows it.
+    """
     if data.shape[1] != num_columns(schema):
         raise DataError(f"{source}: has {data.shape[1]} columns, the schema describes {num_columns(schema)}")
-    out = np.empty((data.shape[0], len(schema)), dtype=np.float32)
+    out = np.empty((data.shape[0], len(schema)), dtype=dtype)
     start = 0
     for d, column in enumerate(schema):
         width = _width(column)
@@ -258,17 +284,55 @@ def encode(schema: Sequence[dict], data: np.ndarray, source: str = "data") -> np
             bad = (block[:, 0] != 0) & (block[:, 0] != 1)
             if bad.any():
                 row = int(np.argmax(bad))
-                raise DataError(f"{source}: row {row + 1}, column {start + 1}: {block[row, 0]:g} is not binary")
+                raise DataError(f"{source}: {where(row)}, column {start + 1}: {format_value(block[row, 0])} "
+                                "is not binary")
             out[:, d] = block[:, 0]
         elif column["type"] == "real":
-            out[:, d] = (block[:, 0] - column["mean"]) / column["std"]
+            out[:, d] = (block[:, 0].astype(np.float64) - column["mean"]) / column["std"]
         elif column["type"] == "categorical":
             table = np.asarray(column["values"], dtype=np.float64)[:, None]
-            out[:, d] = _lookup(table, block.astype(np.float64), "value", source, start)
+            out[:, d] = _lookup(table, block.astype(np.float64), "value", source, start, where)
         else:
-            out[:, d] = _lookup(np.asarray(column["codes"]), block, "code", source, start)
+            out[:, d] = _lookup(np.asarray(column["codes"]), block, "code", source, start, where)
         start += width
     return out
+
+
+def _placeholder(column: dict) -> list[float]:
+    """Data-file values that ``column`` accepts, standing in for missing ones so the row encodes."""
+    if column["type"] == "real":
+        return [column["mean"]]
+    if column["type"] == "categorical":
+        return [column["values"][0]]
+    if column["type"] == "onehot":
+        return list(column["codes"][0])
+    return [0.0]
+
+
+def encode_observed(schema: Sequence[dict], data: np.ndarray, hidden: np.ndarray, source: str = "data",
+                    where: Where = _row_number) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with hidden cells -> model inputs ``[N, D]`` (float64) and which dimensions are observed.
+
+    ``hidden`` (bool, the data's shape) marks the cells to impute; NaN cells must be
+    among them and are encoded as a stand-in value. A one-hot group is observed when
+    all its columns are and hidden when all are; a group hidden in part is refused.
+    """
+    observed = np.empty((data.shape[0], len(schema)), dtype=bool)
+    filled = data.astype(np.float64)
+    start = 0
+    for d, column in enumerate(schema):
+        width = _width(column)
+        block = hidden[:, start : start + width]
+        partial = block.any(1) & ~block.all(1)
+        if partial.any():
+            row = int(np.argmax(partial))
+            raise DataError(f"{source}: {where(row)}, columns {start + 1}-{start + width}: a one-hot group is "
+                            "missing in part; give all its columns or none")
+        observed[:, d] = ~block[:, 0]
+        gap = np.isnan(filled[:, start : start + width]).any(1)
+        filled[gap, start : start + width] = _placeholder(column)
+        start += width
+    return encode(schema, filled, source, where), observed
 
 
 def decode(schema: Sequence[dict], values: np.ndarray) -> np.ndarray:
@@ -277,7 +341,7 @@ def decode(schema: Sequence[dict], values: np.ndarray) -> np.ndarray:
     start = 0
     for d, column in enumerate(schema):
         width = _width(column)
-        v = values[:, d]
+        v = values[:, d].astype(np.float64)  # real columns un-standardized at full precision
         if column["type"] == "binary":
             out[:, start] = v
         elif column["type"] == "real":
@@ -290,9 +354,11 @@ def decode(schema: Sequence[dict], values: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_splits(schema: Sequence[dict], splits: Splits) -> Splits:
-    """The three splits in model space (same name, image shape and labels)."""
-    parts = {s: encode(schema, splits.split(s), f"{splits.name} {s} split") for s in ("train", "valid", "test")}
+def encode_splits(schema: Sequence[dict], splits: Splits, dtype: np.dtype | type = np.float32) -> Splits:
+    """The three splits in model space, in the model's ``dtype`` (same name, image shape and labels).
+    Errors name the file's line of a row where the splits know it."""
+    source = splits.source or splits.name
+    parts = {s: encode(schema, splits.split(s), source, splits.where(s), dtype) for s in ("train", "valid", "test")}
     return dataclasses.replace(splits, **parts)
 
 

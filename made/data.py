@@ -1,7 +1,9 @@
 r"""Data sets: the built-in ``digits``, the paper's sets by name, and user files.
 
-Every loader returns :class:`Splits` (train, valid, test as float32 arrays) and
-raises :class:`DataError` with the file and the problem for bad input.
+Every loader returns :class:`Splits` (train, valid, test) at the file's own
+precision (float64 for CSV, the array's dtype for ``.npy``/``.npz``): values are
+checked and schemas fitted before anything is converted to the model's dtype.
+Bad input raises :class:`DataError` naming the file and the line (CSV) or row.
 """
 
 from __future__ import annotations
@@ -13,23 +15,28 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
 __all__ = [
     "DataError",
+    "DataWarning",
     "Splits",
+    "Table",
     "DatasetInfo",
     "DATASETS",
     "load_dataset",
     "load_file",
     "load_data",
     "read_array",
+    "read_table",
+    "format_value",
     "validate_splits",
     "cache_dir",
 ]
@@ -44,12 +51,18 @@ class DataError(ValueError):
     """Bad or unreadable data; the message names the file and the problem."""
 
 
+class DataWarning(UserWarning):
+    """Data that was read, but maybe not as meant (a numeric header line read as data)."""
+
+
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test arrays ``[N, D]`` (float32) of one data set.
+    """Train, validation and test arrays ``[N, D]`` of one data set, at the file's precision.
 
     ``labels`` holds the class label of every row (train, valid, test) where the
-    data set has them (digits), for class-conditional models.
+    data set has them (digits), for class-conditional models. ``lines`` holds, per
+    split, where each row sits in the file (``unit`` says line or row), so that an
+    error about a shuffled split names the row as the user sees it.
     """
 
     name: str
@@ -58,6 +71,16 @@ class Splits:
     test: np.ndarray
     image_shape: tuple[int, int] | None = None
     labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    unit: str = "row"
+    source: str = ""  # the file, for messages ("" for the built-in and paper sets: the name says it)
+
+    def where(self, split: str) -> Callable[[int], str]:
+        """Row index of ``split`` -> where that row is in the file (``line 7``, ``the test split, row 3``)."""
+        if self.lines is None:
+            return lambda row: f"the {split} split, row {row + 1}"
+        lines = self.lines[SPLITS.index(split)]
+        return lambda row: f"{self.unit} {lines[row]}"
 
     @property
     def num_inputs(self) -> int:
@@ -210,39 +233,94 @@ def _read_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
-def _parse_cell(cell: str) -> float:
+MISSING = ("", "nan", "na", "n/a", "?")  # CSV cells that mark a missing value (any case)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One file's rows at its own precision, with where each row is in the file.
+
+    ``lines[i]`` is the file line (CSV, 1-based, header counted) or row (``.npy``)
+    of row ``i``; ``header`` the CSV's column names when it has a header line.
+    """
+
+    values: np.ndarray
+    lines: np.ndarray
+    unit: str
+    header: list[str] | None = None
+
+    def where(self, row: int) -> str:
+        """Where row ``row`` is, as the user sees the file (``line 7``, ``row 7``)."""
+        return f"{self.unit} {self.lines[row]}"
+
+
+def format_value(value: float) -> str:
+    """A number as it would be written in a data file: whole numbers without a decimal
+    point, other floats in the shortest form that reads back to the same value."""
+    if float(value).is_integer() and abs(float(value)) < 2**63:
+        return str(int(value))
+    return str(value) if isinstance(value, np.floating) else repr(float(value))
+
+
+def _parse_cell(cell: str) -> float | None:
+    """The number in a CSV cell, NaN for a missing-value marker, ``None`` for other text."""
     text = cell.strip()
-    if text == "" or text.lower() in ("nan", "na", "?"):
+    if text.lower() in MISSING:
         return math.nan
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
-def _read_csv(path: Path) -> np.ndarray:
-    """Numbers separated by commas; an optional header line; empty or NaN cells become NaN.
+def _looks_like_names(row: list[str]) -> bool:
+    """The header rule: a line is a header only when every cell is a name (no number, no missing marker)."""
+    return all(_parse_cell(cell) is None for cell in row)
 
-    Rows are parsed one at a time into float arrays, so memory stays a small
-    multiple of the file's size.
+
+def _warn_numeric_header(path: Path, row: list[float]) -> None:
+    """Say so when a first line read as data is 0, 1, ..., C-1: the header pandas writes for unnamed columns."""
+    if len(row) >= 3 and row == list(range(len(row))):  # (0,1 is too common a binary row to say anything)
+        warnings.warn(f"{path}: line 1 is 0,1,...,{len(row) - 1}, read as data; if it is a header (pandas writes "
+                      "one), pass --header (--no-header silences this)", DataWarning, stacklevel=2)
+
+
+def _read_csv(path: Path, header: bool | None = None, missing: bool = True) -> Table:
+    """Numbers separated by commas, at float64, with the file line of every row.
+
+    The first line is a header when ``header`` says so or, when it is ``None``, when
+    none of its cells is a number. An empty cell or ``NA``/``N/A``/``nan``/``?`` is a
+    missing value (NaN); ``missing=False`` refuses a trailing comma at once, as its
+    empty last cell is not meant as a value. A blank line is a missing value in a
+    one-column file and an error in a wider one. No row is ever skipped.
     """
     rows: list[np.ndarray] = []
+    lines: list[int] = []
+    blank: list[int] = []
+    names: list[str] | None = None
     first = True
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             for row in reader:
-                if not any(cell.strip() for cell in row):
+                if not row:
+                    blank.append(reader.line_num)
                     continue
-                try:
-                    values = [_parse_cell(cell) for cell in row]
-                except ValueError:
-                    if first:
-                        first = False
-                        continue  # a header line
-                    column = next(j for j, cell in enumerate(row) if not _is_number(cell))
-                    raise DataError(f"{path}: line {reader.line_num}, column {column + 1}: "
-                                    f"{row[column]!r:.40} is not a number") from None
-                if rows and len(values) != rows[0].size:
-                    raise DataError(f"{path}: line {reader.line_num} has {len(values)} columns, expected {rows[0].size}")
+                if first and (header or (header is None and _looks_like_names(row))):
+                    names, first = [cell.strip() for cell in row], False
+                    continue
+                width = rows[0].size if rows else len(names or row)
+                _blank_rows(path, blank, width, rows, lines)
+                values = _parse_row(path, row, reader.line_num, first and header is None)
+                if len(values) != width:
+                    raise DataError(f"{path}: line {reader.line_num} has {len(values)} columns, expected {width}")
+                if not missing and width > 1 and not row[-1].strip():
+                    raise DataError(f"{path}: line {reader.line_num} has an empty last cell (column {width}): "
+                                    "a missing value, or a trailing comma?")
+                if first and header is None:
+                    _warn_numeric_header(path, values)
                 rows.append(np.array(values, dtype=np.float64))
+                lines.append(reader.line_num)
                 first = False
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
@@ -250,31 +328,53 @@ def _read_csv(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable CSV file ({err})") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    if rows and rows[0].size == 1:
+        _blank_rows(path, blank, 1, rows, lines)  # blank lines at the end of a one-column file are missing values
     if not rows:
         raise DataError(f"{path}: the file holds no data rows")
-    return np.stack(rows)
+    return Table(np.stack(rows), np.array(lines), "line", names)
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        _parse_cell(cell)
-    except ValueError:
-        return False
-    return True
+def _blank_rows(path: Path, blank: list[int], width: int, rows: list[np.ndarray], lines: list[int]) -> None:
+    """Blank lines met before a data row: missing values of a one-column file, else an error."""
+    if blank and width != 1:
+        raise DataError(f"{path}: line {blank[0]} is blank, but the rows have {width} columns (write a row of "
+                        "missing values as empty cells)")
+    for line in blank:
+        rows.append(np.array([math.nan]))
+        lines.append(line)
+    blank.clear()
 
 
-def read_array(path: str | Path) -> np.ndarray:
-    """One 2-D array from a ``.npy`` or ``.csv`` file (NaN marks missing values)."""
+def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[float]:
+    """The numbers of one data line, or a one-line error naming the line and the cell."""
+    values = [_parse_cell(cell) for cell in row]
+    if None in values:
+        column = values.index(None)
+        hint = (" (the first line holds numbers, so it is read as data; pass --header if it is a header)"
+                if guessed else "")
+        raise DataError(f"{path}: line {line}, column {column + 1}: {row[column].strip()!r:.40} is not a number{hint}")
+    return values
+
+
+def read_table(path: str | Path, header: bool | None = None, missing: bool = True) -> Table:
+    """One 2-D array from a ``.npy`` or ``.csv`` file at the file's precision, with row locations
+    (NaN marks a missing value)."""
     path = Path(path)
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        array = _read_npy(path)
-    elif suffix == ".csv":
-        array = _read_csv(path)
-    else:
-        raise DataError(f"{path}: unsupported file type {suffix!r} (use .npy or .csv)")
-    return _as_matrix(array, path, "data")
+        values = _as_matrix(_read_npy(path), path, "data")
+        return Table(values, np.arange(1, len(values) + 1), "row")
+    if suffix == ".csv":
+        table = _read_csv(path, header, missing)
+        return Table(_as_matrix(table.values, path, "data"), table.lines, table.unit, table.header)
+    raise DataError(f"{path}: unsupported file type {suffix!r} (use .npy or .csv)")
+
+
+def read_array(path: str | Path, header: bool | None = None) -> np.ndarray:
+    """One 2-D array from a ``.npy`` or ``.csv`` file (NaN marks missing values)."""
+    return read_table(path, header).values
 
 
 def _check_file(path: Path) -> None:
@@ -285,6 +385,7 @@ def _check_file(path: Path) -> None:
 
 
 def _as_matrix(array: np.ndarray, path: Path, split: str) -> np.ndarray:
+    """A 2-D array of real numbers in its own dtype (booleans as uint8), nothing rounded."""
     if not isinstance(array, np.ndarray):
         raise DataError(f"{path}: {split} is not an array")
     if array.dtype.kind not in "biuf":
@@ -293,11 +394,27 @@ def _as_matrix(array: np.ndarray, path: Path, split: str) -> np.ndarray:
         array = array[:, None]
     if array.ndim != 2:
         raise DataError(f"{path}: {split} must be a 2-D array [examples, dimensions], got shape {array.shape}")
-    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and is reported by validation
-        return array.astype(np.float32)
+    return array.astype(np.uint8) if array.dtype.kind == "b" else array
 
 
 # --------------------------------------------------------------- validation
+def check_values(array: np.ndarray, source: str, where: Callable[[int], str], binary: bool = True) -> None:
+    """Refuse a missing or infinite value, and (if asked) one outside {0, 1}, naming its place in the file."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        what = "a missing value (every value must be given)" if np.isnan(array[row, col]) else "not a finite number"
+        raise DataError(f"{source}: {where(row)}, column {col + 1}: {array[row, col]} is {what}")
+    if binary:
+        bad = (array != 0) & (array != 1)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataError(
+                f"{source}: {where(row)}, column {col + 1}: {format_value(array[row, col])} is not binary "
+                "(a Bernoulli MADE needs 0/1 values; --schema auto models categorical and real columns)"
+            )
+
+
 def validate_splits(splits: Splits, source: str, binary: bool = True) -> Splits:
     """Check that the splits are non-empty, equally wide, finite and (if asked) binary."""
     width = splits.train.shape[1] if splits.train.ndim == 2 else None
@@ -309,39 +426,37 @@ def validate_splits(splits: Splits, source: str, binary: bool = True) -> Splits:
             raise DataError(f"{source}: the {name} split has {array.shape[1]} columns, train has {width}")
         if array.shape[1] == 0:
             raise DataError(f"{source}: the data has no columns")
-        finite = np.isfinite(array)
-        if not finite.all():
-            row, col = np.argwhere(~finite)[0]
-            raise DataError(f"{source}: the {name} split has {array[row, col]} at row {row + 1}, column {col + 1}")
-        if binary:
-            bad = (array != 0) & (array != 1)
-            if bad.any():
-                row, col = np.argwhere(bad)[0]
-                raise DataError(
-                    f"{source}: the {name} split is not binary: {array[row, col]:g} at row {row + 1}, "
-                    f"column {col + 1} (a Bernoulli MADE needs 0/1 values; --schema auto models categorical "
-                    "and real columns)"
-                )
+        check_values(array, source, splits.where(name), binary)
     return splits
 
 
-def split_rows(array: np.ndarray, seed: int, source: str = "data") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffle rows with ``RandomState(seed)`` and cut 80% / 10% / 10% (train, valid, test)."""
-    n = array.shape[0]
+def split_order(n: int, seed: int, source: str = "data") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of train, valid and test: rows shuffled with ``RandomState(seed)``, cut 80% / 10% / 10%."""
     if n < 3:
         raise DataError(f"{source}: need at least 3 rows to make train/valid/test splits, got {n}")
     order = np.random.RandomState(seed).permutation(n)
     n_valid = max(1, int(round(n * SPLIT_FRACTIONS[1])))
     n_test = max(1, int(round(n * SPLIT_FRACTIONS[2])))
     n_train = n - n_valid - n_test
-    return array[order[:n_train]], array[order[n_train : n_train + n_valid]], array[order[n_train + n_valid :]]
+    return order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :]
+
+
+def _split_table(table: Table, name: str, seed: int, source: str, binary: bool) -> Splits:
+    """A single array checked where its rows are (file lines), then split 80/10/10."""
+    if table.values.shape[1] == 0:
+        raise DataError(f"{source}: the data has no columns")
+    check_values(table.values, source, table.where, binary)
+    parts = split_order(len(table.values), seed, source)
+    return Splits(name, *(table.values[p] for p in parts), lines=tuple(table.lines[p] for p in parts),
+                  unit=table.unit, source=source)
 
 
 # ------------------------------------------------------------------ sources
-def load_file(path: str | Path, split_seed: int = 0, binary: bool = True) -> Splits:
+def load_file(path: str | Path, split_seed: int = 0, binary: bool = True, header: bool | None = None) -> Splits:
     """A user file: ``.npz`` with train/valid/test (the MADE keys ``train_data`` ...
     or plain ``train`` ...) or one array, ``.npy`` or ``.csv``. A single array is
-    split 80/10/10 after shuffling with ``split_seed``.
+    checked, then split 80/10/10 after shuffling with ``split_seed``; ``header``
+    overrides the CSV header guess.
     """
     path = Path(path)
     _check_file(path)
@@ -351,20 +466,20 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True) -> Spl
         for keys in (("train_data", "valid_data", "test_data"), SPLITS):
             if all(k in arrays for k in keys):
                 parts = [_as_matrix(arrays[k], path, s) for k, s in zip(keys, SPLITS)]
-                break
-        else:
-            matrices = [k for k, v in arrays.items() if v.ndim == 2]
-            if len(matrices) != 1:
-                raise DataError(
-                    f"{path}: expected keys train_data/valid_data/test_data, train/valid/test, "
-                    f"or a single 2-D array; found {sorted(arrays)}"
-                )
-            parts = split_rows(_as_matrix(arrays[matrices[0]], path, "data"), split_seed, str(path))
+                return validate_splits(Splits(path.stem, *parts, source=str(path)), str(path), binary)
+        matrices = [k for k, v in arrays.items() if v.ndim == 2]
+        if len(matrices) != 1:
+            raise DataError(
+                f"{path}: expected keys train_data/valid_data/test_data, train/valid/test, "
+                f"or a single 2-D array; found {sorted(arrays)}"
+            )
+        values = _as_matrix(arrays[matrices[0]], path, "data")
+        table = Table(values, np.arange(1, len(values) + 1), f"{matrices[0]} row")
     elif suffix in (".npy", ".csv"):
-        parts = split_rows(read_array(path), split_seed, str(path))
+        table = read_table(path, header, missing=False)
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .npz, .npy or .csv)")
-    return validate_splits(Splits(path.stem, *parts), str(path), binary)
+    return _split_table(table, path.stem, split_seed, str(path), binary)
 
 
 def _digits() -> Splits:
@@ -458,14 +573,15 @@ def load_data(
     data_dir: str | Path | None = None,
     split_seed: int = 0,
     binary: bool = True,
+    header: bool | None = None,
 ) -> Splits:
     """Load either a named data set or a user file (exactly one of the two).
 
     ``binary=False`` accepts any finite numbers in a user file (for categorical and
-    real columns, see :mod:`made.columns`).
+    real columns, see :mod:`made.columns`); ``header`` overrides a CSV's header guess.
     """
     if (dataset is None) == (path is None):
         raise DataError("give either a data set name or a data file, not both or neither")
     if path is not None:
-        return load_file(path, split_seed, binary)
+        return load_file(path, split_seed, binary, header)
     return load_dataset(dataset, data_dir)

@@ -309,6 +309,26 @@ class _RealFamily(Family):
         return {"name": self.name, "min_scale": self.min_scale}
 
 
+def _never_nan(log_prob: Tensor, x: Tensor) -> Tensor:
+    """``-inf`` where a real density came out NaN for a number ``x``: a value so far out (1e30) that the
+    network's parameters overflowed has, as far as the model can say, probability zero."""
+    return torch.where(torch.isnan(log_prob) & ~torch.isnan(x), torch.full_like(log_prob, -math.inf), log_prob)
+
+
+class _Normal(Normal):
+    """``Normal`` whose ``log_prob`` is never NaN for a number (see :func:`_never_nan`)."""
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return _never_nan(super().log_prob(value), value)
+
+
+class _Mixture(MixtureSameFamily):
+    """``MixtureSameFamily`` whose ``log_prob`` is never NaN for a number (see :func:`_never_nan`)."""
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return _never_nan(super().log_prob(value), value)
+
+
 def _open_unit(u: Tensor) -> Tensor:
     """``u`` kept in ``[tiny, 1 - eps]`` so the normal quantile stays finite (u = 0 has probability ~0)."""
     info = torch.finfo(u.dtype)
@@ -336,7 +356,7 @@ class Gaussian(_RealFamily):
         return flat.reshape(flat.shape[0], self.num_inputs, 2)
 
     def distribution(self, params: Tensor) -> Distribution:
-        return Normal(params[..., 0], self.scale(params[..., 1]), validate_args=False)
+        return _Normal(params[..., 0], self.scale(params[..., 1]), validate_args=False)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         return self.distribution(params).log_prob(x)
@@ -374,7 +394,7 @@ class MixtureOfGaussians(_RealFamily):
 
     def distribution(self, params: Tensor) -> Distribution:
         logits, means, raw = params.unbind(-2)
-        return MixtureSameFamily(
+        return _Mixture(
             TorchCategorical(logits=logits, validate_args=False),
             Normal(means, self.scale(raw), validate_args=False),
             validate_args=False,

@@ -126,7 +126,7 @@ def check_option_values(data: Any, parser: argparse.ArgumentParser, where: str, 
     for dest, action in actions.items():
         value = data[dest]
         if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
-            ok = isinstance(value, bool)
+            ok = isinstance(value, bool) or (value is None and action.default is None)  # --header: unset
         elif value is None:
             ok = action.default is None
         elif action.nargs in ("*", "+"):

@@ -245,3 +245,178 @@ def test_class_conditional_digits(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "m.csv"), "--schema", "auto", "--context", "labels",
                  "--out", str(tmp_path / "r2"), "--quiet"]) == 2
     assert "no class labels" in capsys.readouterr().err
+
+
+TINY = ["--hidden", "16", "--epochs", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory):
+    """Issue 12's reproduction: a category column, a real column (mean about 1000) and a binary column,
+    trained with --schema auto and 4 masks, on a CSV without a header."""
+    folder = tmp_path_factory.mktemp("auto")
+    rng = np.random.RandomState(0)
+    rows = np.c_[rng.randint(0, 3, 300), 1000 + 50 * rng.randn(300), rng.randint(0, 2, 300)]
+    np.savetxt(folder / "m.csv", rows, fmt=["%d", "%.6f", "%d"], delimiter=",")
+    args = ["train", "--data", str(folder / "m.csv"), "--schema", "auto", "--masks", "4", "--split-seed", "5"]
+    assert main(args + ["--hidden", "16", "--epochs", "3", "--out", str(folder / "run"), "--quiet"]) == 0
+    return folder
+
+
+def test_impute_reads_and_writes_the_data_in_its_own_values_and_units(auto_run, tmp_path, capsys):
+    (tmp_path / "q.csv").write_text("2,,1\n0,,0\n,995.25,1\n")
+    out = tmp_path / "o.csv"
+    assert main(["impute", str(auto_run / "run"), "--data", str(tmp_path / "q.csv"), "--out", str(out)]) == 0
+    filled = np.loadtxt(out, delimiter=",")
+    assert filled.shape == (3, 3) and filled[:2, 0].tolist() == [2, 0] and filled[:2, 2].tolist() == [1, 0]
+    assert (700 < filled[:2, 1]).all() and (filled[:2, 1] < 1300).all()  # the data's units, not standardized
+    assert filled[2, 0] in (0, 1, 2) and filled[2, 1:].tolist() == [995.25, 1]  # observed cells kept exactly
+    assert out.read_text().splitlines()[2].endswith(",995.25,1")  # integers as integers
+    (tmp_path / "bad.csv").write_text("2,,1\n20,,0\n")
+    assert main(["impute", str(auto_run / "run"), "--data", str(tmp_path / "bad.csv")]) == 2
+    assert "bad.csv: line 2, column 1: value 20 was not seen in the training split (known: 0, 1, 2)" in (
+        capsys.readouterr().err)
+
+
+def test_categories_and_one_hot_groups_are_read_as_their_values(tmp_path):
+    rng = np.random.RandomState(1)
+    rows = np.c_[rng.choice([0, 2, 5], 200), np.eye(3)[rng.randint(0, 3, 200)], rng.randint(0, 2, 200)]
+    np.save(tmp_path / "c.npy", rows)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "c.npy"), "--schema", "onehot", "--masks", "3",
+                 "--out", str(run), *TINY]) == 0
+    holes = rows[:6].astype(float)
+    holes[:3, 0] = np.nan  # a category
+    holes[3:, 1:4] = np.nan  # a whole one-hot group
+    np.save(tmp_path / "h.npy", holes)
+    assert main(["impute", str(run), "--data", str(tmp_path / "h.npy"), "--out", str(tmp_path / "f.npy")]) == 0
+    filled = np.load(tmp_path / "f.npy")
+    assert filled.shape == (6, 5) and set(filled[:, 0]) <= {0, 2, 5} and (filled[:, 1:4].sum(1) == 1).all()
+    assert (filled[3:, 0] == rows[3:6, 0]).all() and (filled[:3, 1:] == rows[:3, 1:]).all()
+    part = holes.copy()
+    part[0, 1] = np.nan
+    np.save(tmp_path / "p.npy", part)
+    assert main(["impute", str(run), "--data", str(tmp_path / "p.npy")]) == 2
+
+
+def test_values_keep_their_precision(tmp_path, capsys):
+    n = 200
+    rng = np.random.RandomState(0)
+    stamp = np.round(1.7e9 + rng.uniform(0, 1000, n), 3)
+    big = rng.randint(16777216, 16777220, n)
+    lines = [f"{s:.3f},{b},{rng.choice([10000001, 10000002, 10000003])}" for s, b in zip(stamp, big)]
+    (tmp_path / "p.csv").write_text("time,id,code\n" + "\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "p.csv"), "--schema", "auto", "--dtype", "float64",
+                 "--out", str(run), *TINY]) == 0
+    schema = json.loads((run / "config.json").read_text())["schema"]
+    assert [c["type"] for c in schema] == ["real", "categorical", "categorical"]
+    assert schema[1]["values"] == [16777216, 16777217, 16777218, 16777219]
+    assert main(["sample", str(run), "-n", "50", "--out", str(tmp_path / "s.csv")]) == 0
+    cells = [line.split(",") for line in (tmp_path / "s.csv").read_text().splitlines()]
+    assert {c[2] for c in cells} <= {"10000001", "10000002", "10000003"} and len({c[2] for c in cells}) > 1
+    assert {c[1] for c in cells} <= {"16777216", "16777217", "16777218", "16777219"}
+    (tmp_path / "b.csv").write_text("0,1\n1,0\n1e-50,1\n0,0\n1,1\n")
+    assert main(["train", "--data", str(tmp_path / "b.csv"), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    assert "b.csv: line 3, column 1: 1e-50 is not binary" in capsys.readouterr().err
+    (tmp_path / "b.csv").write_text("0,1\n1,0\n0,0.99999999999\n0,0\n1,1\n")
+    assert main(["train", "--data", str(tmp_path / "b.csv"), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    assert "line 3, column 2: 0.99999999999 is not binary" in capsys.readouterr().err
+
+
+def test_header_guess_and_options_keep_every_row(auto_run, tmp_path, capsys):
+    run = str(auto_run / "run")
+    (tmp_path / "q.csv").write_text("N/A,1000,1\n1,,0\n,,\n2,990,\n0,1010,1\n1,,1\n")  # 6 rows, no header
+    assert main(["impute", run, "--data", str(tmp_path / "q.csv"), "--out", str(tmp_path / "o.csv")]) == 0
+    out = np.loadtxt(tmp_path / "o.csv", delimiter=",")
+    assert out.shape == (6, 3) and out[4].tolist() == [0, 1010, 1] and out[0, 1:].tolist() == [1000, 1]
+    (tmp_path / "h.csv").write_text("a,b,c\n1,,0\n")
+    assert main(["impute", run, "--data", str(tmp_path / "h.csv"), "--out", str(tmp_path / "h_out.csv")]) == 0
+    assert (tmp_path / "h_out.csv").read_text().splitlines()[0] == "a,b,c"  # the header is written back
+    assert main(["impute", run, "--data", str(tmp_path / "h.csv"), "--no-header"]) == 2
+    assert "h.csv: line 1, column 1: 'a' is not a number" in capsys.readouterr().err
+    (tmp_path / "o.csv").write_text("1,O,0\n1,,0\n")  # a letter O in the first row: not a header
+    assert main(["impute", run, "--data", str(tmp_path / "o.csv")]) == 2
+    assert "line 1, column 2: 'O' is not a number (the first line holds numbers" in capsys.readouterr().err
+    pandas = tmp_path / "pandas.csv"
+    pandas.write_text("0,1,2\n" + (auto_run / "m.csv").read_text())
+    assert main(["eval", run, "--data", str(pandas)]) == 2  # 302 rows: another split, unseen values
+    assert "line 1 is 0,1,...,2, read as data; if it is a header (pandas writes one), pass --header" in (
+        capsys.readouterr().err)
+    assert main(["eval", run, "--data", str(pandas), "--header", "--json"]) == 0
+    with_header = json.loads(capsys.readouterr().out)
+    assert with_header["test_nll"] == json.loads((auto_run / "run" / "metrics.json").read_text())["test_nll"]
+
+
+def test_eval_scores_the_runs_own_split(auto_run, capsys):
+    metrics = json.loads((auto_run / "run" / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(auto_run / "run"), "--data", str(auto_run / "m.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "m test (rows split with seed 5)" in text and f"NLL {metrics['test_nll']:.4f}" in text
+    assert main(["eval", str(auto_run / "run"), "--data", str(auto_run / "m.csv"), "--split-seed", "0",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split_seed"] == 0
+
+
+def test_impute_with_nothing_missing_copies_the_input(auto_run, tmp_path, capsys):
+    rows = np.loadtxt(auto_run / "m.csv", delimiter=",")[:5]
+    np.save(tmp_path / "full.npy", rows)
+    out = tmp_path / "out.npy"
+    assert main(["impute", str(auto_run / "run"), "--data", str(tmp_path / "full.npy"), "--out", str(out)]) == 0
+    assert "nothing was missing" in capsys.readouterr().out
+    assert np.array_equal(np.load(out), rows) and np.load(out).dtype == rows.dtype
+    np.save(tmp_path / "zeros.npy", np.zeros_like(rows))
+    assert main(["impute", str(auto_run / "run"), "--data", str(tmp_path / "full.npy"), "--mask",
+                 str(tmp_path / "zeros.npy"), "--out", str(out), "--samples", "2"]) == 0
+    assert np.array_equal(np.load(out), np.repeat(rows, 2, axis=0))
+
+
+def test_impute_a_class_conditional_run_takes_the_label(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--context", "labels", "--masks", "2", "--out", str(run),
+                 *TINY]) == 0
+    rows = np.full((3, 64), np.nan)
+    rows[:, :32] = 0
+    np.save(tmp_path / "x.npy", rows)
+    assert main(["impute", str(run), "--data", str(tmp_path / "x.npy")]) == 2
+    assert "this run is conditioned on a class label: pass --context LABEL (0..9)" in capsys.readouterr().err
+    assert main(["impute", str(run), "--data", str(tmp_path / "x.npy"), "--context", "3",
+                 "--out", str(tmp_path / "f.npy")]) == 0
+    assert set(np.unique(np.load(tmp_path / "f.npy")[:, 32:])) <= {0, 1}
+
+
+def test_messages_name_what_the_user_wrote(tmp_path, capsys):
+    rows = np.random.RandomState(0).randint(0, 2, (50, 5)).astype(float)
+    text = "\n".join(",".join(f"{v:g}" for v in r) + "," for r in rows) + "\n"  # every line ends in a comma
+    (tmp_path / "comma.csv").write_text(text)
+    assert main(["train", "--data", str(tmp_path / "comma.csv"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "comma.csv: line 1 has an empty last cell (column 6): a missing value, or a trailing comma?" in (
+        capsys.readouterr().err)
+    rows[36, 2] = 7
+    np.savetxt(tmp_path / "seven.csv", rows, fmt="%g", delimiter=",", header="a,b,c,d,e", comments="")
+    assert main(["train", "--data", str(tmp_path / "seven.csv"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "seven.csv: line 38, column 3: 7 is not binary" in capsys.readouterr().err  # the file's line
+    rows[36, 2] = np.nan
+    np.save(tmp_path / "nan.npy", rows)
+    assert main(["train", "--data", str(tmp_path / "nan.npy"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "nan.npy: row 37, column 3: nan is a missing value" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "comma.csv"), "--components", "0", "--schema", "auto"]) == 2
+    assert capsys.readouterr().err.strip() == "made: error: --components must be at least 1, got 0"
+
+
+def test_runs_of_made_0_2_evaluate_as_before(auto_run, tmp_path, capsys):
+    """A config.json without the data's header and precision (made 0.2): the same figure, and one line
+    when the data holds values that 0.2's float32 reading rounded."""
+    import shutil
+
+    run = tmp_path / "old"
+    shutil.copytree(auto_run / "run", run)
+    config = json.loads((run / "config.json").read_text())
+    del config["data"]["header"], config["data"]["precision"]
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["test_nll"] == json.loads((run / "metrics.json").read_text())["test_nll"]
+    assert captured.err.count("\n") == 1 and "made 0.2, which read its data as float32" in captured.err

@@ -182,8 +182,11 @@ def test_encode_splits_keeps_labels_and_names_the_split():
     assert encoded.labels is splits.labels and encoded.train.shape == (30, 6)
     bad = data[:5].copy()
     bad[1, 1] = 4.0
-    with pytest.raises(DataError, match="toy test split: row 2, column 2"):
+    with pytest.raises(DataError, match="toy: the test split, row 2, column 2"):
         encode_splits(schema, Splits("toy", data, data[:5], bad))
+    lines = (np.arange(30) + 2, np.arange(5) + 40, np.array([9, 3, 17, 5, 6]))  # a shuffled file's lines
+    with pytest.raises(DataError, match="toy: line 3, column 2: value 4 was not seen"):
+        encode_splits(schema, Splits("toy", data, data[:5], bad, lines=lines, unit="line"))
 
 
 def test_a_stored_schema_is_checked_against_the_model():
@@ -226,3 +229,20 @@ def test_user_written_values_are_checked(column, message):
     with pytest.raises(DataError, match=message):
         fit_schema([column], np.array([[0.0], [1.0]], dtype=np.float32) if column["type"] != "onehot"
                    else np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+
+
+@pytest.mark.parametrize("count", ["3", 3.5, 0, -2, True, None])
+def test_a_category_count_must_be_a_positive_integer(count):
+    with pytest.raises(DataError) as err:
+        fit_schema([{"type": "categorical", "categories": count}], np.array([[0.0], [1.0]]))
+    assert str(err.value) == f"schema[0]: categories must be a positive integer (a count), got {count!r}"
+
+
+def test_a_categorical_schema_on_a_real_column_gives_a_short_message():
+    train = np.random.RandomState(0).randn(3000, 1)
+    schema = fit_schema([{"type": "categorical"}], train)
+    with pytest.raises(DataError) as err:
+        encode(schema, np.array([[0.5]]), "x.csv", lambda row: f"line {row + 2}")
+    message = str(err.value)
+    assert message.startswith("x.csv: line 2, column 1: value 0.5 was not seen in the training split (known: ")
+    assert message.endswith(", ... (3000 in all))") and len(message) < 400 and "\n" not in message

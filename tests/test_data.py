@@ -1,7 +1,9 @@
+import warnings
+
 import numpy as np
 import pytest
 
-from made.data import DATASETS, DataError, load_data, load_dataset, load_file, read_array
+from made.data import DATASETS, DataError, DataWarning, load_data, load_dataset, load_file, read_array, read_table
 
 SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -105,7 +107,8 @@ def test_csv_with_header(tmp_path):
     "content, message",
     [
         ("0,1\n1,0.5\n1,1\n0,0\n", "not binary"),
-        ("0,1\n1,\n1,1\n0,0\n", "nan"),
+        ("0,1\n1,\n1,1\n0,0\n", "line 2 has an empty last cell"),
+        ("0,1\n,1\n1,1\n0,0\n", "line 2, column 1: nan is a missing value"),
         ("0,1\n1,x\n1,1\n0,0\n", "not a number"),
         ("0,1\n1,0,1\n1,1\n", "has 3 columns"),
         ("", "no data rows"),
@@ -159,3 +162,79 @@ def test_load_data_needs_exactly_one_source(tmp_path):
         load_data()
     with pytest.raises(DataError):
         load_data("digits", tmp_path / "x.npy")
+
+
+def test_files_are_read_at_their_own_precision(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("1700000000.125,16777217\n1700000000.25,16777216\n")
+    table = read_table(path)
+    assert table.values.dtype == np.float64 and table.values[:, 1].tolist() == [16777217, 16777216]
+    assert table.values[0, 0] == 1700000000.125
+    for dtype in (np.float32, np.int64, np.uint8):
+        np.save(tmp_path / "a.npy", np.arange(12, dtype=dtype).reshape(4, 3))
+        assert read_table(tmp_path / "a.npy").values.dtype == dtype
+    np.save(tmp_path / "b.npy", np.ones((4, 2), dtype=bool))
+    assert read_table(tmp_path / "b.npy").values.dtype == np.uint8
+
+
+def test_header_rule(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n1,2\n")
+    assert read_table(path).header == ["a", "b"] and read_table(path).lines.tolist() == [2]
+    path.write_text("N/A,1\n1,2\n")  # a missing value and a number: data
+    table = read_table(path)
+    assert table.header is None and np.isnan(table.values[0, 0]) and table.lines.tolist() == [1, 2]
+    path.write_text("a,1\n1,2\n")
+    with pytest.raises(DataError, match="line 1, column 1: 'a' is not a number .*pass --header"):
+        read_table(path)
+    path.write_text("1,2\n3,x\n")
+    with pytest.raises(DataError, match=r"h.csv: line 2, column 2: 'x' is not a number$"):
+        read_table(path)
+    path.write_text("7,8\n1,2\n")
+    assert read_table(path, header=True).values.tolist() == [[1, 2]]
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="line 1, column 1: 'a' is not a number"):
+        read_table(path, header=False)
+
+
+def test_a_numeric_pandas_header_is_read_as_data_with_a_warning(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("0,1,2\n5,6,7\n")
+    with pytest.warns(DataWarning, match="line 1 is 0,1,...,2, read as data"):
+        assert read_table(path).values.tolist() == [[0, 1, 2], [5, 6, 7]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_table(path, header=False).values.shape == (2, 3)
+        assert read_table(path, header=True).values.tolist() == [[5, 6, 7]]
+
+
+def test_no_row_is_skipped(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("1,,0\n,,\nnan,NA,N/A\n0,1,?\n")
+    table = read_table(path)
+    assert table.values.shape == (4, 3) and np.isnan(table.values[1:3]).all() and table.lines.tolist() == [1, 2, 3, 4]
+    path.write_text("1,0\n\n0,1\n")
+    with pytest.raises(DataError, match=r"e.csv: line 2 is blank, but the rows have 2 columns \(write a row"):
+        read_table(path)
+    path.write_text("1\n\n0\n\n")  # one column: a blank line is a missing value
+    table = read_table(path)
+    assert table.values.shape == (4, 1) and np.isnan(table.values[[1, 3], 0]).all()
+    path.write_text("0,1\n,,\n" + "1,0\n" * 10)
+    with pytest.raises(DataError, match="line 2 has 3 columns, expected 2"):
+        load_file(path)
+
+
+def test_bad_values_are_named_by_their_line_in_the_file(tmp_path):
+    rows = _binary(40, 3).astype(float)
+    rows[29, 1] = 2
+    path = tmp_path / "x.csv"
+    np.savetxt(path, rows, fmt="%g", delimiter=",", header="a,b,c", comments="")
+    with pytest.raises(DataError, match=r"x.csv: line 31, column 2: 2 is not binary"):
+        load_file(path, split_seed=3)
+    rows[29, 1] = np.nan
+    np.save(tmp_path / "x.npy", rows)
+    with pytest.raises(DataError, match=r"x.npy: row 30, column 2: nan is a missing value"):
+        load_file(tmp_path / "x.npy", split_seed=3)
+    np.savetxt(path, _binary(40, 3), fmt="%d", delimiter=",", header="a,b,c", comments="")
+    splits = load_file(path, split_seed=3)
+    assert sorted(np.concatenate(splits.lines).tolist()) == list(range(2, 42))  # every line, once

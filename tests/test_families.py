@@ -352,3 +352,20 @@ def test_in_support_agrees_with_outside_support_value_by_value(family):
             block[4, 2] = v
             assert bool(fam.in_support(block)) == expected, (family, v, dtype)
     assert bool(fam.in_support(torch.zeros(0, 1)))
+
+
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("family", ["gaussian", {"name": "mog", "components": 3},
+                                    {"name": "mixed", "columns": [{"type": "real", "components": 2},
+                                                                  {"type": "binary"}, {"type": "real"}]}])
+def test_a_far_out_real_value_is_never_nan(family, dtype, validate):
+    """1e30 makes the network's parameters overflow: the log-density is a number or -inf, never NaN,
+    from the model, its ensemble and the family's distribution object alike."""
+    model = MADE(3, [16], family=family, num_masks=3).to(dtype)
+    model.validate_args = validate
+    x = torch.tensor([[1e30, 0.0, -1.0], [0.1, 1.0, 1e30], [-1e30, 0.0, 0.5]], dtype=dtype)
+    for log_p in (model.log_prob(x), model.log_prob(x, ensemble=3),
+                  model.family.distribution(model(x)).log_prob(x).sum(-1), model.family.log_prob(model(x), x).sum(-1)):
+        assert not log_p.isnan().any() and (log_p < -1e20).all()
+    assert model.family.log_prob(model(x), x.new_full((3, 3), float("nan"))).isnan().all()  # NaN in, NaN out
