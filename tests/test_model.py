@@ -307,3 +307,13 @@ def test_log_prob_compiles_without_graph_breaks_when_validation_is_off():
     assert dynamo.explain(model.log_prob)(x).graph_break_count == 0
     compiled = torch.compile(lambda v: model.log_prob(v, validate_args=False), backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), model.log_prob(x))
+
+
+def test_a_nan_context_is_refused_under_validate_args():
+    model = MADE(4, [8], context_size=2)
+    x, context = torch.zeros(3, 4), torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="context contains NaN"):
+        model.log_prob(x, context)
+    with pytest.raises(ValueError, match="context contains NaN"):
+        model.sample(3, context)
+    assert torch.isnan(model.log_prob(x, context, validate_args=False)[1])  # off: the caller's choice
