@@ -8,6 +8,7 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,29 @@ def _install(root: nn.Module, path: str, module: nn.Module) -> None:
         root.append(module)
     else:
         setattr(root, last, module)
+
+
+def _check_arguments(
+    num_inputs: int, hidden_sizes: Sequence[int], num_masks: object, activation: str, resample: str,
+    context_size: int, init: str, dropout: float,
+) -> None:
+    """Refuse constructor arguments out of range, in one line naming the argument."""
+    if num_inputs < 1:
+        raise ValueError(f"num_inputs must be at least 1, got {num_inputs}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if resample not in ("full", "ordering", "connectivity"):
+        raise ValueError(f"resample must be 'full', 'ordering' or 'connectivity', got {resample!r}")
+    if num_masks != "unlimited" and (not isinstance(num_masks, int) or num_masks < 1):
+        raise ValueError(f"num_masks must be a positive integer or 'unlimited', got {num_masks!r}")
+    if context_size < 0:
+        raise ValueError(f"context_size must be >= 0, got {context_size}")
+    if init not in ("default", "orthogonal"):
+        raise ValueError(f"init must be 'default' or 'orthogonal', got {init!r}")
+    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
 
 
 def _check_pool(module: MADE, state: dict, prefix: str, *_: object) -> None:
@@ -142,22 +166,7 @@ class MADE(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if num_inputs < 1:
-            raise ValueError(f"num_inputs must be at least 1, got {num_inputs}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if resample not in ("full", "ordering", "connectivity"):
-            raise ValueError(f"resample must be 'full', 'ordering' or 'connectivity', got {resample!r}")
-        if num_masks != "unlimited" and (not isinstance(num_masks, int) or num_masks < 1):
-            raise ValueError(f"num_masks must be a positive integer or 'unlimited', got {num_masks!r}")
-        if context_size < 0:
-            raise ValueError(f"context_size must be >= 0, got {context_size}")
-        if init not in ("default", "orthogonal"):
-            raise ValueError(f"init must be 'default' or 'orthogonal', got {init!r}")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if any(isinstance(h, bool) or int(h) != h or h < 1 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
+        _check_arguments(num_inputs, hidden_sizes, num_masks, activation, resample, context_size, init, dropout)
         self.num_inputs = num_inputs
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.family = make_family(num_inputs, family, categories, components)
@@ -187,18 +196,7 @@ class MADE(nn.Module):
         self.network: Network = build_network(
             in_width, self.hidden_sizes, out_width, direct, self.blocks_spec, self.dropout
         )
-        self.hidden = nn.ModuleList()
-        self.direct: MaskedLinear | None = None
-        for index, link in self.network.links():
-            groups = self.network.groups
-            layer = MaskedLinear(
-                groups[link.source].width, groups[index].width, bias=link.bias, conditioning=conditioning and link.bias
-            )
-            _install(self, link.module, layer)
-        self._layers = {link.module: self.get_submodule(link.module) for _, link in self.network.links()}
-        if init == "orthogonal":
-            for layer in self.masked_layers():
-                layer.reset_orthogonal()
+        self._build_layers(conditioning)
         self.register_buffer("ordering", torch.arange(num_inputs))
         self.register_buffer("mask_seed", torch.tensor(0, dtype=torch.long))
         pool = 1 if num_masks == "unlimited" else num_masks
@@ -206,6 +204,21 @@ class MADE(nn.Module):
         self.register_buffer("mask_pool", torch.tensor([self.seed, *derive_seeds(self.seed, _POOL_STREAM, pool)]))
         self.register_load_state_dict_pre_hook(_check_pool)
         self.set_mask_seed(self.mask_seeds[0])
+
+    def _build_layers(self, conditioning: bool) -> None:
+        """One masked layer per link of the network, registered under the link's name, in order."""
+        self.hidden = nn.ModuleList()
+        self.direct: MaskedLinear | None = None
+        groups = self.network.groups
+        for index, link in self.network.links():
+            layer = MaskedLinear(
+                groups[link.source].width, groups[index].width, bias=link.bias, conditioning=conditioning and link.bias
+            )
+            _install(self, link.module, layer)
+        self._layers = {link.module: self.get_submodule(link.module) for _, link in self.network.links()}
+        if self.init == "orthogonal":
+            for layer in self.masked_layers():
+                layer.reset_orthogonal()
 
     # ----------------------------------------------------------------- masks
     @property

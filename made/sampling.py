@@ -105,21 +105,7 @@ class IncrementalSampler:
         ])
         output_position = position.repeat_interleave(torch.tensor(family.params_per_dim, device=device))
 
-        levels, orders = [input_level], [input_order]
-        for index, group in enumerate(network.groups[1:], start=1):
-            level = torch.zeros(group.width, dtype=torch.long, device=device)
-            for link in group.links:
-                level = torch.maximum(level, _reach(masks.links[link.module].to(device), levels[link.source]))
-            if group.residual is not None:
-                level = torch.maximum(level, levels[group.residual])
-            if index == len(network.groups) - 1:
-                if bool((level >= output_position).any()):
-                    raise ValueError("the model's masks are not autoregressive; cannot sample from them")
-                level, order = output_position - 1, output_order
-            else:
-                order = torch.argsort(level, stable=True)
-            levels.append(level)
-            orders.append(order)
+        levels, orders = self._levels(masks, input_level, input_order, output_position, output_order)
         # Per group: rows sorted by level, where each level starts, the links' weights in that
         # order, the constant part of the pre-activation and the residual rows to add.
         self.starts = [self._starts(level[order]) for level, order in zip(levels, orders)]
@@ -141,6 +127,34 @@ class IncrementalSampler:
                 inverse = torch.argsort(orders[group.residual])
                 rows = inverse[orders[index]]
             self.residual_rows.append(rows)
+
+    def _levels(
+        self, masks: Masks, input_level: Tensor, input_order: Tensor, output_position: Tensor, output_order: Tensor
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Every group's ready levels (natural unit order) and the order that sorts its units by them.
+
+        A unit's level is the largest level among the units its links connect (and its
+        residual unit's); an output's must be below its position, and outputs are read in
+        position order (level: position - 1).
+        """
+        levels, orders = [input_level], [input_order]
+        device = input_level.device
+        last = len(self.network.groups) - 1
+        for index, group in enumerate(self.network.groups[1:], start=1):
+            level = torch.zeros(group.width, dtype=torch.long, device=device)
+            for link in group.links:
+                level = torch.maximum(level, _reach(masks.links[link.module].to(device), levels[link.source]))
+            if group.residual is not None:
+                level = torch.maximum(level, levels[group.residual])
+            if index == last:
+                if bool((level >= output_position).any()):
+                    raise ValueError("the model's masks are not autoregressive; cannot sample from them")
+                level, order = output_position - 1, output_order
+            else:
+                order = torch.argsort(level, stable=True)
+            levels.append(level)
+            orders.append(order)
+        return levels, orders
 
     def _starts(self, sorted_level: Tensor) -> list[int]:
         """``starts[k]`` = number of units whose level is below k, for k = 0..D+1."""
