@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import (
+    STATE_FILE,
+    CheckpointError,
     atomic_write,
     clear_training_state,
     crash_point,
@@ -183,9 +185,11 @@ def fit(
     run_fingerprint = (
         fingerprint(model, config, train, valid, train_context, valid_context) if checkpoint_dir is not None else {}
     )
+    finished = False
     if checkpoint_dir is not None and resume and has_training_state(checkpoint_dir):
         saved, best_state = load_training_state(checkpoint_dir, model, optimizer, order_gen, run_fingerprint)
-        history, step = _history(saved), saved["step"]
+        _check_resumed(saved, config, train.shape[0], Path(checkpoint_dir))
+        history, step, finished = _history(saved), saved["step"], saved.get("finished", False)
     elif checkpoint_dir is not None and info.is_main:
         clear_training_state(checkpoint_dir)
     if log_path and info.is_main:
@@ -196,7 +200,8 @@ def fit(
         train_context = train_context.to(device=device, dtype=dtype)
     net = wrap(_SummedNLL(model), info, device)
     valid_k = validation_masks(model, config)
-    done = history.epochs >= config.epochs or (history.epochs and history.epochs - history.best_epoch >= config.patience)
+    done = finished or history.epochs >= config.epochs or (
+        history.epochs and history.epochs - history.best_epoch >= config.patience)
     start, seconds_before = time.perf_counter(), history.seconds
     model.validate_args = False  # data checked once above
     log = open(log_path, "a") if log_path and info.is_main else None
@@ -242,9 +247,10 @@ def fit(
             bar.set_postfix(valid_nll=f"{valid_nll:.3f}", best=f"{history.best_valid_nll:.3f}")
             bar.update()
             stop = epoch - history.best_epoch >= config.patience or _over_budget(record, config, info, device)
-            if checkpoint_dir is not None and info.is_main and (stop or epoch % config.checkpoint_every == 0):
+            finished = stop or epoch == config.epochs
+            if checkpoint_dir is not None and info.is_main and (finished or epoch % config.checkpoint_every == 0):
                 history.seconds = record["seconds"]
-                progress_record = _progress(history, step, run_fingerprint)
+                progress_record = _progress(history, step, run_fingerprint, finished)
                 save_training_state(checkpoint_dir, model, optimizer, order_gen, progress_record, best_state)
             if stop:
                 break
@@ -285,7 +291,17 @@ def _validation_nll(
     return total / count
 
 
-def _progress(history: History, step: int, fingerprint_record: dict) -> dict:
+def _check_resumed(saved: dict, config: TrainConfig, rows: int, directory: Path) -> None:
+    """A checkpoint's progress must fit the run's settings: no more epochs than it allows and
+    exactly the minibatch steps those epochs take, so a resumed run trains what was left."""
+    steps = saved["epoch"] * math.ceil(rows / config.batch_size)
+    if saved["epoch"] > config.epochs or saved["step"] != steps:
+        raise CheckpointError(f"{directory / STATE_FILE}: progress of epoch {saved['epoch']}, step {saved['step']} "
+                              f"does not fit a run of {config.epochs} epochs of "
+                              f"{math.ceil(rows / config.batch_size)} steps; cannot resume")
+
+
+def _progress(history: History, step: int, fingerprint_record: dict, finished: bool) -> dict:
     """The JSON part of a training checkpoint."""
     return {
         "epoch": history.epochs,
@@ -295,6 +311,7 @@ def _progress(history: History, step: int, fingerprint_record: dict) -> dict:
         "seconds": history.seconds,
         "log": history.log,
         "fingerprint": fingerprint_record,
+        "finished": finished,
     }
 
 
