@@ -165,7 +165,8 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
 
 def _replace_atomically(path: Path, write: Callable[[str], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    # The name is cut so that a name near the 255-byte limit still has a temporary one (checkpoint names are short).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
