@@ -58,10 +58,16 @@ class TrainConfig:
         for name in ("batch_size", "patience", "epochs", "eval_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+        if self.valid_ensemble is not None and self.valid_ensemble < 1:
+            raise ValueError(f"valid_ensemble must be at least 1, got {self.valid_ensemble}")
+        for name in ("lr", "max_seconds", "adadelta_eps", "adagrad_eps"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number of at least 0, got {self.weight_decay}")
+        if not 0 <= self.adadelta_rho <= 1:
+            raise ValueError(f"adadelta_rho must be from 0 to 1, got {self.adadelta_rho}")
 
 
 @dataclass
