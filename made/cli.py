@@ -504,7 +504,7 @@ def _run_folder(out: Path, args: argparse.Namespace) -> Iterator[Path]:
     if replacing and not args.overwrite:
         raise ValueError(f"{out} already holds a run; continue it with --resume {out}, "
                          "choose another --out or pass --overwrite")
-    if out.is_dir():
+    if out.is_dir() and not replacing:  # a run replaced is only renamed and deleted, which follows no link
         check_no_links(out)
     work = out.parent / f".made-new-{uuid.uuid4().hex[:12]}" if replacing else out
     work.mkdir(parents=True, exist_ok=not replacing)
