@@ -506,6 +506,10 @@ def _run_folder(out: Path, args: argparse.Namespace) -> Iterator[Path]:
                          "choose another --out or pass --overwrite")
     if out.is_dir() and not replacing:  # a run replaced is only renamed and deleted, which follows no link
         check_no_links(out)
+        for name in (LOG_FILE, WEIGHTS_FILE, METRICS_FILE):
+            if (out / name).exists() and not (out / name).is_file():
+                raise ValueError(f"{out / name}: not a regular file, where made train writes its {name}; "
+                                 "remove it or choose another --out")
     work = out.parent / f".made-new-{uuid.uuid4().hex[:12]}" if replacing else out
     work.mkdir(parents=True, exist_ok=not replacing)
     try:
