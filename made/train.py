@@ -173,7 +173,9 @@ def fit(
     With ``checkpoint_dir``, a training checkpoint is committed every
     ``config.checkpoint_every`` epochs and when training stops; ``resume=True``
     continues from the one there (if any) exactly where it was taken, and refuses a
-    checkpoint of another model, configuration or data. Under ``torchrun`` each
+    checkpoint of another model, configuration or data, or progress that does not fit
+    them. The last checkpoint records that training stopped (epochs, patience or time
+    budget), so resuming it trains no further. Under ``torchrun`` each
     process trains on its shard of every minibatch (see :mod:`made.distributed`);
     only rank 0 writes files. A model with a context input takes one context row
     per example in ``train_context`` and ``valid_context``.
@@ -300,11 +302,10 @@ def _validation_nll(
 def _check_resumed(saved: dict, config: TrainConfig, rows: int, directory: Path) -> None:
     """A checkpoint's progress must fit the run's settings: no more epochs than it allows and
     exactly the minibatch steps those epochs take, so a resumed run trains what was left."""
-    steps = saved["epoch"] * math.ceil(rows / config.batch_size)
-    if saved["epoch"] > config.epochs or saved["step"] != steps:
+    per_epoch = math.ceil(rows / config.batch_size)
+    if saved["epoch"] > config.epochs or saved["step"] != saved["epoch"] * per_epoch:
         raise CheckpointError(f"{directory / STATE_FILE}: progress of epoch {saved['epoch']}, step {saved['step']} "
-                              f"does not fit a run of {config.epochs} epochs of "
-                              f"{math.ceil(rows / config.batch_size)} steps; cannot resume")
+                              f"does not fit a run of {config.epochs} epochs of {per_epoch} steps; cannot resume")
 
 
 def _progress(history: History, step: int, fingerprint_record: dict, finished: bool) -> dict:
