@@ -256,6 +256,46 @@ def _impute_unseen_category(folder: Path) -> list[str]:
 
 _FOUR_BINARY = ", ".join(['{"type": "binary"}'] * 4)  # after one categorical column: a schema of _columns_case's 5
 
+
+def _killed(folder: Path) -> Path:
+    """A run that looks killed during training: its checkpoint is there, its results are not."""
+    run = _run(folder)
+    for name in ("metrics.json", "config.json", "model.safetensors"):
+        (run / name).unlink()
+    return run
+
+
+def _link_checkpoint(folder: Path) -> list[str]:
+    run = _killed(folder)
+    (folder / "victim").mkdir()
+    (folder / "victim" / ".notes.tmp").write_text("the user's")
+    for path in (run / "checkpoint").iterdir():
+        path.unlink()
+    (run / "checkpoint").rmdir()
+    (run / "checkpoint").symlink_to("../victim")
+    return ["train", "--resume", str(run)]
+
+
+def _edit_progress(folder: Path) -> list[str]:
+    run = _killed(folder)
+    record = json.loads((run / "checkpoint" / "state.json").read_text())
+    record["progress"]["epoch"] = -5
+    (run / "checkpoint" / "state.json").write_text(json.dumps(record))
+    return ["train", "--resume", str(run)]
+
+
+def _fifo_weights(folder: Path) -> list[str]:
+    run = _run(folder)
+    (run / "model.safetensors").unlink()
+    os.mkfifo(run / "model.safetensors")
+    return ["eval", str(run)]
+
+
+def _log_is_a_folder(folder: Path) -> list[str]:
+    (folder / "run" / "log.jsonl").mkdir(parents=True)
+    return ["train", "--out", str(folder / "run"), *TRAIN]
+
+
 CLI_CASES = [
     Case("`.npz` cut in half", _train_on("cut.npz", _npz_bytes(x=_binary(50, 4))[:300])),
     Case("`.npz` that is not a zip archive", _train_on("junk.npz", b"PK\x03\x04 this is not a zip file")),
@@ -343,6 +383,22 @@ CLI_CASES = [
     Case("--components 0", lambda f: [*_columns_case("auto", np.zeros((1, 5), np.float32))(f), "--components", "0"]),
     Case("impute of a class-conditional run without --context", _impute_without_context),
     Case("impute with a category value never seen in training", _impute_unseen_category),
+    # run folders, training and robustness (issue 12, part B)
+    Case("eval --batch-size -1", lambda f: ["eval", str(_run(f)), "--batch-size", "-1"]),
+    Case("eval --ensemble 10^7", lambda f: ["eval", str(_run(f)), "--ensemble", "10000000"]),
+    Case("config.json with eval.batch_size 0", _edit_config(lambda c: c["eval"].update(batch_size=0))),
+    Case("config.json with eval.ensemble 10^7", _edit_config(lambda c: c["eval"].update(ensemble=10**7))),
+    Case("--hidden -5", lambda f: ["train", "--out", str(f / "run"), "--hidden", "-5", "--quiet"]),
+    Case("--seed 1e23", lambda f: ["train", "--out", str(f / "run"), "--seed", "1e23", "--quiet"]),
+    Case("--lr inf", lambda f: ["train", "--out", str(f / "run"), "--lr", "inf", "--quiet"]),
+    Case("--device meta", lambda f: ["train", "--out", str(f / "run"), "--device", "meta", "--quiet"]),
+    Case("masks --inputs 100000 --hidden 3", lambda f: ["masks", "--inputs", "100000", "--hidden", "3",
+                                                        "--out", str(f / "m.png")]),
+    Case("--resume with checkpoint/ a link out of the run folder", _link_checkpoint),
+    Case("--resume with state.json epoch -5", _edit_progress),
+    Case("eval of a run killed during training", lambda f: ["eval", str(_killed(f))]),
+    Case("model.safetensors that is a FIFO", _fifo_weights),
+    Case("a folder where log.jsonl goes", _log_is_a_folder),
 ]
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

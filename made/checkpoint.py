@@ -11,7 +11,7 @@ safetensors files it names with their SHA-256: ``state-EPOCH.safetensors``
 best weights so far). The files are written first and ``state.json`` last, each
 by :func:`atomic_write`, so a process killed at any moment leaves the previous
 checkpoint whole; files no committed ``state.json`` names are deleted on the
-next save or load.
+next save or load (only names this module writes, never through a symbolic link).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import re
 import signal
 import tempfile
 import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from torch import Tensor
 
 from . import __version__
 from .families import make_family
-from .model import ACTIVATIONS, MADE
+from .model import ACTIVATIONS, MADE, NarrowLayerWarning
 from .network import BLOCK_TYPES, build_network
 from .schema import SchemaError, check_fields
 
@@ -48,6 +49,7 @@ __all__ = [
     "atomic_write",
     "write_json",
     "read_json",
+    "check_no_links",
     "crash_point",
     "count_weights",
     "check_model_settings",
@@ -94,6 +96,21 @@ PROGRESS_HINTS = {
     "seconds": float,
     "log": list[dict[str, Any]],
     "fingerprint": dict[str, Any],
+    "finished": bool,  # training has stopped (epochs, patience or time budget): resuming only writes the results
+}
+PROGRESS_RANGES: dict[str, Callable[[Any], bool]] = {
+    "epoch": lambda v: v >= 1,
+    "step": lambda v: v >= 1,
+    "best_valid_nll": lambda v: v is None or math.isfinite(v),
+    "best_epoch": lambda v: v >= 0,
+    "seconds": lambda v: math.isfinite(v) and v >= 0,
+}
+# One line of log.jsonl, as training writes it (JSON has no infinity: a non-finite NLL is null).
+LOG_HINTS = {"epoch": int, "train_nll": float, "valid_nll": float | None, "best_valid_nll": float | None,
+             "seconds": float}
+LOG_RANGES: dict[str, Callable[[Any], bool]] = {
+    "train_nll": math.isfinite,
+    "seconds": lambda v: math.isfinite(v) and v >= 0,
 }
 STATE_HINTS = {
     "format_version": int,
@@ -102,7 +119,11 @@ STATE_HINTS = {
     "files": dict[str, str],
     "sha256": dict[str, str],
 }
-_OWN_FILE = re.compile(r"^(state|best)-\d{6,}\.safetensors$|^\..*\.tmp")
+_CHECKPOINT_FILE = re.compile(r"(state|best)-\d{6,}\.safetensors")
+# What atomic_write leaves when killed mid-write of a checkpoint file: mkstemp's 8 random characters between.
+_CHECKPOINT_TEMPORARY = re.compile(
+    r"\.state\.json\.[a-z0-9_]{8}\.tmp\.json|\.(state|best)-\d{6,}\.safetensors\.[a-z0-9_]{8}\.tmp\.safetensors"
+)
 
 
 class CheckpointError(ValueError):
@@ -140,8 +161,18 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
     that go by the extension (numpy, PIL) work unchanged.
     """
     path = Path(path)
+    try:
+        _replace_atomically(path, write)
+    except OSError as err:  # the error names the file the user knows, not its hidden temporary one
+        if err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
+
+
+def _replace_atomically(path: Path, write: Callable[[str], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    # The name is cut so that a name near the 255-byte limit still has a temporary one (checkpoint names are short).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
@@ -179,8 +210,7 @@ def _finite(value: Any) -> Any:
 def read_json(path: str | Path) -> dict:
     """Read a JSON object, with a clear error for a missing, unreadable or corrupt file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    _check_regular(path)
     try:
         data = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as err:
@@ -190,6 +220,24 @@ def read_json(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse a missing file, and a folder, FIFO or device in a file's place (reading one may never end)."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
+
+
+def check_no_links(folder: str | Path) -> None:
+    """Refuse a folder with a symbolic link anywhere inside: made writes and deletes in run
+    folders and checkpoints, and must never follow a link out of them."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            if os.path.islink(os.path.join(root, name)):
+                raise CheckpointError(f"{Path(root) / name}: a symbolic link inside a run folder; made follows "
+                                      "no links there (replace it with the real file or folder)")
 
 
 def _refuse_constant(name: str) -> None:
@@ -260,8 +308,9 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: not a run folder (no such directory)")
-    if not (run_dir / CONFIG_FILE).is_file():
+    if not (run_dir / CONFIG_FILE).exists():
         raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    check_no_links(run_dir)
     config = read_json(run_dir / CONFIG_FILE)
     _check_version(config, run_dir / CONFIG_FILE)
     settings = config.get("model")
@@ -274,7 +323,9 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     shapes = _tensor_shapes(weights)
     try:
         _check_size(settings, shapes, run_dir / CONFIG_FILE)
-        model = MADE(**settings)
+        with warnings.catch_warnings():  # the run's training already said so
+            warnings.simplefilter("ignore", NarrowLayerWarning)
+            model = MADE(**settings)
     except CheckpointError:
         raise
     except (TypeError, ValueError) as err:
@@ -313,8 +364,7 @@ def _check_version(config: dict, source: Path) -> None:
 
 def _tensor_shapes(path: Path) -> dict[str, list[int]]:
     """Names and shapes of the tensors of a safetensors file, from its header alone."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    _check_regular(path)
     try:
         with safe_open(path, framework="pt") as handle:
             return {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}
@@ -380,6 +430,7 @@ def has_training_state(directory: str | Path) -> bool:
 def clear_training_state(directory: str | Path) -> None:
     """Delete a training checkpoint (``state.json`` first, so no half of one is ever taken for whole)."""
     directory = Path(directory)
+    check_no_links(directory)
     (directory / STATE_FILE).unlink(missing_ok=True)
     _delete_unreferenced(directory, set())
 
@@ -396,7 +447,8 @@ def save_training_state(
     best epoch and NLL, seconds, log, fingerprint), the current weights, optimizer and
     RNG states, and the best weights so far."""
     directory = Path(directory)
-    check_fields(progress, PROGRESS_HINTS, "progress")
+    check_no_links(directory)
+    _check_progress(progress, "progress")
     epoch, best_epoch = progress["epoch"], progress["best_epoch"]
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(_optimizer_tensors(optimizer))
@@ -437,14 +489,15 @@ def load_training_state(
     against their seed. Leftovers of an unfinished save are deleted.
     """
     directory = Path(directory)
+    check_no_links(directory)
     source = directory / STATE_FILE
     record = read_json(source)
     _check_version(record, source)
     try:
         check_fields(record, STATE_HINTS, str(source))
-        check_fields(record["progress"], PROGRESS_HINTS, f"{source}: progress")
     except SchemaError as err:
         raise CheckpointError(str(err)) from None
+    _check_progress(record["progress"], f"{source}: progress")
     stored = record["progress"]["fingerprint"]
     if fingerprint is not None and stored != fingerprint:
         differ = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
@@ -453,7 +506,7 @@ def load_training_state(
     if set(files) - {"state", "best"} or "state" not in files or set(record["sha256"]) != set(files.values()):
         raise CheckpointError(f"{source}: 'files' must name a state file (and a best file) with their sha256")
     for name in files.values():
-        if not _OWN_FILE.match(name) or name.startswith("."):
+        if not _CHECKPOINT_FILE.fullmatch(name):
             raise CheckpointError(f"{source}: {name!r} is not a checkpoint file name")
         if not (directory / name).is_file() or _sha256(directory / name) != record["sha256"][name]:
             raise CheckpointError(f"{directory / name}: missing, or not the file {STATE_FILE} was written with")
@@ -486,6 +539,22 @@ def load_training_state(
     return record["progress"], best
 
 
+def _check_progress(progress: Any, where: str) -> None:
+    """The progress record is whole and consistent: every field in range, the best epoch
+    reached, and the log one entry per epoch done, in order."""
+    try:
+        check_fields(progress, PROGRESS_HINTS, where, optional=["finished"], ranges=PROGRESS_RANGES)
+        for number, entry in enumerate(progress["log"], start=1):
+            check_fields(entry, LOG_HINTS, f"{where}.log[{number - 1}]", ranges=LOG_RANGES)
+            if entry["epoch"] != number:
+                raise SchemaError(f"{where}.log[{number - 1}].epoch must be {number}, got {entry['epoch']!r:.40}")
+    except SchemaError as err:
+        raise CheckpointError(str(err)) from None
+    if len(progress["log"]) != progress["epoch"] or progress["best_epoch"] > progress["epoch"]:
+        raise CheckpointError(f"{where}: epoch {progress['epoch']} does not match its log of "
+                              f"{len(progress['log'])} epochs and best epoch {progress['best_epoch']}")
+
+
 def _write_tensors(path: Path, tensors: dict[str, Tensor]) -> None:
     cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(cpu, tmp))
@@ -500,10 +569,12 @@ def _sha256(path: Path) -> str:
 
 
 def _delete_unreferenced(directory: Path, keep: set[str]) -> None:
-    """Delete this module's files (checkpoint files, temporary files) that ``keep`` does not name."""
+    """Delete this module's files that ``keep`` does not name: checkpoint files and the temporary
+    files of their interrupted writes, each matched by its exact name (never a link)."""
     if directory.is_dir():
         for path in directory.iterdir():
-            if path.name not in keep and _OWN_FILE.match(path.name):
+            own = _CHECKPOINT_FILE.fullmatch(path.name) or _CHECKPOINT_TEMPORARY.fullmatch(path.name)
+            if own and path.name not in keep and not path.is_symlink():
                 path.unlink(missing_ok=True)
 
 

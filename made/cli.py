@@ -3,11 +3,16 @@ r"""The ``made`` command: train, eval, sample, impute and masks. Thin: parse, ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import shutil
 import sys
 import time
+import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -23,7 +28,7 @@ from .checkpoint import (
     WEIGHTS_FILE,
     CheckpointError,
     atomic_write,
-    clear_training_state,
+    check_no_links,
     count_weights,
     load_model,
     read_json,
@@ -50,6 +55,7 @@ from .distributed import ProcessInfo, init_from_env, shutdown
 from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .families import DEFAULT_MIN_SCALE
 from .model import MADE
+from .plots import MAX_DRAWN_UNITS
 from .schema import SchemaError, check_fields, check_option_values
 from .train import DEFAULT_LR, TrainConfig, fit
 
@@ -65,6 +71,53 @@ RUN_SECTIONS = {
              "header": bool | None, "precision": Literal["file"]},
     "eval": {"ensemble": int | None, "batch_size": int, "dtype": Literal["float32", "float64"]},
 }
+MAX_ENSEMBLE = 100_000  # masks an ensemble may average: beyond it one evaluation runs for days
+MAX_SEED = 2**63 - 1
+RUN_RANGES = {
+    "data": {"split_seed": lambda v: 0 <= v <= MAX_SEED},
+    "eval": {"ensemble": lambda v: v is None or 1 <= v <= MAX_ENSEMBLE, "batch_size": lambda v: v >= 1},
+}
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An option type: an integer from ``low`` (to ``high``); argparse names the option when it refuses one."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            allowed = f"from {low} to {high:,}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {allowed}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _float_in(low: float, high: float = math.inf, open_low: bool = True) -> Callable[[str], float]:
+    """An option type: a finite number above ``low`` (or from it, with ``open_low=False``) up to ``high``."""
+    allowed = (f"above {low:g}" if open_low else f"of at least {low:g}") + (
+        f" and at most {high:g}" if math.isfinite(high) else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if open_low else value >= low) and value <= high):
+            raise argparse.ArgumentTypeError(f"expected a finite number {allowed}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_POSITIVE, _NON_NEGATIVE, _SEED = _int_in(1), _int_in(0), _int_in(0, MAX_SEED)
+_ENSEMBLE = _int_in(1, MAX_ENSEMBLE)
+_POSITIVE_FLOAT, _NON_NEGATIVE_FLOAT = _float_in(0.0), _float_in(0.0, open_low=False)
+_FRACTION = _float_in(0.0, 1.0, open_low=False)
 
 
 def _masks_arg(text: str) -> int | str:
@@ -102,14 +155,14 @@ def _add_data_args(parser: argparse.ArgumentParser, default: str | None, split_s
     )
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding NAME.npz for the paper's sets (or MADE_DATA_DIR)")
     default_text = "the run's" if split_seed is None else str(split_seed)
-    parser.add_argument("--split-seed", type=int, default=split_seed,
+    parser.add_argument("--split-seed", type=_SEED, default=split_seed,
                         help=f"seed of the 80/10/10 split of a single array (default: {default_text})")
     _add_header_arg(parser)
 
 
 def _add_drawing_args(parser: argparse.ArgumentParser, batch: str, batch_size: int) -> None:
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch} (default: {batch_size})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (default: 0)")
+    parser.add_argument("--batch-size", type=_POSITIVE, default=batch_size, help=f"{batch} (default: {batch_size})")
+    parser.add_argument("--seed", type=_SEED, default=0, help="seed of the random draws (default: 0)")
     parser.add_argument("--device", default="auto", help="(default: auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -134,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, "
                        "with the settings it was started with (only --device, --quiet and --checkpoint-every may be given)")
     model = train.add_argument_group("model")
-    model.add_argument("--hidden", type=int, nargs="*", default=[500], metavar="H",
+    model.add_argument("--hidden", type=_POSITIVE, nargs="*", default=[500], metavar="H",
                        help="hidden layer widths; none for no hidden layer (default: 500)")
     model.add_argument("--direct", action=argparse.BooleanOptionalAction, default=False,
                        help="direct input-to-output connection, as in all the paper's experiments (default: off)")
@@ -153,42 +206,42 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--init", choices=["default", "orthogonal"], default="default",
                        help="weight initialization: PyTorch's, or semi-orthogonal with zero biases as in the "
                        "authors' code (default: default)")
-    model.add_argument("--seed", type=int, default=0, help="seed of weights, masks and minibatch order (default: 0)")
+    model.add_argument("--seed", type=_SEED, default=0, help="seed of weights, masks and minibatch order (default: 0)")
     columns = train.add_argument_group("columns and context")
     columns.add_argument("--schema", default="binary", metavar="binary|auto|onehot|FILE",
                          help="how columns are modelled: binary (0/1 columns, the paper's MADE); auto (per column: "
                          "0/1 -> binary, integers with few values -> categorical, else real, standardized); onehot "
                          "(auto, and runs of 0/1 columns where no row has two ones -> one categorical each); or a "
                          "JSON schema file (see README) (default: binary)")
-    columns.add_argument("--max-categories", type=int, default=DEFAULT_MAX_CATEGORIES, metavar="K",
+    columns.add_argument("--max-categories", type=_POSITIVE, default=DEFAULT_MAX_CATEGORIES, metavar="K",
                          help="auto schema: integer columns with at most K values are categorical (default: %(default)s)")
-    columns.add_argument("--components", type=int, default=1, metavar="C",
+    columns.add_argument("--components", type=_POSITIVE, default=1, metavar="C",
                          help="real columns: a Gaussian (1) or a mixture of C Gaussians (default: 1)")
-    columns.add_argument("--min-scale", type=float, default=DEFAULT_MIN_SCALE,
+    columns.add_argument("--min-scale", type=_POSITIVE_FLOAT, default=DEFAULT_MIN_SCALE,
                          help="floor of every Gaussian scale, in standard deviations (default: %(default)s)")
     columns.add_argument("--context", choices=CONTEXT_KINDS,
                          help="condition on side information: labels = the data set's class labels, one-hot "
                          "(digits); sample with 'made sample RUN_DIR --context LABEL'")
     opt = train.add_argument_group("optimization")
     opt.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam", help="optimizer (default: adam)")
-    opt.add_argument("--lr", type=float, help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    opt.add_argument("--batch-size", type=int, default=100, help="minibatch size (default: 100)")
-    opt.add_argument("--patience", type=int, default=30, help="epochs without validation improvement before stopping (default: 30)")
-    opt.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs (default: 1000)")
-    opt.add_argument("--max-minutes", type=float, metavar="M",
+    opt.add_argument("--lr", type=_POSITIVE_FLOAT, help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    opt.add_argument("--batch-size", type=_POSITIVE, default=100, help="minibatch size (default: 100)")
+    opt.add_argument("--patience", type=_POSITIVE, default=30, help="epochs without validation improvement before stopping (default: 30)")
+    opt.add_argument("--epochs", type=_POSITIVE, default=1000, help="maximum number of epochs (default: 1000)")
+    opt.add_argument("--max-minutes", type=_POSITIVE_FLOAT, metavar="M",
                      help="wall-clock budget: stop after the epoch that passes it, keeping the best weights (default: none)")
-    opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
-    opt.add_argument("--adadelta-eps", type=float, default=1e-5, help="adadelta epsilon (default: 1e-5, the authors')")
-    opt.add_argument("--adadelta-rho", type=float, default=0.95, help="adadelta decay (default: 0.95, the authors')")
-    opt.add_argument("--valid-ensemble", type=int, metavar="K",
+    opt.add_argument("--weight-decay", type=_NON_NEGATIVE_FLOAT, default=0.0, help="L2 weight decay (default: 0)")
+    opt.add_argument("--adadelta-eps", type=_POSITIVE_FLOAT, default=1e-5, help="adadelta epsilon (default: 1e-5, the authors')")
+    opt.add_argument("--adadelta-rho", type=_FRACTION, default=0.95, help="adadelta decay (default: 0.95, the authors')")
+    opt.add_argument("--valid-ensemble", type=_ENSEMBLE, metavar="K",
                      help="masks averaged for validation (default: the pool; 300 for unlimited)")
-    opt.add_argument("--test-ensemble", type=int, metavar="K",
+    opt.add_argument("--test-ensemble", type=_ENSEMBLE, metavar="K",
                      help="masks averaged for the test figure (default: the pool; 1000 for unlimited)")
     run = train.add_argument_group("running")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto, a GPU if there is one)")
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default: float32)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+    run.add_argument("--checkpoint-every", type=_POSITIVE, default=1, metavar="N",
                      help="write a training checkpoint (for --resume) every N epochs (default: 1)")
     train.set_defaults(func=cmd_train)
 
@@ -198,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
     _add_data_args(evaluate, None, split_seed=None)
     evaluate.add_argument("--split", choices=["train", "valid", "test"], default="test", help="(default: test)")
-    evaluate.add_argument("--ensemble", type=int, metavar="K", help="average p(x) over K masks (default: as in training)")
-    evaluate.add_argument("--batch-size", type=int, help="evaluation batch size (default: as in training)")
+    evaluate.add_argument("--ensemble", type=_ENSEMBLE, metavar="K", help="average p(x) over K masks (default: as in training)")
+    evaluate.add_argument("--batch-size", type=_POSITIVE, help="evaluation batch size (default: as in training)")
     evaluate.add_argument("--device", default="auto", help="(default: auto)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--per-dim", metavar="FILE", help="also write -log p(x_d | x_<d) of every example and "
@@ -210,10 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw samples from a trained run", description="Draw exact samples. "
                             "Writes a PNG grid for image-shaped data (digits, MNIST), else .npy or .csv.")
     sample.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
-    sample.add_argument("-n", "--num-samples", type=int, default=64, help="number of samples (default: 64)")
+    sample.add_argument("-n", "--num-samples", type=_POSITIVE, default=64, help="number of samples (default: 64)")
     sample.add_argument("--out", metavar="FILE", help="samples.png, .npy or .csv (default: RUN_DIR/samples.png "
                         "for image data, else RUN_DIR/samples.npy)")
-    sample.add_argument("--ensemble", type=int, metavar="K",
+    sample.add_argument("--ensemble", type=_ENSEMBLE, metavar="K",
                         help="draw from the mixture of K masks, a mask picked per sample (default: the run's mask)")
     _add_drawing_args(sample, "samples drawn at once", 1000)
     sample.add_argument("--context", metavar="LABEL", help="for a run trained with --context labels: the class to draw")
@@ -238,14 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "1 = missing; the data's values there are hidden (and scored if present)")
     impute.add_argument("--out", metavar="FILE", help="with --data: .npy or .csv; N*K rows, the K completions of "
                         "row i are rows i*K .. i*K+K-1 (default: RUN_DIR/imputed.npy)")
-    impute.add_argument("--samples", type=int, metavar="K", help="completions per row (default: 1; 6 with --inpaint)")
+    impute.add_argument("--samples", type=_POSITIVE, metavar="K", help="completions per row (default: 1; 6 with --inpaint)")
     impute.add_argument("--given", choices=["top", "bottom", "left", "right"], default="top",
                         help="with --inpaint: the half of each image that is observed (default: top)")
-    impute.add_argument("--examples", type=int, default=8,
+    impute.add_argument("--examples", type=_POSITIVE, default=8,
                         help="with --inpaint: images shown, evenly spaced through the split (default: 8)")
     impute.add_argument("--split", choices=["train", "valid", "test"], default="test",
                         help="with --inpaint: the split the images and the NLL come from (default: test)")
-    impute.add_argument("--ensemble", type=int, metavar="K",
+    impute.add_argument("--ensemble", type=_ENSEMBLE, metavar="K",
                         help="masks in the mixture (default: as in the run's evaluation)")
     _add_drawing_args(impute, "rows imputed at once", 100)
     impute.set_defaults(func=cmd_impute)
@@ -256,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "triangular. Either a configuration given here or a small trained RUN_DIR. Needs "
                            "matplotlib (pip install 'made[plot]').")
     masks.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a small run folder (default: the model below)")
-    masks.add_argument("--inputs", type=int, default=4, metavar="D", help="number of inputs (default: 4)")
-    masks.add_argument("--hidden", type=int, nargs="*", default=[6, 6], metavar="H", help="hidden widths (default: 6 6)")
+    masks.add_argument("--inputs", type=_POSITIVE, default=4, metavar="D", help="number of inputs (default: 4)")
+    masks.add_argument("--hidden", type=_POSITIVE, nargs="*", default=[6, 6], metavar="H", help="hidden widths (default: 6 6)")
     masks.add_argument("--direct", action=argparse.BooleanOptionalAction, default=False,
                        help="direct input-to-output connection (default: off)")
     masks.add_argument("--ordering", choices=["natural", "random"], default="natural", help="(default: natural)")
@@ -265,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--masks", type=_masks_arg, default=1, metavar="K|unlimited", help="pool size (default: 1)")
     masks.add_argument("--resample", choices=["full", "ordering", "connectivity"], default="full",
                        help="what the pool resamples (default: full)")
-    masks.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    masks.add_argument("--mask-index", type=int, default=0, metavar="I", help="which mask of the pool (default: 0)")
+    masks.add_argument("--seed", type=_SEED, default=0, help="(default: 0)")
+    masks.add_argument("--mask-index", type=_NON_NEGATIVE, default=0, metavar="I", help="which mask of the pool (default: 0)")
     masks.add_argument("--out", metavar="FILE.png", help="picture to write (default: masks.png, or RUN_DIR/masks.png)")
     masks.set_defaults(func=cmd_masks)
     return parser
@@ -274,15 +327,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ helpers
 def _device(name: str) -> torch.device:
+    """The device of ``--device``, refused in one line unless this machine has it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no GPU is available")
+        raise ValueError(f"--device: unknown device {name!r}") from None
+    if device.type == "meta":
+        raise ValueError("--device meta holds no values, so nothing can be trained or evaluated on it; use cpu or a GPU")
+    if device.type != "cpu" and not _device_available(device):
+        raise ValueError(f"--device {name}: this machine has no such device")
     return device
+
+
+def _device_available(device: torch.device) -> bool:
+    """Whether torch can reach ``device`` here: its backend is built in, finds hardware and has that index."""
+    if device.type == "mps":
+        return torch.backends.mps.is_available() and device.index in (None, 0)
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu, torch.hpu, torch.mtia ...
+    if backend is None or not callable(getattr(backend, "is_available", None)) or not backend.is_available():
+        return False
+    count = getattr(backend, "device_count", None)
+    return device.index is None or count is None or device.index < count()
 
 
 def _data_spec(args: argparse.Namespace) -> dict:
@@ -378,6 +445,7 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
         raise ValueError(f"--resume takes every setting from {run / ARGS_FILE}; drop {flags}")
     if (run / METRICS_FILE).exists():
         raise ValueError(f"{run} has finished already (see {run / METRICS_FILE}); nothing to resume")
+    check_no_links(run)
     record = read_json(run / ARGS_FILE)
     if isinstance(record.get("options"), dict):
         record["options"].setdefault("header", None)  # runs of made 0.2 predate --header
@@ -395,25 +463,87 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def _check_memory(settings: dict, dtype: torch.dtype) -> None:
     """Refuse a model whose weights, gradients, optimizer state and copies would not fit in memory."""
-    need = count_weights(settings) * dtype.itemsize * 6
-    if need > available_memory():
+    need, have = count_weights(settings) * dtype.itemsize * 6, _memory_limit()
+    if need > have:
         raise ValueError(
             f"a model with {settings['num_inputs']:,} inputs and hidden layers {settings['hidden_sizes']} needs about "
-            f"{need / 2**30:.1f} GiB to train, more than the {available_memory() / 2**30:.1f} GiB available"
+            f"{need / 2**30:.1f} GiB to train, more than the {have / 2**30:.1f} GiB available"
         )
 
 
-def _start_run_folder(out: Path, args: argparse.Namespace) -> None:
-    """Make ``out`` a fresh run folder holding ``args.json``, refusing to replace a run unasked."""
-    if (out / ARGS_FILE).exists() or (out / CONFIG_FILE).exists():
-        if not args.overwrite:
-            raise ValueError(f"{out} already holds a run; continue it with --resume {out}, "
-                             "choose another --out or pass --overwrite")
-        for name in (METRICS_FILE, CONFIG_FILE, WEIGHTS_FILE, LOG_FILE):
-            (out / name).unlink(missing_ok=True)
-        clear_training_state(out / CHECKPOINT_DIR)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / ARGS_FILE, {"format_version": FORMAT_VERSION, "command": "train", "options": _stored_options(args)})
+def _memory_limit() -> int:
+    """Bytes this process may still allocate: the least of the machine's free memory, what its
+    address-space and data limits leave (``ulimit -v``, ``-d``) and what its cgroup's limit leaves."""
+    limits = [available_memory()]
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return limits[0]
+    used = _process_sizes()
+    for which, field in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
+        soft = resource.getrlimit(which)[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft - used.get(field, 0))
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        cap = _read_number(limit)
+        if cap is not None:
+            limits.append(cap - (_read_number(usage) or 0))
+    return max(0, min(limits))
+
+
+def _process_sizes() -> dict[str, int]:
+    """This process's ``VmSize`` and ``VmData`` in bytes (Linux ``/proc/self/status``; empty elsewhere)."""
+    sizes = {}
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                name, _, value = line.partition(":")
+                if name in ("VmSize", "VmData"):
+                    sizes[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return sizes
+
+
+def _read_number(path: str) -> int | None:
+    """The integer a cgroup file holds; None when it is missing or says "max" (no limit)."""
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _run_folder(out: Path, args: argparse.Namespace) -> Iterator[Path]:
+    """The folder a new run trains into, holding its ``args.json``: ``out`` itself, or, to replace
+    a run already there (only with ``--overwrite``), a sibling temporary folder swapped in once the
+    new run is complete, so a failed or killed new run leaves the old one whole."""
+    replacing = (out / ARGS_FILE).exists() or (out / CONFIG_FILE).exists()
+    if replacing and not args.overwrite:
+        raise ValueError(f"{out} already holds a run; continue it with --resume {out}, "
+                         "choose another --out or pass --overwrite")
+    if out.is_dir() and not replacing:  # a run replaced is only renamed and deleted, which follows no link
+        check_no_links(out)
+        for name in (LOG_FILE, WEIGHTS_FILE, METRICS_FILE):
+            if (out / name).exists() and not (out / name).is_file():
+                raise ValueError(f"{out / name}: not a regular file, where made train writes its {name}; "
+                                 "remove it or choose another --out")
+    work = out.parent / f".made-new-{uuid.uuid4().hex[:12]}" if replacing else out
+    work.mkdir(parents=True, exist_ok=not replacing)
+    try:
+        write_json(work / ARGS_FILE, {"format_version": FORMAT_VERSION, "command": "train",
+                                      "options": _stored_options(args)})
+        yield work
+    except BaseException:
+        if replacing:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    if replacing:
+        aside = work.with_name(work.name.replace(".made-new-", ".made-old-"))
+        os.rename(out, aside)
+        os.rename(work, out)
+        shutil.rmtree(aside)
 
 
 # ----------------------------------------------------------------- commands
@@ -434,8 +564,6 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
         adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
-    if args.components < 1:
-        raise ValueError(f"--components must be at least 1, got {args.components}")
     spec = _data_spec(args)
     raw = _load(spec, binary=args.schema == "binary")
     schema = resolve_schema(args.schema, raw.train, args.max_categories, args.components)
@@ -452,38 +580,38 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
     _check_memory(settings, dtype)
     torch.manual_seed(args.seed)
     model = MADE(**settings).to(device=device, dtype=dtype)
-    if info.is_main and not args.resume:
-        _start_run_folder(out, args)
-    test_k = args.test_ensemble or _default_ensemble(model, 1000)
-    if info.is_main:
-        processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
-        print(f"{'resuming' if args.resume else 'training'} on {splits.name}: D={splits.num_inputs} "
-              f"({model.family.name}), "
-              f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
-              f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
-    history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, out / LOG_FILE,
-                  progress=False if args.quiet else None, checkpoint_dir=out / CHECKPOINT_DIR,
-                  resume=bool(args.resume), train_context=_context(context, raw, "train"),
-                  valid_context=_context(context, raw, "valid"))
-    if not info.is_main:
-        return 0
-    model.set_mask(0)
-    eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": args.dtype}
-    save_model(out, model, {"data": spec, "train": asdict(config), "eval": eval_spec,
-                            "image_shape": splits.image_shape, "schema": schema, "context": context})
-    test, valid = (
-        in_original_units(evaluate_nll(model, _tensor(splits.split(s)), config.eval_batch_size, test_k,
-                                       _context(context, raw, s)), schema)
-        for s in ("test", "valid")
-    )
-    metrics = {
-        "test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
-        "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
-        "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
-        "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": splits.name,
-        **_units(schema),
-    }
-    write_json(out / METRICS_FILE, metrics)
+    folder = _run_folder(out, args) if info.is_main and not args.resume else contextlib.nullcontext(out)
+    with folder as work:
+        test_k = args.test_ensemble or _default_ensemble(model, 1000)
+        if info.is_main:
+            processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
+            print(f"{'resuming' if args.resume else 'training'} on {splits.name}: D={splits.num_inputs} "
+                  f"({model.family.name}), "
+                  f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
+                  f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
+        history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, work / LOG_FILE,
+                      progress=False if args.quiet else None, checkpoint_dir=work / CHECKPOINT_DIR,
+                      resume=bool(args.resume), train_context=_context(context, raw, "train"),
+                      valid_context=_context(context, raw, "valid"))
+        if not info.is_main:
+            return 0
+        model.set_mask(0)
+        eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": args.dtype}
+        save_model(work, model, {"data": spec, "train": asdict(config), "eval": eval_spec,
+                                 "image_shape": splits.image_shape, "schema": schema, "context": context})
+        test, valid = (
+            in_original_units(evaluate_nll(model, _tensor(splits.split(s)), config.eval_batch_size, test_k,
+                                           _context(context, raw, s)), schema)
+            for s in ("test", "valid")
+        )
+        metrics = {
+            "test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
+            "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
+            "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
+            "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": splits.name,
+            **_units(schema),
+        }
+        write_json(work / METRICS_FILE, metrics)
     print(f"test NLL {test.nll:.3f} ± {test.stderr:.3f} nats ({test.bits_per_dim:.4f} bits/dim), "
           f"valid NLL {valid.nll:.3f}; {history.epochs} epochs (best {history.best_epoch}) in {history.seconds:.1f} s")
     print(f"run folder: {out}")
@@ -492,12 +620,16 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
 
 def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
     """The model and config of a run folder, with the sections ``made train`` adds checked too."""
+    run = Path(run_dir)
+    if (run / ARGS_FILE).is_file() and not (run / CONFIG_FILE).exists():
+        raise CheckpointError(f"{run}: training did not finish (no {CONFIG_FILE}); "
+                              f"continue it with made train --resume {run}")
     model, config = load_model(run_dir, device)
     try:
         for section, hints in RUN_SECTIONS.items():
             if section in config:  # header and precision: not in runs of made 0.2
                 check_fields(config[section], hints, f"{Path(run_dir) / CONFIG_FILE}: {section}",
-                             optional=("header", "precision"))
+                             ranges=RUN_RANGES[section], optional=("header", "precision"))
         if config.get("schema") is not None:
             check_fitted_schema(config["schema"], model.family, f"{Path(run_dir) / CONFIG_FILE}: schema")
         if config.get("context") is not None:
@@ -620,8 +752,6 @@ def _batches(total: int, size: int, desc: str, quiet: bool):
     """``(start, stop)`` pairs covering ``range(total)``, with a progress bar when there is more than one."""
     from tqdm.auto import tqdm
 
-    if size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {size}")
     bar = tqdm(total=total, desc=desc, disable=True if quiet or total <= size else None)
     for start in range(0, total, size):
         stop = min(start + size, total)
@@ -631,8 +761,6 @@ def _batches(total: int, size: int, desc: str, quiet: bool):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
     model, config = _load_for_inference(args)
     image_shape = config.get("image_shape")
     out = Path(args.out) if args.out else Path(args.run_dir) / ("samples.png" if image_shape else "samples.npy")
@@ -725,8 +853,6 @@ def _given_half(image_shape: tuple[int, int], side: str) -> np.ndarray:
 
 
 def cmd_impute(args: argparse.Namespace) -> int:
-    if args.samples is not None and args.samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {args.samples}")
     model, config = _load_for_inference(args)
     ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
     masks = "the run's mask" if not ensemble else f"mixture of {ensemble} masks" if ensemble > 1 else "1 mask"
@@ -771,8 +897,6 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
     out = Path(args.inpaint)
     if out.suffix != ".png":
         raise ValueError(f"--inpaint must end in .png, got {out}")
-    if args.examples < 1:
-        raise ValueError(f"--examples must be at least 1, got {args.examples}")
     schema = _run_schema(config, model)
     raw = _load(config["data"], binary=_all_binary(schema))
     if raw.num_inputs != num_columns(schema):
@@ -804,11 +928,13 @@ def cmd_masks(args: argparse.Namespace) -> int:
         model, _ = _load_run(args.run_dir, torch.device("cpu"))
         source = str(args.run_dir)
     else:
+        widths = [args.inputs, *args.hidden]
+        if max(widths) > MAX_DRAWN_UNITS:  # refused before a network of that size is built
+            raise ValueError(f"--inputs and --hidden: at most {MAX_DRAWN_UNITS} units a layer can be drawn, "
+                             f"got layers of {widths}")
         model = MADE(num_inputs=args.inputs, hidden_sizes=args.hidden, num_masks=args.masks, ordering=args.ordering,
                      direct=args.direct, seed=args.seed, resample=args.resample, degrees=args.degrees)
         source = f"D={args.inputs}, hidden {args.hidden}, seed {args.seed}"
-    if args.mask_index < 0:
-        raise ValueError(f"--mask-index must be >= 0, got {args.mask_index}")
     if args.mask_index:
         model.set_mask(args.mask_index)
     model.check_autoregressive()
@@ -831,6 +957,12 @@ def _show_data_warning(message: Warning | str, category: type[Warning], filename
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def _out_of_memory(err: RuntimeError) -> bool:
+    """Whether torch failed to allocate (its CPU allocator and CUDA both raise RuntimeErrors)."""
+    text = str(err)
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with one line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -846,8 +978,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"made: error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print("made: error: out of memory; try a smaller model, --batch-size or data set", file=sys.stderr)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not _out_of_memory(err):
+            raise
+        print("made: error: out of memory; try a smaller model, --batch-size, -n or data set", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("made: interrupted", file=sys.stderr)

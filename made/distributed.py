@@ -10,14 +10,26 @@ every process sets from the step number, so they are never broadcast.
 from __future__ import annotations
 
 import inspect
+import math
 import os
+import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["ProcessInfo", "process_info", "init_from_env", "shutdown", "shard", "all_sum", "wrap"]
+__all__ = [
+    "DistributedError", "ProcessInfo", "process_info", "init_from_env", "shutdown", "shard", "all_sum", "wrap",
+    "DEFAULT_TIMEOUT",
+]
+
+DEFAULT_TIMEOUT = 300.0  # seconds to wait for the other processes (MADE_DIST_TIMEOUT); torch's own is 30 minutes
+
+
+class DistributedError(ValueError):
+    """A process group that cannot be joined: bad torchrun variables, or peers that never came."""
 
 
 @dataclass(frozen=True)
@@ -43,16 +55,54 @@ def process_info() -> ProcessInfo:
 
 def init_from_env(device: torch.device) -> tuple[ProcessInfo, torch.device]:
     """Join the process group ``torchrun`` describes in the environment (gloo on CPU, NCCL on
-    GPU) and return this process's info and device (its own GPU, by local rank)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    GPU) and return this process's info and device (its own GPU, by local rank).
+
+    Says on stderr that it waits for the other processes, and gives up after
+    ``MADE_DIST_TIMEOUT`` seconds (default 300) instead of torch's half hour.
+    """
+    world = _env_int("WORLD_SIZE", 1, 1)
     if world <= 1 or dist.is_initialized():
         return process_info(), device
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank, timeout = _env_int("RANK", 0, 0), _env_int("LOCAL_RANK", 0, 0), _timeout()
+    if rank >= world:
+        raise DistributedError(f"RANK={rank} must be below WORLD_SIZE={world}")
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    print(f"made: process {rank} of {world} waiting up to {timeout:g} s for the others at {where} "
+          "(MADE_DIST_TIMEOUT)", file=sys.stderr, flush=True)
+    try:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout))
+    except (RuntimeError, ValueError) as err:  # torch's DistNetworkError and DistStoreError are RuntimeErrors
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DistributedError(f"could not join the {world} training processes at {where} within {timeout:g} s "
+                               f"(MADE_DIST_TIMEOUT): {reason}") from None
     return process_info(), device
+
+
+def _env_int(name: str, default: int, low: int) -> int:
+    """An integer torchrun variable, refused in one line naming it."""
+    text = os.environ.get(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise DistributedError(f"{name}={text!r:.40}: expected an integer of at least {low}")
+    return value
+
+
+def _timeout() -> float:
+    """Seconds to wait for the other processes: ``MADE_DIST_TIMEOUT``, else :data:`DEFAULT_TIMEOUT`."""
+    text = os.environ.get("MADE_DIST_TIMEOUT", str(DEFAULT_TIMEOUT))
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise DistributedError(f"MADE_DIST_TIMEOUT={text!r:.40}: expected a positive number of seconds")
+    return value
 
 
 def shutdown() -> None:

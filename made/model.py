@@ -25,7 +25,7 @@ from .masks import DegreeRule, check_path_counts, hidden_degrees, make_ordering
 from .network import Masks, Network, build_network, unit_degrees
 from .nn import MaskedLinear
 
-__all__ = ["MADE", "Resample", "derive_seeds"]
+__all__ = ["MADE", "Resample", "derive_seeds", "NarrowLayerWarning"]
 
 Resample = Literal["full", "ordering", "connectivity"]
 Layer = Callable[[Tensor], Tensor]
@@ -36,6 +36,10 @@ CHECK_CHUNK_CPU, CHECK_CHUNK_GPU = 1 << 20, 1 << 24
 
 # Independent random streams derived from the model's seed.
 _POOL_STREAM, _ENSEMBLE_STREAM, _TRAIN_STREAM = 0, 1, 2
+
+
+class NarrowLayerWarning(UserWarning):
+    """A hidden layer narrower than D-1: some conditionals cannot see all their predecessors."""
 
 
 def derive_seeds(seed: int, stream: int, count: int, offset: int = 0) -> list[int]:
@@ -186,6 +190,7 @@ class MADE(nn.Module):
             warnings.warn(
                 f"hidden layers of {narrow} units are narrower than D-1 = {num_inputs - 1}: "
                 "some conditionals cannot see all their predecessors",
+                NarrowLayerWarning,
                 stacklevel=2,
             )
 

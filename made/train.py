@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import (
+    STATE_FILE,
+    CheckpointError,
     atomic_write,
     clear_training_state,
     crash_point,
@@ -56,10 +58,16 @@ class TrainConfig:
         for name in ("batch_size", "patience", "epochs", "eval_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+        if self.valid_ensemble is not None and self.valid_ensemble < 1:
+            raise ValueError(f"valid_ensemble must be at least 1, got {self.valid_ensemble}")
+        for name in ("lr", "max_seconds", "adadelta_eps", "adagrad_eps"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number of at least 0, got {self.weight_decay}")
+        if not 0 <= self.adadelta_rho <= 1:
+            raise ValueError(f"adadelta_rho must be from 0 to 1, got {self.adadelta_rho}")
 
 
 @dataclass
@@ -165,7 +173,9 @@ def fit(
     With ``checkpoint_dir``, a training checkpoint is committed every
     ``config.checkpoint_every`` epochs and when training stops; ``resume=True``
     continues from the one there (if any) exactly where it was taken, and refuses a
-    checkpoint of another model, configuration or data. Under ``torchrun`` each
+    checkpoint of another model, configuration or data, or progress that does not fit
+    them. The last checkpoint records that training stopped (epochs, patience or time
+    budget), so resuming it trains no further. Under ``torchrun`` each
     process trains on its shard of every minibatch (see :mod:`made.distributed`);
     only rank 0 writes files. A model with a context input takes one context row
     per example in ``train_context`` and ``valid_context``.
@@ -183,9 +193,11 @@ def fit(
     run_fingerprint = (
         fingerprint(model, config, train, valid, train_context, valid_context) if checkpoint_dir is not None else {}
     )
+    finished = False
     if checkpoint_dir is not None and resume and has_training_state(checkpoint_dir):
         saved, best_state = load_training_state(checkpoint_dir, model, optimizer, order_gen, run_fingerprint)
-        history, step = _history(saved), saved["step"]
+        _check_resumed(saved, config, train.shape[0], Path(checkpoint_dir))
+        history, step, finished = _history(saved), saved["step"], saved.get("finished", False)
     elif checkpoint_dir is not None and info.is_main:
         clear_training_state(checkpoint_dir)
     if log_path and info.is_main:
@@ -196,7 +208,8 @@ def fit(
         train_context = train_context.to(device=device, dtype=dtype)
     net = wrap(_SummedNLL(model), info, device)
     valid_k = validation_masks(model, config)
-    done = history.epochs >= config.epochs or (history.epochs and history.epochs - history.best_epoch >= config.patience)
+    done = finished or history.epochs >= config.epochs or (
+        history.epochs and history.epochs - history.best_epoch >= config.patience)
     start, seconds_before = time.perf_counter(), history.seconds
     model.validate_args = False  # data checked once above
     log = open(log_path, "a") if log_path and info.is_main else None
@@ -242,9 +255,10 @@ def fit(
             bar.set_postfix(valid_nll=f"{valid_nll:.3f}", best=f"{history.best_valid_nll:.3f}")
             bar.update()
             stop = epoch - history.best_epoch >= config.patience or _over_budget(record, config, info, device)
-            if checkpoint_dir is not None and info.is_main and (stop or epoch % config.checkpoint_every == 0):
+            finished = stop or epoch == config.epochs
+            if checkpoint_dir is not None and info.is_main and (finished or epoch % config.checkpoint_every == 0):
                 history.seconds = record["seconds"]
-                progress_record = _progress(history, step, run_fingerprint)
+                progress_record = _progress(history, step, run_fingerprint, finished)
                 save_training_state(checkpoint_dir, model, optimizer, order_gen, progress_record, best_state)
             if stop:
                 break
@@ -285,7 +299,16 @@ def _validation_nll(
     return total / count
 
 
-def _progress(history: History, step: int, fingerprint_record: dict) -> dict:
+def _check_resumed(saved: dict, config: TrainConfig, rows: int, directory: Path) -> None:
+    """A checkpoint's progress must fit the run's settings: no more epochs than it allows and
+    exactly the minibatch steps those epochs take, so a resumed run trains what was left."""
+    per_epoch = math.ceil(rows / config.batch_size)
+    if saved["epoch"] > config.epochs or saved["step"] != saved["epoch"] * per_epoch:
+        raise CheckpointError(f"{directory / STATE_FILE}: progress of epoch {saved['epoch']}, step {saved['step']} "
+                              f"does not fit a run of {config.epochs} epochs of {per_epoch} steps; cannot resume")
+
+
+def _progress(history: History, step: int, fingerprint_record: dict, finished: bool) -> dict:
     """The JSON part of a training checkpoint."""
     return {
         "epoch": history.epochs,
@@ -295,6 +318,7 @@ def _progress(history: History, step: int, fingerprint_record: dict) -> dict:
         "seconds": history.seconds,
         "log": history.log,
         "fingerprint": fingerprint_record,
+        "finished": finished,
     }
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -133,8 +134,9 @@ def _trained(seed=0):
     return model, optimizer
 
 
+LOG = [{"epoch": e, "train_nll": 5.0, "valid_nll": 4.5, "best_valid_nll": 4.5, "seconds": e / 3} for e in (1, 2, 3)]
 PROGRESS = {"epoch": 3, "step": 12, "best_valid_nll": 4.5, "best_epoch": 2, "seconds": 1.0,
-            "log": [{"epoch": 1}], "fingerprint": {"model": "m"}}
+            "log": LOG, "fingerprint": {"model": "m"}, "finished": False}
 
 
 def test_training_state_round_trip(tmp_path):
@@ -215,7 +217,7 @@ def test_training_state_refuses_tampering(tmp_path):
 def test_leftovers_of_an_unfinished_save_are_ignored_and_removed(tmp_path):
     record = _saved_state(tmp_path)
     (tmp_path / "state-000009.safetensors").write_bytes(b"from a save that never committed")
-    (tmp_path / ".state.json.abc.tmp.json").write_text("{half")
+    (tmp_path / ".state.json.abc_1234.tmp.json").write_text("{half")  # as mkstemp names it
     progress, _ = _load_into_fresh(tmp_path)
     assert progress["epoch"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*record["files"].values(), "state.json"])
@@ -289,3 +291,66 @@ def test_a_made_0_2_run_folder_loads_with_its_pool(tmp_path):
     assert loaded.mask_seeds == [7, 8, 9]
     x = all_binary(6)
     torch.testing.assert_close(loaded.double().log_prob(x, ensemble=3), model.log_prob(x, ensemble=3))
+@pytest.mark.parametrize("edit, field", [
+    ({"epoch": -5}, "progress.epoch"),
+    ({"epoch": 10**6}, "does not match its log"),
+    ({"seconds": -1e9}, "progress.seconds"),
+    ({"best_epoch": 7}, "does not match its log"),
+    ({"best_valid_nll": None, "step": 0}, "progress.step"),
+    ({"log": [*LOG[:2], {**LOG[2], "note": "x"}]}, r"progress.log\[2\]: missing keys \[\], unknown keys \['note'\]"),
+    ({"log": [LOG[0], LOG[2], LOG[1]]}, r"progress.log\[1\].epoch must be 2"),
+    ({"log": [*LOG[:2], {**LOG[2], "train_nll": "low"}]}, r"progress.log\[2\].train_nll must be a number"),
+])
+def test_progress_outside_its_range_is_refused(tmp_path, edit, field):
+    record = _saved_state(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({**record, "progress": {**record["progress"], **edit}}))
+    with pytest.raises(CheckpointError, match=field):
+        _load_into_fresh(tmp_path)
+
+
+def test_only_files_the_checkpoint_names_exactly_are_deleted(tmp_path):
+    others = [".notes.tmp", ".notes2.tmpfile", ".x.tmp.bak", ".state.json.tmp", "state-1.safetensors", "notes.txt"]
+    for name in others:
+        (tmp_path / name).write_text("the user's")
+    record = _saved_state(tmp_path)
+    _load_into_fresh(tmp_path)
+    clear_training_state(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+    assert record["files"]["state"] not in others
+
+
+def test_a_checkpoint_folder_with_a_link_is_refused_and_nothing_is_deleted(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "state-000001.safetensors").write_text("the user's")
+    checkpoint = tmp_path / "checkpoint"
+    _saved_state(checkpoint)
+    (checkpoint / "state-000002.safetensors").symlink_to(victim / "state-000001.safetensors")
+    for act in (lambda: _load_into_fresh(checkpoint), lambda: clear_training_state(checkpoint)):
+        with pytest.raises(CheckpointError, match="state-000002.safetensors: a symbolic link inside a run folder"):
+            act()
+    assert (victim / "state-000001.safetensors").read_text() == "the user's"
+
+
+def test_a_run_folder_with_linked_weights_is_refused(tmp_path):
+    save_model(tmp_path / "run", MADE(5, [8]))
+    (tmp_path / "run" / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
+    (tmp_path / "run" / "model.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
+    with pytest.raises(CheckpointError, match="model.safetensors: a symbolic link"):
+        load_model(tmp_path / "run")
+
+
+def test_a_fifo_in_place_of_the_weights_is_not_a_regular_file(tmp_path):
+    save_model(tmp_path, MADE(5, [8]))
+    (tmp_path / "model.safetensors").unlink()
+    os.mkfifo(tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors: not a regular file"):
+        load_model(tmp_path)
+
+
+def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path):
+    (tmp_path / "log.jsonl").mkdir()
+    with pytest.raises(OSError) as raised:
+        atomic_write(tmp_path / "log.jsonl", lambda tmp: open(tmp, "w").close())
+    assert raised.value.filename == str(tmp_path / "log.jsonl")
+    assert [p.name for p in tmp_path.iterdir()] == ["log.jsonl"]  # no temporary file left

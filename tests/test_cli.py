@@ -1,4 +1,9 @@
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -401,8 +406,9 @@ def test_messages_name_what_the_user_wrote(tmp_path, capsys):
     np.save(tmp_path / "nan.npy", rows)
     assert main(["train", "--data", str(tmp_path / "nan.npy"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "nan.npy: row 37, column 3: nan is a missing value" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "comma.csv"), "--components", "0", "--schema", "auto"]) == 2
-    assert capsys.readouterr().err.strip() == "made: error: --components must be at least 1, got 0"
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tmp_path / "comma.csv"), "--components", "0", "--schema", "auto"])
+    assert "argument --components: expected an integer of at least 1, got '0'" in capsys.readouterr().err
 
 
 def test_runs_of_made_0_2_evaluate_as_before(auto_run, tmp_path, capsys):
@@ -420,3 +426,185 @@ def test_runs_of_made_0_2_evaluate_as_before(auto_run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["test_nll"] == json.loads((run / "metrics.json").read_text())["test_nll"]
     assert captured.err.count("\n") == 1 and "made 0.2, which read its data as float32" in captured.err
+# ------------------------------------------------------------ hostile input
+def error_line(capsys):
+    """The last line on stderr (warnings of the small test models may come before it)."""
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("small") / "run"
+    assert main(["train", "--out", str(run), "--hidden", "8", "--epochs", "2", "--quiet"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["eval", "RUN", "--batch-size", "-1"], "--batch-size"),
+    (["eval", "RUN", "--ensemble", "0"], "--ensemble"),
+    (["eval", "RUN", "--ensemble", "10000000"], "--ensemble"),
+    (["sample", "RUN", "-n", "0"], "-n/--num-samples"),
+    (["train", "--hidden", "-5"], "--hidden"),
+    (["train", "--hidden", "8", "0"], "--hidden"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--seed", "1e23"], "--seed"),
+    (["train", "--lr", "inf"], "--lr"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--max-minutes", "-1"], "--max-minutes"),
+    (["train", "--weight-decay", "nan"], "--weight-decay"),
+    (["train", "--adadelta-rho", "2"], "--adadelta-rho"),
+    (["train", "--checkpoint-every", "0"], "--checkpoint-every"),
+    (["masks", "--hidden", "-1"], "--hidden"),
+    (["masks", "--mask-index", "-1"], "--mask-index"),
+])
+def test_numeric_options_are_range_checked(argv, option, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and err[-1].startswith(f"made {argv[0]}: error: argument {option}")
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("eval", "batch_size", -5), ("eval", "batch_size", 0), ("eval", "ensemble", 10**7), ("eval", "ensemble", 0),
+    ("data", "split_seed", -1),
+])
+def test_numeric_settings_of_a_run_folder_are_range_checked(small_run, tmp_path, capsys, section, key, value):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config[section][key] = value
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["eval", str(run), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"config.json: {section}.{key} has a value outside its allowed range" in captured.err
+
+
+def test_resume_refuses_a_negative_width_in_args_json(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    (run / "metrics.json").unlink()
+    args = json.loads((run / "args.json").read_text())
+    args["options"]["hidden"] = [-5]
+    (run / "args.json").write_text(json.dumps(args))
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "args.json: options.hidden: [-5] is not a valid value of --hidden" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xpu", "hpu", "cuda:99"])
+def test_devices_that_are_not_here_are_refused_naming_the_option(tmp_path, capsys, device):
+    if device == "cuda:99" and torch.cuda.device_count() > 99:
+        pytest.skip("this machine has 100 GPUs")
+    assert main(["train", "--out", str(tmp_path / "run"), "--device", device, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"made: error: --device {device.split(':')[0]}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_device_from_args_json_is_checked_too(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    (run / "metrics.json").unlink()
+    args = json.loads((run / "args.json").read_text())
+    args["options"]["device"] = "meta"
+    (run / "args.json").write_text(json.dumps(args))
+    assert main(["train", "--resume", str(run)]) == 2
+    assert capsys.readouterr().err.startswith("made: error: --device meta")
+
+
+def test_masks_refuses_a_picture_too_big_before_building_the_model(monkeypatch, capsys):
+    def never(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr("made.cli.MADE", never)
+    assert main(["masks", "--inputs", "100000", "--hidden", "3"]) == 2
+    assert "--inputs and --hidden: at most 40 units a layer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 25600000000 bytes. Error code 12 (Cannot allocate memory)"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+])
+def test_allocation_failures_are_one_line(small_run, monkeypatch, capsys, error):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("made.model.MADE.sample", fail)
+    assert main(["sample", str(small_run), "-n", "100000000", "--out", "/nonexistent/s.npy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["made: error: out of memory; try a smaller model, --batch-size, -n or data set"]
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(small_run, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("made.model.MADE.sample", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["sample", str(small_run), "-n", "2", "--out", "/nonexistent/s.npy"])
+
+
+def test_the_memory_check_reads_the_address_space_limit(tmp_path):
+    """Under ``ulimit -v`` (3 GB), a model that needs 9 GiB is refused before anything is allocated."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3_000_000 * 1024, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    done = subprocess.run([sys.executable, "-m", "made", "train", "--hidden", "20000", "20000", "--quiet",
+                           "--out", str(tmp_path / "run")], preexec_fn=limit, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert re.fullmatch(r"made: error: a model with 64 inputs and hidden layers \[20000, 20000\] needs about 9\.0 GiB "
+                        r"to train, more than the [\d.]+ GiB available\n", done.stderr)
+
+
+def test_overwrite_replaces_a_run_only_once_the_new_one_is_complete(small_run, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    assert main(["sample", str(run), "-n", "4"]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("made.cli.evaluate_nll", interrupted)  # the new run dies in its final evaluation
+        assert main(["train", "--out", str(run), "--overwrite", "--hidden", "4", "--epochs", "1", "--quiet"]) == 130
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left
+    assert main(["train", "--out", str(run), "--overwrite", "--hidden", "4", "--epochs", "1", "--quiet"]) == 0
+    assert not (run / "samples.png").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert json.loads((run / "config.json").read_text())["model"]["hidden_sizes"] == [4]
+    assert main(["eval", str(run)]) == 0
+    assert f"run folder: {run}" in capsys.readouterr().out
+
+
+def test_eval_of_a_killed_run_points_to_resume(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    for name in ("config.json", "model.safetensors", "metrics.json"):
+        (run / name).unlink()
+    assert main(["eval", str(run)]) == 2
+    assert error_line(capsys) == (f"made: error: {run}: training did not finish (no config.json); "
+                                  f"continue it with made train --resume {run}")
+
+
+def test_errors_name_the_file_the_user_named(small_run, tmp_path, capsys):
+    long_name = tmp_path / ("s" * 250 + ".npy")  # a valid name: its temporary file must be too
+    assert main(["sample", str(small_run), "-n", "2", "--out", str(long_name)]) == 0
+    assert np.load(long_name).shape == (2, 64)
+    too_long = tmp_path / ("s" * 300 + ".npy")
+    assert main(["sample", str(small_run), "-n", "2", "--out", str(too_long)]) == 2
+    assert error_line(capsys) == f"made: error: {too_long}: File name too long"
+    (tmp_path / "run" / "log.jsonl").mkdir(parents=True)
+    assert main(["train", "--out", str(tmp_path / "run"), "--hidden", "4", "--epochs", "1", "--quiet"]) == 2
+    assert error_line(capsys) == (f"made: error: {tmp_path / 'run' / 'log.jsonl'}: not a regular file, where "
+                                  "made train writes its log.jsonl; remove it or choose another --out")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["log.jsonl"]
+    fifo = tmp_path / "fifo"
+    shutil.copytree(small_run, fifo)
+    (fifo / "model.safetensors").unlink()
+    os.mkfifo(fifo / "model.safetensors")
+    assert main(["eval", str(fifo)]) == 2
+    assert error_line(capsys) == f"made: error: {fifo / 'model.safetensors'}: not a regular file"

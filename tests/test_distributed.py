@@ -55,3 +55,28 @@ def test_two_processes_match_one(tmp_path):
         assert b["train_nll"] == pytest.approx(a["train_nll"], abs=1e-5)
         assert b["valid_nll"] == pytest.approx(a["valid_nll"], abs=1e-5)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+@pytest.mark.parametrize("variable, value", [("WORLD_SIZE", "abc"), ("WORLD_SIZE", "0"), ("RANK", "-1"),
+                                             ("LOCAL_RANK", "x"), ("MADE_DIST_TIMEOUT", "soon")])
+def test_bad_torchrun_variables_are_one_line_naming_them(tmp_path, monkeypatch, capsys, variable, value):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv(variable, value)
+    assert main(["train", "--out", str(tmp_path / "run"), "--hidden", "4", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"made: error: {variable}={value!r}: expected")
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_peer_is_announced_and_waited_for_only_so_long(tmp_path):
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "MADE_DIST_TIMEOUT": "2", "PYTHONWARNINGS": "ignore"}
+    alone = subprocess.run([sys.executable, "-m", "made", "train", "--out", str(tmp_path / "run"), "--hidden", "4",
+                            "--epochs", "1", "--quiet"], env=env, capture_output=True, text=True, timeout=50)
+    lines = alone.stderr.strip().splitlines()
+    assert alone.returncode == 2 and len(lines) == 2, alone.stderr
+    assert lines[0] == f"made: process 0 of 2 waiting up to 2 s for the others at 127.0.0.1:{env['MASTER_PORT']} " \
+                       "(MADE_DIST_TIMEOUT)"
+    assert lines[1].startswith(f"made: error: could not join the 2 training processes at 127.0.0.1:"
+                               f"{env['MASTER_PORT']} within 2 s (MADE_DIST_TIMEOUT)")
+    assert not (tmp_path / "run").exists()

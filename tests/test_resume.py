@@ -9,6 +9,7 @@ the same floating-point operations.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,3 +172,68 @@ def test_fit_refuses_a_checkpoint_of_other_data(tmp_path):
         fit(MADE(8, [6]), 1 - train, valid, TrainConfig(epochs=1), checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(CheckpointError, match="another model"):
         fit(MADE(8, [7]), train, valid, TrainConfig(epochs=1), checkpoint_dir=tmp_path, resume=True)
+
+
+def test_a_spent_time_budget_stays_spent_after_a_kill_in_the_final_writes(data_file, tmp_path):
+    """--max-minutes ended the training; killed while writing the results, the resumed run trains no more."""
+    budget = ["--data", str(data_file), "--hidden", "16", "--masks", "3", "--batch-size", "20", "--lr", "0.01",
+              "--epochs", "50", "--max-minutes", "0.00001", "--quiet"]
+    straight = run_cli([*budget, "--out", str(tmp_path / "straight")])
+    assert straight.returncode == 0, straight.stderr
+    for crash_at in ("write:model.safetensors", "write:metrics.json"):  # before and after the final evaluation
+        run = tmp_path / crash_at.replace(":", "-")
+        killed = run_cli([*budget, "--out", str(run)], crash_at=crash_at)
+        assert killed.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
+        finished = run_cli(["--resume", str(run), "--quiet"])
+        assert finished.returncode == 0, finished.stderr
+        assert (run / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
+        ours, theirs = (json.loads((r / "metrics.json").read_text()) for r in (run, tmp_path / "straight"))
+        assert ours["test_nll"] == theirs["test_nll"] and ours["epochs"] == theirs["epochs"] == 1
+        assert epochs_logged(run) == [1]
+
+
+def test_resume_never_follows_a_link_out_of_the_run_folder(data_file, tmp_path, capsys):
+    run, victim = tmp_path / "run", tmp_path / "victim"
+    assert main(["train", "--data", str(data_file), "--out", str(run), "--hidden", "4", "--epochs", "1", "--quiet"]) == 0
+    (run / "metrics.json").unlink()
+    victim.mkdir()
+    names = [".notes.tmp", ".notes2.tmpfile", ".x.tmp.bak", "state-000001.safetensors"]
+    for name in names:
+        (victim / name).write_text("the user's")
+    shutil.rmtree(run / "checkpoint")
+    (run / "checkpoint").symlink_to("../victim")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"made: error: {run / 'checkpoint'}: a symbolic link inside a run folder; made "
+                                       "follows no links there (replace it with the real file or folder)\n")
+    assert sorted(p.name for p in victim.iterdir()) == sorted(names)
+    assert all((victim / name).read_text() == "the user's" for name in names)
+
+
+def _rewrite_progress(directory, edit):
+    record = json.loads((directory / "state.json").read_text())
+    edit(record["progress"])
+    (directory / "state.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda p: p.update(step=p["step"] + 1),  # steps the run's epochs do not take
+    lambda p: p.update(epoch=6, log=[*p["log"], *[{**p["log"][-1], "epoch": e} for e in range(3, 7)]]),
+])
+def test_fit_refuses_progress_that_does_not_fit_the_run(tmp_path, edit):
+    train, valid = _digits_like()
+    config = TrainConfig(epochs=5, batch_size=32)
+    with pytest.raises(Interrupted):
+        fit(seeded_model(), train, valid, config, on_epoch=interrupt_at(3), checkpoint_dir=tmp_path)
+    _rewrite_progress(tmp_path, edit)
+    with pytest.raises(CheckpointError, match="does not fit a run of 5 epochs of 5 steps; cannot resume"):
+        fit(seeded_model(), train, valid, config, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_a_finished_checkpoint_is_not_trained_further(tmp_path):
+    train, valid = _digits_like()
+    config = TrainConfig(epochs=3, batch_size=32)
+    first = fit(seeded_model(), train, valid, config, checkpoint_dir=tmp_path)
+    assert json.loads((tmp_path / "state.json").read_text())["progress"]["finished"] is True
+    again = fit(seeded_model(), train, valid, config, checkpoint_dir=tmp_path, resume=True)
+    assert again.epochs == first.epochs == 3 and again.log == first.log

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -71,6 +72,15 @@ def test_bad_config():
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lr", math.inf), ("lr", math.nan), ("max_seconds", math.inf), ("adadelta_eps", 0.0), ("adagrad_eps", -1.0),
+    ("weight_decay", math.nan), ("weight_decay", -0.1), ("adadelta_rho", 1.5), ("valid_ensemble", 0),
+])
+def test_config_numbers_must_be_finite_and_in_range(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        TrainConfig(**{field: value})
 
 
 def test_training_with_a_pool_cycles_masks():
