@@ -48,7 +48,7 @@ from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .families import DEFAULT_MIN_SCALE
 from .model import MADE
 from .schema import SchemaError, check_fields, check_option_values
-from .train import DEFAULT_LR, TrainConfig, fit
+from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig, fit
 
 __all__ = ["main", "build_parser"]
 
@@ -164,7 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs (default: 1000)")
     opt.add_argument("--max-minutes", type=float, metavar="M",
                      help="wall-clock budget: stop after the epoch that passes it, keeping the best weights (default: none)")
-    opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default: 0)")
+    opt.add_argument("--weight-decay", type=float, default=0.0,
+                     help="L2 weight decay; with adamw, decoupled from the gradient (default: 0)")
+    opt.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default="constant",
+                     help="learning rate per epoch: constant, or a half cosine reaching 0 at --epochs (default: constant)")
+    opt.add_argument("--warmup-epochs", type=int, default=0, metavar="N",
+                     help="linear warmup of the learning rate over the first N epochs (default: 0)")
     opt.add_argument("--adadelta-eps", type=float, default=1e-5, help="adadelta epsilon (default: 1e-5, the authors')")
     opt.add_argument("--adadelta-rho", type=float, default=0.95, help="adadelta decay (default: 0.95, the authors')")
     opt.add_argument("--valid-ensemble", type=int, metavar="K",
@@ -411,7 +416,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) -> int:
     config = TrainConfig(
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
-        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
+        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs, adadelta_rho=args.adadelta_rho,
         adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
