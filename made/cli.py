@@ -24,7 +24,6 @@ from .checkpoint import (
     atomic_write,
     clear_training_state,
     count_weights,
-    load_model,
     read_json,
     save_model,
     write_json,
@@ -46,6 +45,7 @@ from .data import DATASETS, DataError, Splits, available_memory, load_data, read
 from .distributed import ProcessInfo, init_from_env, shutdown
 from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .families import DEFAULT_MIN_SCALE
+from .mixture import load_run_model
 from .model import MADE
 from .schema import SchemaError, check_fields, check_option_values
 from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig, fit
@@ -477,7 +477,7 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
 
 def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
     """The model and config of a run folder, with the sections ``made train`` adds checked too."""
-    model, config = load_model(run_dir, device)
+    model, config = load_run_model(run_dir, device)
     try:
         for section, hints in RUN_SECTIONS.items():
             if section in config:

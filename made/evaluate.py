@@ -46,6 +46,10 @@ def per_example_nll(
     """
     if not isinstance(data, Tensor):
         raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
+    from .mixture import Mixture  # here: made.mixture builds on this module
+
+    if isinstance(model, Mixture):
+        return model.per_example_nll(data, batch_size, ensemble, context)
     was_training, validate = model.training, model.validate_args
     current = int(model.mask_seed)
     seeds = [current] if ensemble is None else model.ensemble_seeds(ensemble)
