@@ -9,6 +9,7 @@ import json
 import shlex
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -831,17 +832,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     info, device = init_from_env(_device(args.device))
     shown = sys.stdout
 
-    def objective(trial: optuna.Trial) -> float:
+    def trial_seconds() -> float:
+        """Training time for the next trial: its share of the budget, less what the end needs."""
+        overhead = max((t.user_attrs.get("eval_seconds", 0.0) for t in ranked_trials(study, key)), default=0.0)
+        return min(budget.total * TRIAL_SHARE, budget.left() - reserve - overhead)
+
+    def objective(trial: optuna.Trial, seconds: float) -> float:
         values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
         folder = out / "trials" / str(trial.number)
         trial.set_user_attr("owner", key)
         trial.set_user_attr("folder", str(folder.resolve()))
-        overhead = max((t.user_attrs.get("eval_seconds", 0.0) for t in ranked_trials(study, key)), default=0.0)
-        seconds = min(budget.total * TRIAL_SHARE, budget.left() - reserve - overhead)
-        if seconds <= 0:
-            trial.set_user_attr("outcome", "not started: no time left")
-            trial.study.stop()
-            raise optuna.TrialPruned()
         argv = [*base, "--out", str(folder), "--overwrite", "--quiet", "--seed", str(args.seed + trial.number),
                 "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *extra]
         trial_args = build_parser().parse_args(argv)
@@ -864,21 +864,49 @@ def cmd_tune(args: argparse.Namespace) -> int:
         trial.set_user_attr("eval_seconds", time.perf_counter() - start - metrics["seconds"])  # all but training
         return float(metrics["valid_nll"])
 
-    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def report(trial: optuna.trial.FrozenTrial) -> None:
         budget.save()
-        outcome = trial.user_attrs.get("outcome", "failed")
-        if args.quiet or outcome.startswith("not started"):
+        if args.quiet:
             return
+        outcome = trial.user_attrs.get("outcome", "failed")
         if trial.state == optuna.trial.TrialState.COMPLETE:
             outcome = f"valid NLL {trial.value:.4f}"
         ranked = ranked_trials(study, key)
         print(trial_line(trial.number, outcome, trial.params, ranked[0].value if ranked else None, budget.left()),
               file=shown, flush=True)
 
+    asking, failures = threading.Lock(), []
+
+    def worker() -> None:
+        """Train trials until the budget is spent; asking is serialized so no two take the same trial."""
+        while not failures:
+            seconds = trial_seconds()
+            if seconds <= 0:
+                return
+            with asking:
+                trial = study.ask()
+            try:
+                value, state = objective(trial, seconds), optuna.trial.TrialState.COMPLETE
+            except optuna.TrialPruned:
+                value, state = None, optuna.trial.TrialState.PRUNED
+            except BaseException as err:  # noqa: BLE001 -- recorded, then raised by the main thread
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                failures.append(err)
+                return
+            report(study.tell(trial, value, state=state))
+
     try:
-        if budget.left() > reserve:
-            with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
-                study.optimize(objective, timeout=budget.left() - reserve, n_jobs=args.jobs, callbacks=[report])
+        with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
+            if args.jobs == 1:
+                worker()
+            else:
+                workers = [threading.Thread(target=worker, daemon=True) for _ in range(args.jobs)]
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+        if failures:
+            raise failures[0]
         ranked = ranked_trials(study, key)
         if not ranked:
             raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
