@@ -142,7 +142,7 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
     study = optuna.create_study(
         study_name=name,
         storage=url,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),  # parallel trials spread out
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
         direction="minimize",
         load_if_exists=True,
