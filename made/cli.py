@@ -937,9 +937,7 @@ def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budg
     # the mixture scores valid twice and test once per member, as each trial did once
     cost = 1.5 * sum(t.user_attrs.get("eval_seconds", 0.0) for t in members)
     if not args.no_mixture and len(members) > 1 and budget.left() > cost:
-        mixture = _tuned_mixture(members, device)
-        if mixture[1]["valid_nll"] >= best.value:
-            mixture = None
+        mixture = _tuned_mixture(members, device, best.value)
     _clear_result(out)
     if mixture is None:
         source = Path(best.user_attrs["folder"])
@@ -958,8 +956,9 @@ def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budg
     print(f"run folder: {out}")
 
 
-def _tuned_mixture(trials: list, device: torch.device) -> tuple[Mixture, dict, dict]:
-    """The mixture of the trials' models with weights fitted on validation, its metrics and config sections."""
+def _tuned_mixture(trials: list, device: torch.device, beat: float) -> tuple[Mixture, dict, dict] | None:
+    """The mixture of the trials' models with weights fitted on validation, its metrics and config
+    sections; None when its validation NLL is not below ``beat`` (then test is never scored)."""
     loaded = [_load_run(t.user_attrs["folder"], device) for t in trials]
     config = loaded[0][1]
     dtype = getattr(torch, config["eval"]["dtype"])
@@ -970,8 +969,14 @@ def _tuned_mixture(trials: list, device: torch.device) -> tuple[Mixture, dict, d
     batch = config["eval"]["batch_size"]
     context = {s: _context(config.get("context"), raw, s) for s in ("valid", "test")}
     model.fit_weights(_tensor(splits.valid), context["valid"], batch_size=batch)
-    valid, test = (in_original_units(evaluate_nll(model, _tensor(splits.split(s)), batch, None, context[s]), schema)
-                   for s in ("valid", "test"))
+
+    def score(split: str) -> NLLResult:
+        return in_original_units(evaluate_nll(model, _tensor(splits.split(split)), batch, None, context[split]), schema)
+
+    valid = score("valid")
+    if not valid.nll < beat:
+        return None
+    test = score("test")
     metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
                "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": None, "dataset": splits.name,
                **_units(schema)}
