@@ -172,3 +172,29 @@ def test_fit_uses_the_scheduled_learning_rate(monkeypatch):
     seen = []
     fit(MADE(64, [64], seed=0), train, valid, config, on_epoch=lambda r: seen.append(optimizers[0].param_groups[0]["lr"]))
     assert seen == pytest.approx([learning_rate(e, config) for e in (1, 2, 3)])
+
+
+def test_adamw_with_a_schedule_resumes_bit_for_bit(tmp_path):
+    """The schedule needs no checkpoint state: a run stopped in epoch 3 and resumed ends with the
+    weights of one never stopped (AdamW's moments are in the checkpoint like Adam's)."""
+    x = (torch.rand(200, 8, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    train, valid = x[:160], x[160:]
+    config = TrainConfig(epochs=5, batch_size=32, lr=0.02, optimizer="adamw", weight_decay=0.01,
+                         lr_schedule="cosine", warmup_epochs=2)
+
+    def model():
+        torch.manual_seed(0)
+        return MADE(8, [12], seed=3)
+
+    def stop_in_epoch_3(record):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    straight = model()
+    fit(straight, train, valid, config, checkpoint_dir=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model(), train, valid, config, on_epoch=stop_in_epoch_3, checkpoint_dir=tmp_path / "b")
+    resumed = MADE(8, [12], seed=3)
+    assert fit(resumed, train, valid, config, checkpoint_dir=tmp_path / "b", resume=True).epochs == 5
+    for key, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[key]), key
