@@ -84,6 +84,7 @@ MODEL_RANGES: dict[str, Callable[[Any], bool]] = {
 # Tensors each optimizer keeps per parameter: "step" is a scalar, the others have the parameter's shape.
 OPTIMIZER_STATE_KEYS = {
     "Adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    "AdamW": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     "SGD": {"momentum_buffer"},
     "Adagrad": {"step", "sum"},
     "Adadelta": {"step", "square_avg", "acc_delta"},

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -30,7 +33,6 @@ from .checkpoint import (
     atomic_write,
     check_no_links,
     count_weights,
-    load_model,
     read_json,
     save_model,
     write_json,
@@ -54,10 +56,25 @@ from .data import DATASETS, DataError, DataWarning, Splits, Table, available_mem
 from .distributed import ProcessInfo, init_from_env, shutdown
 from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .families import DEFAULT_MIN_SCALE
+from .mixture import MEMBERS_DIR, Mixture, load_run_model
 from .model import MADE
 from .plots import MAX_DRAWN_UNITS
 from .schema import SchemaError, check_fields, check_option_values
-from .train import DEFAULT_LR, TrainConfig, fit
+from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig, fit
+from .tune import (
+    DEFAULT_PATIENCE,
+    MIXTURE_SIZE,
+    TRIAL_SHARE,
+    SEARCH_SPACE,
+    Budget,
+    budget_key,
+    fail_interrupted,
+    open_study,
+    ranked_trials,
+    searched_options,
+    train_argv,
+    trial_line,
+)
 
 __all__ = ["main", "build_parser"]
 
@@ -230,7 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--epochs", type=_POSITIVE, default=1000, help="maximum number of epochs (default: 1000)")
     opt.add_argument("--max-minutes", type=_POSITIVE_FLOAT, metavar="M",
                      help="wall-clock budget: stop after the epoch that passes it, keeping the best weights (default: none)")
-    opt.add_argument("--weight-decay", type=_NON_NEGATIVE_FLOAT, default=0.0, help="L2 weight decay (default: 0)")
+    opt.add_argument("--weight-decay", type=_NON_NEGATIVE_FLOAT, default=0.0,
+                     help="L2 weight decay; with adamw, decoupled from the gradient (default: 0)")
+    opt.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default="constant",
+                     help="learning rate per epoch: constant, or a half cosine reaching 0 at --epochs (default: constant)")
+    opt.add_argument("--warmup-epochs", type=_NON_NEGATIVE, default=0, metavar="N",
+                     help="linear warmup of the learning rate over the first N epochs (default: 0)")
     opt.add_argument("--adadelta-eps", type=_POSITIVE_FLOAT, default=1e-5, help="adadelta epsilon (default: 1e-5, the authors')")
     opt.add_argument("--adadelta-rho", type=_FRACTION, default=0.95, help="adadelta decay (default: 0.95, the authors')")
     opt.add_argument("--valid-ensemble", type=_ENSEMBLE, metavar="K",
@@ -322,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--mask-index", type=_NON_NEGATIVE, default=0, metavar="I", help="which mask of the pool (default: 0)")
     masks.add_argument("--out", metavar="FILE.png", help="picture to write (default: masks.png, or RUN_DIR/masks.png)")
     masks.set_defaults(func=cmd_masks)
+    _add_tune_parser(sub)
     return parser
 
 
@@ -557,10 +580,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         shutdown()
 
 
-def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) -> int:
+def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device,
+           on_epoch: Callable[[dict], None] | None = None) -> int:
     config = TrainConfig(
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
-        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, adadelta_rho=args.adadelta_rho,
+        epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs, adadelta_rho=args.adadelta_rho,
         adadelta_eps=args.adadelta_eps, valid_ensemble=args.valid_ensemble, checkpoint_every=args.checkpoint_every,
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
@@ -590,7 +615,8 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device) ->
                   f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
         history = fit(model, _tensor(splits.train), _tensor(splits.valid), config, work / LOG_FILE,
-                      progress=False if args.quiet else None, checkpoint_dir=work / CHECKPOINT_DIR,
+                      progress=False if args.quiet else None, on_epoch=on_epoch,
+                      checkpoint_dir=work / CHECKPOINT_DIR,
                       resume=bool(args.resume), train_context=_context(context, raw, "train"),
                       valid_context=_context(context, raw, "valid"))
         if not info.is_main:
@@ -624,7 +650,7 @@ def _load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
     if (run / ARGS_FILE).is_file() and not (run / CONFIG_FILE).exists():
         raise CheckpointError(f"{run}: training did not finish (no {CONFIG_FILE}); "
                               f"continue it with made train --resume {run}")
-    model, config = load_model(run_dir, device)
+    model, config = load_run_model(run_dir, device)
     try:
         for section, hints in RUN_SECTIONS.items():
             if section in config:  # header and precision: not in runs of made 0.2
@@ -961,6 +987,238 @@ def _out_of_memory(err: RuntimeError) -> bool:
     """Whether torch failed to allocate (its CPU allocator and CUDA both raise RuntimeErrors)."""
     text = str(err)
     return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
+
+
+# --------------------------------------------------------------------- tune
+TUNE_SETS = {"dataset", "data", "data_dir", "split_seed", "out", "resume", "overwrite", "max_minutes", "quiet", "seed",
+             "checkpoint_every"}
+
+
+def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser(
+        "tune", help="find training settings for your data within a time budget",
+        description="Search the training settings of a MADE (hidden layers and widths, direct connection, mask "
+        "pool, learning rate, weight decay, minibatch size) with Optuna's TPE sampler, stopping poor trials early "
+        "on their validation NLL, and keep the best by validation NLL alone; at the end a mixture of the best "
+        "trials replaces it if its validation NLL is lower. RUN_DIR becomes an ordinary run folder for 'made "
+        "eval', 'sample' and 'impute'; the trials stay in RUN_DIR/trials/N and the study in RUN_DIR/study.db, so "
+        "the same command continues an interrupted tune with the time it had left. Needs optuna.")
+    _add_data_args(tune, "digits")
+    tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
+    tune.add_argument("--minutes", type=float, default=10.0, metavar="M",
+                      help="wall-clock budget for everything, the final evaluation included (default: 10)")
+    tune.add_argument("--storage", metavar="URL", help="Optuna storage several machines share, e.g. "
+                      "postgresql://HOST/DB; each machine keeps its own trials and budget (default: "
+                      "sqlite:///RUN_DIR/study.db)")
+    tune.add_argument("--study-name", default="made", help="name of the study in the storage (default: made)")
+    tune.add_argument("--train-options", default="", metavar="'OPTIONS'",
+                      help="further 'made train' options for every trial, in one quoted string, e.g. "
+                      "'--schema auto --patience 30'; not the searched ones (default: none)")
+    tune.add_argument("--jobs", type=int, default=2, help="trials trained at once, each with its share of torch's CPU "
+                      "threads: on 2 cores, two 1-thread trials train faster than one 2-thread trial (default: 2)")
+    tune.add_argument("--no-mixture", action="store_true", help="keep the best single trial, never a mixture")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the sampler; trial N trains with seed+N (default: 0)")
+    tune.add_argument("--device", default="auto", help="(default: auto)")
+    tune.add_argument("--quiet", action="store_true", help="no line per trial")
+    tune.set_defaults(func=cmd_tune)
+
+
+def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The 'made train' options every trial shares, and those of --train-options (checked)."""
+    try:
+        extra = shlex.split(args.train_options)
+    except ValueError as err:
+        raise ValueError(f"--train-options: {err}") from None
+    # a trial is never resumed (an interrupted one is failed), so no checkpoint each epoch
+    base = ["train", "--split-seed", str(args.split_seed), "--device", args.device, "--patience", str(DEFAULT_PATIENCE),
+            "--checkpoint-every", "1000000"]
+    if args.data:
+        base += ["--data", str(Path(args.data).resolve())]
+    else:
+        base += ["--dataset", args.dataset] + (["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else [])
+    clash = _given_options(["train", *extra]) & (searched_options() | TUNE_SETS)
+    if clash:
+        flags = ", ".join(sorted("--" + name.replace("_", "-") for name in clash))
+        raise ValueError(f"--train-options: made tune sets {flags} itself; leave them out")
+    return base, extra
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError("made tune needs optuna: pip install 'made[tune]'") from None
+
+    start = time.perf_counter()
+    if not args.minutes > 0:
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    out = Path(args.out)
+    if (out / ARGS_FILE).exists():
+        raise ValueError(f"{out} holds a 'made train' run; choose another --out")
+    base, extra = _tune_train_argv(args)
+    study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, args.seed)
+    key = budget_key(out)
+    budget = Budget(study, 60 * args.minutes, key, start)
+    fail_interrupted(study, key)
+    reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // args.jobs))
+    info, device = init_from_env(_device(args.device))
+    shown = sys.stdout
+
+    def trial_seconds() -> float:
+        """Training time for the next trial: its share of the budget, less what the end needs."""
+        overhead = max((t.user_attrs.get("eval_seconds", 0.0) for t in ranked_trials(study, key)), default=0.0)
+        return min(budget.total * TRIAL_SHARE, budget.left() - reserve - overhead)
+
+    def objective(trial: optuna.Trial, seconds: float) -> float:
+        values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
+        folder = out / "trials" / str(trial.number)
+        trial.set_user_attr("owner", key)
+        trial.set_user_attr("folder", str(folder.resolve()))
+        argv = [*base, "--out", str(folder), "--overwrite", "--quiet", "--seed", str(args.seed + trial.number),
+                "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *extra]
+        trial_args = build_parser().parse_args(argv)
+        trial_args.argv = argv
+
+        def on_epoch(record: dict) -> None:
+            trial.report(record["best_valid_nll"], record["epoch"])
+            budget.save(every=5.0)
+            if trial.should_prune():
+                trial.set_user_attr("outcome", f"pruned at epoch {record['epoch']}")
+                raise optuna.TrialPruned()
+
+        start = time.perf_counter()
+        try:
+            _train(trial_args, info, device, on_epoch)
+        except FloatingPointError:
+            trial.set_user_attr("outcome", "diverged")
+            raise optuna.TrialPruned() from None
+        metrics = read_json(folder / METRICS_FILE)
+        trial.set_user_attr("eval_seconds", time.perf_counter() - start - metrics["seconds"])  # all but training
+        return float(metrics["valid_nll"])
+
+    def report(trial: optuna.trial.FrozenTrial) -> None:
+        budget.save()
+        if args.quiet:
+            return
+        outcome = trial.user_attrs.get("outcome", "failed")
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            outcome = f"valid NLL {trial.value:.4f}"
+        ranked = ranked_trials(study, key)
+        print(trial_line(trial.number, outcome, trial.params, ranked[0].value if ranked else None, budget.left()),
+              file=shown, flush=True)
+
+    asking, failures = threading.Lock(), []
+
+    def worker() -> None:
+        """Train trials until the budget is spent; asking is serialized so no two take the same trial."""
+        while not failures:
+            seconds = trial_seconds()
+            if seconds <= 0:
+                return
+            with asking:
+                trial = study.ask()
+            try:
+                value, state = objective(trial, seconds), optuna.trial.TrialState.COMPLETE
+            except optuna.TrialPruned:
+                value, state = None, optuna.trial.TrialState.PRUNED
+            except BaseException as err:  # noqa: BLE001 -- recorded, then raised by the main thread
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                failures.append(err)
+                return
+            report(study.tell(trial, value, state=state))
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
+            if args.jobs == 1:
+                worker()
+            else:
+                workers = [threading.Thread(target=worker, daemon=True) for _ in range(args.jobs)]
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+        if failures:
+            raise failures[0]
+        ranked = ranked_trials(study, key)
+        if not ranked:
+            raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
+        _finish_tune(out, ranked, args, budget, device)
+    finally:
+        budget.save()
+        torch.set_num_threads(threads)
+        shutdown()
+    return 0
+
+
+def _clear_result(out: Path) -> None:
+    """Remove the result of an earlier finish of this tune (a single run's files or a mixture's members)."""
+    for name in (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LOG_FILE):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / MEMBERS_DIR, ignore_errors=True)
+
+
+def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budget, device: torch.device) -> None:
+    """Make ``out`` the run folder of the best trial, or of a mixture of the best trials when its
+    validation NLL is lower (weights fitted on validation); print what was chosen."""
+    best = ranked[0]
+    summary = {"trials_finished": len(ranked), "chosen_trials": [best.number], "weights": None,
+               "settings": best.params, "minutes": args.minutes}
+    metrics = read_json(Path(best.user_attrs["folder"]) / METRICS_FILE)
+    mixture = None
+    members = ranked[:MIXTURE_SIZE]
+    # the mixture scores valid twice and test once per member, as each trial did once
+    cost = 1.5 * sum(t.user_attrs.get("eval_seconds", 0.0) for t in members)
+    if not args.no_mixture and len(members) > 1 and budget.left() > cost:
+        mixture = _tuned_mixture(members, device, best.value)
+    _clear_result(out)
+    if mixture is None:
+        source = Path(best.user_attrs["folder"])
+        for name in (WEIGHTS_FILE, LOG_FILE, CONFIG_FILE):  # config.json last: a folder without it is no run
+            shutil.copyfile(source / name, out / name)
+        what = f"trial {best.number}"
+    else:
+        model, metrics, extra = mixture
+        model.save(out, extra)
+        summary.update(chosen_trials=[t.number for t in members], weights=model.weights.tolist())
+        what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in model.weights)})"
+    summary["seconds"] = budget.used()
+    write_json(out / METRICS_FILE, {**metrics, "tune": summary})
+    print(f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
+          f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min")
+    print(f"run folder: {out}")
+
+
+def _tuned_mixture(trials: list, device: torch.device, beat: float) -> tuple[Mixture, dict, dict] | None:
+    """The mixture of the trials' models with weights fitted on validation, its metrics and config
+    sections; None when its validation NLL is not below ``beat`` (then test is never scored)."""
+    loaded = [_load_run(t.user_attrs["folder"], device) for t in trials]
+    config = loaded[0][1]
+    dtype = getattr(torch, config["eval"]["dtype"])
+    model = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
+    schema = _run_schema(config, model.members[0])
+    raw = _load(config["data"], binary=_all_binary(schema))
+    splits = encode_splits(schema, raw)
+    batch = config["eval"]["batch_size"]
+    context = {s: _context(config.get("context"), raw, s) for s in ("valid", "test")}
+    model.fit_weights(_tensor(splits.valid), context["valid"], batch_size=batch)
+
+    def score(split: str) -> NLLResult:
+        return in_original_units(evaluate_nll(model, _tensor(splits.split(split)), batch, None, context[split]), schema)
+
+    valid = score("valid")
+    if not valid.nll < beat:
+        return None
+    test = score("test")
+    metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
+               "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": None, "dataset": splits.name,
+               **_units(schema)}
+    extra = {k: config.get(k) for k in ("data", "schema", "context", "image_shape")}
+    extra["eval"] = {**config["eval"], "ensemble": None}  # each member averages its own masks
+    return model, metrics, extra
 
 
 def main(argv: Sequence[str] | None = None) -> int:

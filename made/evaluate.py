@@ -48,6 +48,10 @@ def per_example_nll(
     """
     if not isinstance(data, Tensor):
         raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
+    from .mixture import Mixture  # here: made.mixture builds on this module
+
+    if isinstance(model, Mixture):
+        return model.per_example_nll(data, batch_size, ensemble, context)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     masks = [None] if ensemble is None else [model.masks(seed) for seed in model.ensemble_seeds(ensemble)]

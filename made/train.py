@@ -28,9 +28,11 @@ from .distributed import ProcessInfo, all_sum, process_info, shard, wrap
 from .evaluate import per_example_nll
 from .model import MADE
 
-__all__ = ["TrainConfig", "History", "make_optimizer", "fit", "fingerprint", "DEFAULT_LR"]
+__all__ = ["TrainConfig", "History", "make_optimizer", "learning_rate", "fit", "fingerprint", "DEFAULT_LR",
+           "LR_SCHEDULES"]
 
-DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0}
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0}
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -38,12 +40,14 @@ class TrainConfig:
     """How to train; every field has the default a user would want."""
 
     batch_size: int = 100  # the paper's minibatch size
-    optimizer: str = "adam"  # adam | sgd | adagrad | adadelta
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | sgd | adagrad | adadelta
     lr: float | None = None  # None: DEFAULT_LR of the optimizer
     patience: int = 30  # epochs without validation improvement before stopping (paper: 30)
     epochs: int = 1000  # hard cap on epochs
     seed: int = 0  # minibatch order
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 penalty; with adamw, decoupled from the gradient
+    lr_schedule: str = "constant"  # constant | cosine (from lr down to 0 at epoch `epochs`)
+    warmup_epochs: int = 0  # epochs of linear warmup from lr / (warmup_epochs + 1) up to lr
     adadelta_rho: float = 0.95  # the authors' command: decay 0.95
     adadelta_eps: float = 1e-5  # the authors' command: epsilon 1e-5
     adagrad_eps: float = 1e-6  # the paper's MNIST setting
@@ -55,6 +59,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be at least 0, got {self.warmup_epochs}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be at least 0, got {self.weight_decay}")
         for name in ("batch_size", "patience", "epochs", "eval_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -92,11 +102,29 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     params, wd = list(model.parameters()), config.weight_decay
     if config.optimizer == "adam":
         return _fused_if_available(torch.optim.Adam, params, lr=lr, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return _fused_if_available(torch.optim.AdamW, params, lr=lr, weight_decay=wd)
     if config.optimizer == "sgd":
         return _fused_if_available(torch.optim.SGD, params, lr=lr, weight_decay=wd)
     if config.optimizer == "adagrad":
         return _fused_if_available(torch.optim.Adagrad, params, lr=lr, eps=config.adagrad_eps, weight_decay=wd)
     return torch.optim.Adadelta(params, lr=lr, rho=config.adadelta_rho, eps=config.adadelta_eps, weight_decay=wd)
+
+
+def learning_rate(epoch: int, config: TrainConfig) -> float:
+    """The learning rate of ``epoch`` (counted from 1): a pure function of the epoch and the settings,
+    so a resumed run follows the same schedule with no state of its own in the checkpoint.
+
+    Linear warmup over ``warmup_epochs``, then constant or a half cosine that reaches 0 after
+    ``epochs`` (the cap on epochs, so early stopping usually ends training before the end).
+    """
+    lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
+    if epoch <= config.warmup_epochs:
+        return lr * epoch / (config.warmup_epochs + 1)
+    if config.lr_schedule == "cosine":
+        done = (epoch - 1 - config.warmup_epochs) / max(config.epochs - config.warmup_epochs, 1)
+        return lr * 0.5 * (1 + math.cos(math.pi * done))
+    return lr
 
 
 def _fused_if_available(cls: type[torch.optim.Optimizer], params: list, **options: float) -> torch.optim.Optimizer:
@@ -218,6 +246,8 @@ def fit(
     try:
         for epoch in range(history.epochs + 1, 0 if done else config.epochs + 1):
             model.train()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(epoch, config)
             total, seen = 0.0, 0
             for idx in torch.randperm(train.shape[0], generator=order_gen).split(config.batch_size):
                 model.mask_for_step(step)

@@ -7,7 +7,7 @@ import torch
 from made import MADE
 from made.data import load_dataset
 from made.evaluate import evaluate_nll
-from made.train import TrainConfig, fingerprint, fit, make_optimizer
+from made.train import TrainConfig, fingerprint, fit, learning_rate, make_optimizer
 
 
 def digits():
@@ -36,7 +36,7 @@ def test_early_stopping_keeps_best_weights():
     assert evaluate_nll(model, valid).nll == pytest.approx(history.best_valid_nll, rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd", "adagrad", "adadelta"])
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "adagrad", "adadelta"])
 def test_optimizers(name):
     model = MADE(5, [8])
     opt = make_optimizer(model, TrainConfig(optimizer=name))
@@ -144,5 +144,68 @@ def test_fit_with_context_trains_resumes_and_checks_the_context(tmp_path):
     resumed = model()
     fit(resumed, train, valid, config, train_context=c_train, valid_context=c_valid,
         checkpoint_dir=tmp_path / "b", resume=True)
+    for key, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[key]), key
+
+
+def test_adamw_decays_weights_apart_from_the_gradient():
+    """With a zero gradient Adam's L2 term still moves weights through its moment estimates, AdamW
+    shrinks each weight by exactly lr * weight_decay of itself per step."""
+    model = MADE(4, [6], seed=0).double()
+    before = model.output.weight.detach().clone()
+    opt = make_optimizer(model, TrainConfig(optimizer="adamw", lr=0.1, weight_decay=0.5))
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    assert torch.allclose(model.output.weight.detach(), before * (1 - 0.1 * 0.5))
+
+
+def test_learning_rate_schedule_is_a_function_of_the_epoch():
+    constant = TrainConfig(lr=0.01)
+    assert [learning_rate(e, constant) for e in (1, 50, 1000)] == [0.01] * 3
+    cosine = TrainConfig(lr=0.01, lr_schedule="cosine", warmup_epochs=4, epochs=104)
+    warm = [learning_rate(e, cosine) for e in range(1, 6)]
+    assert warm == pytest.approx([0.002, 0.004, 0.006, 0.008, 0.01])  # linear up, then the full rate
+    assert learning_rate(55, cosine) == pytest.approx(0.005)  # half way down the cosine
+    lrs = [learning_rate(e, cosine) for e in range(5, 105)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])) and 0 < lrs[-1] < 1e-5
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+
+
+def test_fit_uses_the_scheduled_learning_rate(monkeypatch):
+    import made.train as train_module
+
+    train, valid, _ = digits()
+    config = TrainConfig(epochs=3, lr=0.01, lr_schedule="cosine", warmup_epochs=1)
+    optimizers = []
+    monkeypatch.setattr(train_module, "make_optimizer", lambda m, c: optimizers.append(make_optimizer(m, c)) or optimizers[-1])
+    seen = []
+    fit(MADE(64, [64], seed=0), train, valid, config, on_epoch=lambda r: seen.append(optimizers[0].param_groups[0]["lr"]))
+    assert seen == pytest.approx([learning_rate(e, config) for e in (1, 2, 3)])
+
+
+def test_adamw_with_a_schedule_resumes_bit_for_bit(tmp_path):
+    """The schedule needs no checkpoint state: a run stopped in epoch 3 and resumed ends with the
+    weights of one never stopped (AdamW's moments are in the checkpoint like Adam's)."""
+    x = (torch.rand(200, 8, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    train, valid = x[:160], x[160:]
+    config = TrainConfig(epochs=5, batch_size=32, lr=0.02, optimizer="adamw", weight_decay=0.01,
+                         lr_schedule="cosine", warmup_epochs=2)
+
+    def model():
+        torch.manual_seed(0)
+        return MADE(8, [12], seed=3)
+
+    def stop_in_epoch_3(record):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    straight = model()
+    fit(straight, train, valid, config, checkpoint_dir=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model(), train, valid, config, on_epoch=stop_in_epoch_3, checkpoint_dir=tmp_path / "b")
+    resumed = MADE(8, [12], seed=3)
+    assert fit(resumed, train, valid, config, checkpoint_dir=tmp_path / "b", resume=True).epochs == 5
     for key, tensor in straight.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[key]), key

@@ -1,0 +1,190 @@
+r"""Hyperparameter search for ``made tune``: one search space, one time budget, choice on validation only.
+
+The study is an Optuna study (TPE sampler, median pruning on the per-epoch
+validation NLL) kept in a database, ``RUN/study.db`` by default, so that an
+interrupted tune continues with the budget it had left: the seconds each machine
+has spent on the study are stored in the study's user attributes under
+:func:`budget_key`. Trials are ordinary ``made train`` runs in ``RUN/trials/N``; the
+search space below is their options, one row per searched setting.
+
+Optuna is imported inside the functions that need it, so ``import made`` does not.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Param",
+    "SEARCH_SPACE",
+    "DEFAULT_PATIENCE",
+    "MIXTURE_SIZE",
+    "TRIAL_SHARE",
+    "searched_options",
+    "train_argv",
+    "Budget",
+    "budget_key",
+    "open_study",
+    "fail_interrupted",
+    "ranked_trials",
+    "trial_line",
+]
+
+DEFAULT_PATIENCE = 15  # epochs without validation improvement before a trial stops (made train: 30)
+MIXTURE_SIZE = 4  # the best trials tried as a mixture at the end
+TRIAL_SHARE = 1 / 3  # the most of the budget one trial may train for, so that several are tried
+STUDY_FILE = "study.db"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched ``made train`` option: its range (or choices) and the first trial's value.
+
+    ``name`` is the option's name with underscores (``batch_size`` is ``--batch-size``);
+    ``layers`` and ``width`` together make ``--hidden``. Integers and floats between
+    ``low`` and ``high`` (``log``: on a log scale), or one of ``choices``.
+    """
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+
+    def suggest(self, trial: Any) -> Any:
+        """This setting's value for an Optuna ``trial``."""
+        if self.choices:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if isinstance(self.default, int):
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+
+# The search space, one row per setting. The first trial takes every default: made's own
+# defaults (one layer of 500, Adam's step size, one mask), so a tune does no worse than them.
+SEARCH_SPACE: tuple[Param, ...] = (
+    Param("layers", 1, 1, 2),  # hidden layers, all of `width` units
+    Param("width", 500, 100, 2000, log=True),
+    Param("direct", False, choices=(False, True)),  # direct input-to-output connection
+    Param("masks", 1, choices=(1, 8, 32)),  # mask pool; validation and test average the whole pool
+    Param("lr", 1e-3, 1e-4, 1e-2, log=True),
+    Param("weight_decay", 1e-6, 1e-6, 1e-2, log=True),  # AdamW's decoupled decay
+    Param("batch_size", 100, choices=(32, 100, 250)),
+)
+FIXED_OPTIONS = {"optimizer": "adamw"}  # every trial's, so weight_decay is decoupled
+
+
+def searched_options() -> set[str]:
+    """The ``made train`` options (dest names) that a tune sets itself."""
+    names = {p.name for p in SEARCH_SPACE} - {"layers", "width"}
+    return names | {"hidden"} | set(FIXED_OPTIONS)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def train_argv(values: dict[str, Any]) -> list[str]:
+    """The ``made train`` options of a trial's settings (a value per row of :data:`SEARCH_SPACE`)."""
+    rest = {k: v for k, v in values.items() if k not in ("layers", "width")}
+    argv = ["--hidden", *[str(values["width"])] * values["layers"]]
+    for name, value in {**FIXED_OPTIONS, **rest}.items():
+        if isinstance(value, bool):
+            argv.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
+        else:
+            argv += [_flag(name), str(value)]
+    return argv
+
+
+def budget_key(out: Path) -> str:
+    """The study user attribute holding the seconds this machine has spent on the tune into ``out``."""
+    return f"seconds:{socket.gethostname()}:{out.resolve()}"
+
+
+class Budget:
+    """Wall-clock seconds of a tune, counted over every session and stored in the study."""
+
+    def __init__(self, study: Any, seconds: float, key: str, start: float | None = None) -> None:
+        """``start``: the ``time.perf_counter()`` this session began at (default: now)."""
+        self.study, self.total, self.key = study, seconds, key
+        self.before = float(study.user_attrs.get(key, 0.0))
+        self.start = time.perf_counter() if start is None else start
+        self.saved_at = -math.inf
+
+    def used(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def left(self) -> float:
+        return self.total - self.used()
+
+    def save(self, every: float = 0.0) -> None:
+        """Store the seconds used so far (at most once per ``every`` seconds)."""
+        now = time.perf_counter()
+        if now - self.saved_at >= every:
+            self.study.set_user_attr(self.key, self.used())
+            self.saved_at = now
+
+
+def open_study(out: Path, storage: str | None, name: str, record: dict, seed: int) -> Any:
+    """Create or reopen the study (``sqlite:///OUT/study.db`` unless ``storage``); refuse one that
+    was started with another ``record`` (the data and the fixed training options)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
+    study = optuna.create_study(
+        study_name=name,
+        storage=url,
+        sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),  # parallel trials spread out
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    stored = study.user_attrs.get("record")
+    if stored is None:
+        study.set_user_attr("record", record)
+        study.enqueue_trial({p.name: p.default for p in SEARCH_SPACE})
+    elif stored != record:
+        differ = sorted(k for k in set(stored) | set(record) if stored.get(k) != record.get(k))
+        raise ValueError(f"study {name!r} in {url} was started with other {', '.join(differ)}; "
+                         "choose another --out, --storage or --study-name")
+    return study
+
+
+def fail_interrupted(study: Any, host_key: str) -> int:
+    """Mark as failed the trials an interrupted session of this tune left running; returns how many."""
+    from optuna.trial import TrialState
+
+    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if t.user_attrs.get("owner") == host_key]
+    for t in stale:
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return len(stale)
+
+
+def ranked_trials(study: Any, host_key: str) -> list[Any]:
+    """Finished trials of this machine's tune whose run folder is here, best validation NLL first."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("owner") == host_key and (Path(t.user_attrs["folder"]) / "metrics.json").is_file()]
+    return sorted(done, key=lambda t: (t.value, t.number))
+
+
+def trial_line(number: int, outcome: str, values: dict, best: float | None, seconds_left: float) -> str:
+    """One progress line: trial, outcome, best so far, time left and the trial's settings."""
+    shown = " ".join(f"{k}={_short(v)}" for k, v in values.items())
+    best_text = "-" if best is None else f"{best:.4f}"
+    return f"trial {number:3d}  {outcome:<22} best {best_text:>10}  {max(seconds_left, 0) / 60:5.1f} min left  {shown}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+

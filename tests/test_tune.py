@@ -1,0 +1,142 @@
+import json
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from made.cli import build_parser, main
+from made.tune import SEARCH_SPACE, budget_key, searched_options, train_argv
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A small binary data set with structure (correlated columns) in train/valid/test splits."""
+    rng = np.random.default_rng(0)
+
+    def rows(n):
+        first = rng.random((n, 1)) < 0.4
+        flips = rng.random((n, 8)) < 0.15
+        return (first ^ flips).astype(np.uint8)
+
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, train=rows(300), valid=rows(100), test=rows(100))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tuned(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("tune") / "run"
+    assert main(["tune", "--data", str(data), "--out", str(run), "--minutes", "0.1", "--quiet"]) == 0
+    return run
+
+
+def study_of(run):
+    return optuna.load_study(study_name="made", storage=f"sqlite:///{run / 'study.db'}")
+
+
+def test_tune_writes_a_run_folder_that_eval_reads(tuned, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(tuned), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    metrics = json.loads((tuned / "metrics.json").read_text())
+    assert report["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)
+    assert np.isfinite(report["test_nll"]) and report["num_examples"] == 100
+    # the budget covers training; the first trials' evaluations, begun before any evaluation time was
+    # known, may run past it (a few seconds here, on a shared 2-core machine)
+    assert metrics["tune"]["seconds"] <= 0.1 * 60 * 1.5
+
+
+def test_choice_is_the_best_validation_nll(tuned):
+    trials = study_of(tuned).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    best = min(trials, key=lambda t: t.value)
+    metrics = json.loads((tuned / "metrics.json").read_text())
+    assert metrics["tune"]["chosen_trials"][0] == best.number
+    # a single trial's own figure, or a mixture that is better still on validation
+    assert metrics["valid_nll"] <= best.value + 1e-9
+    if metrics["tune"]["weights"] is None:
+        assert metrics["valid_nll"] == pytest.approx(best.value, rel=1e-12)
+        chosen = json.loads((tuned / "trials" / str(best.number) / "metrics.json").read_text())
+        assert metrics["test_nll"] == chosen["test_nll"]
+
+
+def test_first_trial_is_the_default_settings(tuned):
+    first = study_of(tuned).trials[0]
+    assert first.params == {p.name: p.default for p in SEARCH_SPACE}
+    args = build_parser().parse_args(["train", *train_argv(first.params)])
+    assert args.hidden == [500] and args.masks == 1 and not args.direct and args.optimizer == "adamw"
+
+
+def test_tune_refuses_other_data_in_the_same_study(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["tune", "--data", str(data), "--out", str(run), "--minutes", "0.02", "--quiet"]) in (0, 2)
+    capsys.readouterr()
+    assert main(["tune", "--out", str(run), "--minutes", "0.02", "--quiet"]) == 2
+    assert "was started with other data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    ("--hidden 5", "made tune sets --hidden itself"),
+    ("--lr 0.1 --out x", "made tune sets --lr, --out itself"),
+    ("'--schema", "--train-options: No closing quotation"),
+])
+def test_bad_train_options_are_one_line_errors(tmp_path, capsys, options, message):
+    assert main(["tune", "--out", str(tmp_path / "run"), "--train-options", options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("made: error: ") and message in err and "\n" not in err
+
+
+def test_searched_options_are_train_options():
+    train = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions}
+    assert searched_options() <= train
+
+
+def test_final_mixture_of_the_best_trials(tuned, tmp_path, capsys):
+    import torch
+
+    from made.cli import _tuned_mixture
+    from made.tune import ranked_trials
+
+    ranked = ranked_trials(study_of(tuned), budget_key(tuned))
+    assert len(ranked) >= 2 and [t.value for t in ranked] == sorted(t.value for t in ranked)
+    assert _tuned_mixture(ranked[:2], torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
+    model, metrics, extra = _tuned_mixture(ranked[:2], torch.device("cpu"), beat=math.inf)
+    # EM maximizes a concave likelihood over the weights, whose corners are the members alone
+    assert float(model.weights.sum()) == pytest.approx(1.0)
+    assert metrics["valid_nll"] <= min(t.value for t in ranked[:2]) + 1e-4
+    model.save(tmp_path / "mix", extra)
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "mix"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)
+
+
+def test_interrupted_tune_continues_with_the_budget_left(data, tuned):
+    """Last in this file: it extends the study of the ``tuned`` fixture that the tests above read."""
+    study = study_of(tuned)
+    used = study.user_attrs[budget_key(tuned)]
+    first = [t.number for t in study.trials]
+    assert 0 < used <= 0.1 * 60 * 1.5  # it stops early when what is left cannot train a trial
+    # the same budget again: nothing left, so no new trial, and the run folder is made again
+    assert main(["tune", "--data", str(data), "--out", str(tuned), "--minutes", "0.1", "--quiet", "--no-mixture"]) == 0
+    assert [t.number for t in study_of(tuned).trials] == first
+    # a larger budget: the study continues (new trials after the old ones) for the difference only
+    assert main(["tune", "--data", str(data), "--out", str(tuned), "--minutes", "0.3", "--quiet", "--no-mixture"]) == 0
+    study = study_of(tuned)
+    assert [t.number for t in study.trials][: len(first)] == first and len(study.trials) > len(first)
+    assert used < study.user_attrs[budget_key(tuned)] <= 0.3 * 60 * 1.5
+    assert main(["eval", str(tuned), "--json"]) == 0
+
+
+def test_trials_left_running_by_a_killed_tune_are_failed(tmp_path):
+    from made.tune import fail_interrupted, open_study
+
+    run = tmp_path / "run"
+    study = open_study(run, None, "made", {"data": "x"}, seed=0)
+    key = budget_key(run)
+    ours, theirs = study.ask(), study.ask()
+    ours.set_user_attr("owner", key)
+    theirs.set_user_attr("owner", "another machine")  # a shared study: not ours to judge
+    assert fail_interrupted(study, key) == 1
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[ours.number] == optuna.trial.TrialState.FAIL
+    assert states[theirs.number] == optuna.trial.TrialState.RUNNING
