@@ -58,6 +58,7 @@ from .evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .families import DEFAULT_MIN_SCALE
 from .mixture import MEMBERS_DIR, Mixture, load_run_model
 from .model import MADE
+from .network import BLOCK_TYPES
 from .plots import MAX_DRAWN_UNITS
 from .schema import SchemaError, check_fields, check_option_values
 from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig, fit
@@ -81,6 +82,8 @@ __all__ = ["main", "build_parser"]
 DATASET_NAMES = ["digits", *DATASETS]
 ARGS_FILE, LOG_FILE, CHECKPOINT_DIR = "args.json", "log.jsonl", "checkpoint"
 NOT_STORED = {"help", "resume", "out", "overwrite"}  # how to start, not what to train
+# Options of 'made train' that made 0.2 did not have, with the values that train as it did.
+OPTIONS_ADDED_IN_0_3 = {"header": None, "blocks": [], "dropout": 0.0, "lr_schedule": "constant", "warmup_epochs": 0}
 RESUME_MAY_CHANGE = {"quiet", "device", "checkpoint_every", "max_minutes"}  # options --resume accepts: how, not what
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
@@ -135,6 +138,7 @@ _POSITIVE, _NON_NEGATIVE, _SEED = _int_in(1), _int_in(0), _int_in(0, MAX_SEED)
 _ENSEMBLE = _int_in(1, MAX_ENSEMBLE)
 _POSITIVE_FLOAT, _NON_NEGATIVE_FLOAT = _float_in(0.0), _float_in(0.0, open_low=False)
 _FRACTION = _float_in(0.0, 1.0, open_low=False)
+_DROPOUT = _float_in(0.0, 0.95, open_low=False)
 
 
 def _masks_arg(text: str) -> int | str:
@@ -208,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hidden layer widths; none for no hidden layer (default: 500)")
     model.add_argument("--direct", action=argparse.BooleanOptionalAction, default=False,
                        help="direct input-to-output connection, as in all the paper's experiments (default: off)")
+    model.add_argument("--blocks", nargs="*", choices=sorted(BLOCK_TYPES), default=[], metavar="TYPE",
+                       help="blocks after the last hidden layer, e.g. 'residual residual': residual blocks "
+                       "h + W2 act(W1 h) whose layers share its degrees (default: none)")
+    model.add_argument("--dropout", type=_DROPOUT, default=0.0, metavar="P",
+                       help="dropout probability of every hidden unit, in training only (default: 0)")
     model.add_argument("--masks", type=_masks_arg, default=1, metavar="K|unlimited",
                        help="size of the mask pool cycled during training, one mask per minibatch; "
                        "'unlimited' draws a fresh mask each minibatch (default: 1)")
@@ -471,7 +480,8 @@ def _resumed_args(args: argparse.Namespace) -> argparse.Namespace:
     check_no_links(run)
     record = read_json(run / ARGS_FILE)
     if isinstance(record.get("options"), dict):
-        record["options"].setdefault("header", None)  # runs of made 0.2 predate --header
+        for name, value in OPTIONS_ADDED_IN_0_3.items():  # runs of made 0.2 predate them: their defaults
+            record["options"].setdefault(name, value)
     try:
         check_fields(record, {"format_version": int, "command": Literal["train"], "options": dict}, str(run / ARGS_FILE))
         if record["format_version"] != FORMAT_VERSION:
@@ -599,6 +609,7 @@ def _train(args: argparse.Namespace, info: ProcessInfo, device: torch.device,
     settings = {
         "num_inputs": splits.num_inputs, "hidden_sizes": args.hidden, "num_masks": args.masks,
         "ordering": args.ordering, "direct": args.direct, "seed": args.seed, "activation": args.activation,
+        "blocks": args.blocks, "dropout": args.dropout,
         "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning, "init": args.init,
         "family": family_config(schema, args.min_scale), "context_size": context_size(context),
     }

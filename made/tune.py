@@ -46,7 +46,7 @@ class Param:
     """One searched ``made train`` option: its range (or choices) and the first trial's value.
 
     ``name`` is the option's name with underscores (``batch_size`` is ``--batch-size``);
-    ``layers`` and ``width`` together make ``--hidden``. Integers and floats between
+    ``layers`` and ``width`` together make ``--hidden``, ``residual_blocks`` makes ``--blocks``. Integers and floats between
     ``low`` and ``high`` (``log``: on a log scale), or one of ``choices``.
     """
 
@@ -76,14 +76,16 @@ SEARCH_SPACE: tuple[Param, ...] = (
     Param("lr", 1e-3, 1e-4, 1e-2, log=True),
     Param("weight_decay", 1e-6, 1e-6, 1e-2, log=True),  # AdamW's decoupled decay
     Param("batch_size", 100, choices=(32, 100, 250)),
+    Param("residual_blocks", 0, 0, 2),  # residual blocks after the last hidden layer (--blocks residual ...)
+    Param("dropout", 0.0, choices=(0.0, 0.1, 0.25, 0.5)),  # on every hidden unit, in training
 )
 FIXED_OPTIONS = {"optimizer": "adamw"}  # every trial's, so weight_decay is decoupled
 
 
 def searched_options() -> set[str]:
     """The ``made train`` options (dest names) that a tune sets itself."""
-    names = {p.name for p in SEARCH_SPACE} - {"layers", "width"}
-    return names | {"hidden"} | set(FIXED_OPTIONS)
+    names = {p.name for p in SEARCH_SPACE} - {"layers", "width", "residual_blocks"}
+    return names | {"hidden", "blocks"} | set(FIXED_OPTIONS)
 
 
 def _flag(name: str) -> str:
@@ -92,8 +94,9 @@ def _flag(name: str) -> str:
 
 def train_argv(values: dict[str, Any]) -> list[str]:
     """The ``made train`` options of a trial's settings (a value per row of :data:`SEARCH_SPACE`)."""
-    rest = {k: v for k, v in values.items() if k not in ("layers", "width")}
+    rest = {k: v for k, v in values.items() if k not in ("layers", "width", "residual_blocks")}
     argv = ["--hidden", *[str(values["width"])] * values["layers"]]
+    argv += ["--blocks", *["residual"] * values.get("residual_blocks", 0)]
     for name, value in {**FIXED_OPTIONS, **rest}.items():
         if isinstance(value, bool):
             argv.append(_flag(name) if value else "--no-" + name.replace("_", "-"))

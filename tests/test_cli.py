@@ -608,3 +608,19 @@ def test_errors_name_the_file_the_user_named(small_run, tmp_path, capsys):
     os.mkfifo(fifo / "model.safetensors")
     assert main(["eval", str(fifo)]) == 2
     assert error_line(capsys) == f"made: error: {fifo / 'model.safetensors'}: not a regular file"
+
+
+def test_blocks_and_dropout_train_evaluate_and_sample(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--out", str(run), "--hidden", "32", "--blocks", "residual",
+                 "residual", "--dropout", "0.2", "--masks", "2", "--epochs", "2", "--quiet"]) == 0
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert model["blocks"] == ["residual", "residual"] and model["dropout"] == 0.2
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_nll"] == json.loads((run / "metrics.json").read_text())["test_nll"]
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 64)
+    for bad in (["--blocks", "dense"], ["--dropout", "1"]):
+        with pytest.raises(SystemExit):
+            main(["train", "--dataset", "digits", "--out", str(tmp_path / "bad"), *bad])
