@@ -1,6 +1,7 @@
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from made import MADE
 from made.data import DataError, Splits, load_dataset
 from made.evaluate import NLLResult
+from made.columns.kinds import Where
 from made.schema import SchemaError
 from made.columns import (
     COLUMN_KINDS,
@@ -255,7 +257,7 @@ def test_a_categorical_schema_on_a_real_column_gives_a_short_message():
 
 # ------------------------------------------------------------------ registry
 @pytest.fixture
-def column_kinds():
+def column_kinds() -> Iterator[dict]:
     """The column-kind registry, restored after the test so a stand-in kind does not leak."""
     saved = dict(COLUMN_KINDS)
     yield COLUMN_KINDS
@@ -272,28 +274,28 @@ def define_count() -> None:
         keys = frozenset({"type", "offset", "categories"})
         hints = {"type": str, "offset": int, "categories": int}
 
-        def fit(self, column, block, index, start, components):
+        def fit(self, column: dict, block: np.ndarray, index: int, start: int, components: int) -> dict:
             column.setdefault("offset", int(block.min()))
             column.setdefault("categories", int(block.max()) - column["offset"] + 1)
             return column
 
-        def fitted_ok(self, column):
+        def fitted_ok(self, column: dict) -> bool:
             return column["categories"] >= 1
 
-        def encode(self, column, block, source, start, where):
+        def encode(self, column: dict, block: np.ndarray, source: str, start: int, where: Where) -> np.ndarray:
             shifted = block[:, 0] - column["offset"]
             bad = (shifted < 0) | (shifted >= column["categories"]) | (shifted != np.round(shifted))
             if bad.any():
                 raise DataError(f"{source}: {where(int(np.argmax(bad)))}, column {start + 1}: not a known count")
             return shifted
 
-        def decode(self, column, values):
+        def decode(self, column: dict, values: np.ndarray) -> np.ndarray:
             return (values + column["offset"])[:, None]
 
-        def placeholder(self, column):
+        def placeholder(self, column: dict) -> list[float]:
             return [float(column["offset"])]
 
-        def model_column(self, column):
+        def model_column(self, column: dict) -> dict:
             return {"type": "categorical", "categories": column["categories"]}
 
 
@@ -323,7 +325,8 @@ def test_a_registered_column_kind_is_fitted_encoded_decoded_and_modelled(column_
         fit_schema([{"type": "count", "width": 2}], train[:, 1:2])
     with pytest.raises(SchemaError, match=r"schema\[1\] has values outside their allowed range"):
         check_fitted_schema([schema[0], {**schema[1], "categories": 0}, schema[2]], model.family, "schema")
-    assert family_config([{"type": "count", "offset": 0, "categories": 4}]) == {"name": "categorical", "categories": [4]}
+    only_counts = [{"type": "count", "offset": 0, "categories": 4}]
+    assert family_config(only_counts) == {"name": "categorical", "categories": [4]}
 
 
 def test_schema_types_come_from_the_registry(column_kinds):

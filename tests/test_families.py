@@ -2,6 +2,7 @@ import itertools
 import json
 import math
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -383,7 +384,7 @@ def test_a_far_out_real_value_is_never_nan(family, dtype, validate):
 
 # ------------------------------------------------------------------ registry
 @pytest.fixture
-def registry():
+def registry() -> Iterator[dict]:
     """The family registry, restored after the test so a stand-in family does not leak."""
     saved = dict(families.FAMILIES)
     yield families.FAMILIES
@@ -400,34 +401,34 @@ def define_geometric() -> type[Family]:
         column_type = "count"
 
         @classmethod
-        def for_columns(cls, columns, min_scale):
+        def for_columns(cls, columns: list[dict], min_scale: float) -> Family:
             return cls(len(columns))
 
         @property
-        def params_per_dim(self):
+        def params_per_dim(self) -> list[int]:
             return [1] * self.num_inputs
 
         @property
-        def columns(self):
+        def columns(self) -> list[dict]:
             return [{"type": "count"} for _ in range(self.num_inputs)]
 
-        def shape_params(self, flat):
+        def shape_params(self, flat: torch.Tensor) -> torch.Tensor:
             return flat
 
-        def distribution(self, params):
+        def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
             return torch.distributions.Geometric(logits=params, validate_args=False)
 
-        def log_prob(self, params, x):
+        def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             return self.distribution(params).log_prob(x)
 
-        def sample(self, params, uniform):
+        def sample(self, params: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
             # Inverse CDF: P(X > k) = (1 - p)^(k + 1).
             return torch.floor(torch.log1p(-uniform.to(params.dtype)) / torch.nn.functional.logsigmoid(-params))
 
-        def outside_support(self, x):
+        def outside_support(self, x: torch.Tensor) -> torch.Tensor:
             return (x < 0) | (x != x.round())
 
-        def support_text(self, dim):
+        def support_text(self, dim: int) -> str:
             return "a count (0, 1, 2, ...)"
 
     return Geometric
