@@ -26,6 +26,10 @@ __all__ = [
     "is_json_count",
     "Where",
     "SHOWN_VALUES",
+    "BinaryColumn",
+    "CategoricalColumn",
+    "RealColumn",
+    "OneHotColumn",
 ]
 
 SHOWN_VALUES = 8  # known values listed in an error before the rest are counted
@@ -134,7 +138,7 @@ def _lookup(table: np.ndarray, keys: np.ndarray, what: str, source: str, start: 
 
 
 @register_column_kind("binary")
-class Binary(ColumnKind):
+class BinaryColumn(ColumnKind):
     """One 0/1 column, modelled as it is (a Bernoulli conditional)."""
 
     keys = frozenset({"type"})
@@ -164,7 +168,7 @@ class Binary(ColumnKind):
 
 
 @register_column_kind("categorical")
-class Categorical(ColumnKind):
+class CategoricalColumn(ColumnKind):
     """One column of numbers; category k is the value ``values[k]`` (short form: the training
     split's distinct values, or ``"categories": K`` for the values 0..K-1)."""
 
@@ -207,7 +211,7 @@ class Categorical(ColumnKind):
 
 
 @register_column_kind("real")
-class Real(ColumnKind):
+class RealColumn(ColumnKind):
     """One column of real numbers, modelled standardized, ``(x - mean) / std``, by ``components``
     Gaussians; ``mean`` and ``std`` are the training split's unless the entry gives them."""
 
@@ -252,7 +256,7 @@ class Real(ColumnKind):
 
 
 @register_column_kind("onehot")
-class OneHot(ColumnKind):
+class OneHotColumn(ColumnKind):
     """``width`` 0/1 columns that hold one categorical value; category k is the bit pattern
     ``codes[k]``: the ``width`` one-hot patterns, then every other pattern seen in training."""
 

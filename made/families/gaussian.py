@@ -20,7 +20,7 @@ from .base import DEFAULT_COMPONENTS, DEFAULT_MIN_SCALE, Family, below_total, is
 __all__ = ["Gaussian", "MixtureOfGaussians"]
 
 
-class RealFamily(Family):
+class _RealFamily(Family):
     """Shared by the real-valued families: a smooth, floored map to positive scales, and the
     ``real`` column of a mixed family (``components`` Gaussians, 1 unless it says)."""
 
@@ -74,7 +74,7 @@ def _open_unit(u: Tensor) -> Tensor:
 
 
 @register_family("gaussian")
-class Gaussian(RealFamily):
+class Gaussian(_RealFamily):
     r"""Real dimensions with Gaussian conditionals ``N(mean, scale^2)``; models the real
     columns of one component.
 
@@ -113,7 +113,7 @@ class Gaussian(RealFamily):
 
 
 @register_family("mog")
-class MixtureOfGaussians(RealFamily):
+class MixtureOfGaussians(_RealFamily):
     r"""Real dimensions whose conditionals are mixtures of ``C`` Gaussians; models the real
     columns of more than one component, one family per component count.
 
