@@ -24,7 +24,7 @@ standardized scale, and :func:`in_original_units` adds ``sum(log std)`` to repor
 the NLL in the data's own units.
 
 Each ``type`` is one :class:`~made.columns.kinds.ColumnKind`, registered by name with
-:func:`~made.columns.kinds.register_column_kind`; the functions below dispatch through
+:func:`~made.columns.kinds.register_column_kind`; the schema functions dispatch through
 that registry, and the model column a kind becomes names the family that models it.
 """
 

@@ -11,6 +11,11 @@ dimension), :class:`Gaussian` and :class:`MixtureOfGaussians` (real values), and
 families up in that registry. Each builds on ``torch.distributions``; scales go
 through ``softplus`` plus a floor, never a clamp. ``sample`` is an inverse CDF of
 exactly one uniform per dimension, so samplers can be compared draw for draw.
+
+A new family is one class: subclass :class:`Family` and decorate it with
+``@register_family("name")``. Giving it a ``column_type`` (with ``column_options``,
+``group_options``, :meth:`Family.models` and :meth:`Family.for_columns`) makes it
+model the columns of that type in a :class:`Mixed` family too.
 """
 
 from .base import DEFAULT_COMPONENTS, DEFAULT_MIN_SCALE, FAMILIES, Family, make_family, register_family
