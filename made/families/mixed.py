@@ -15,7 +15,7 @@ from torch.distributions import Distribution
 
 from .base import DEFAULT_MIN_SCALE, FAMILIES, Family, cached_on, is_count, register_family
 
-__all__ = ["Mixed", "ColumnGroups", "check_column", "group_columns", "family_for_columns"]
+__all__ = ["Mixed", "ColumnGroups", "check_columns", "group_columns", "family_for_columns"]
 
 
 def _column_options() -> dict[str, dict[str, int | None]]:
@@ -27,9 +27,14 @@ def _column_options() -> dict[str, dict[str, int | None]]:
     return options
 
 
-def check_column(column: object, index: int) -> dict:
-    """Column ``index`` of a :class:`Mixed` family, checked, with its defaults filled in."""
+def check_columns(columns: Sequence[object]) -> list[dict]:
+    """The columns of a :class:`Mixed` family, checked, with their defaults filled in."""
     known = _column_options()
+    return [_check_column(column, index, known) for index, column in enumerate(columns)]
+
+
+def _check_column(column: object, index: int, known: dict[str, dict[str, int | None]]) -> dict:
+    """Column ``index``, checked against the ``known`` column types and their options."""
     if not isinstance(column, dict) or column.get("type") not in known:
         names = list(known)
         either = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
@@ -55,10 +60,14 @@ def _family_class(column: dict) -> type[Family]:
 def group_columns(columns: Sequence[dict], min_scale: float = DEFAULT_MIN_SCALE) -> list[tuple[Family, Tensor]]:
     """Checked ``columns`` in groups, each modelled by one family: ``(family, column indices)``
     in order of first appearance. Columns of one family and one set of group options share a group."""
+    groups: dict[tuple, tuple] = {}  # each distinct column's group, looked up once (a million binary columns: once)
     members: dict[tuple, list[int]] = {}
     for d, column in enumerate(columns):
-        cls = _family_class(column)
-        members.setdefault((cls, *(column[k] for k in cls.group_options)), []).append(d)
+        spec = tuple(column.items())
+        if spec not in groups:
+            cls = _family_class(column)
+            groups[spec] = (cls, *(column[k] for k in cls.group_options))
+        members.setdefault(groups[spec], []).append(d)
     return [
         (key[0].for_columns([columns[d] for d in cols], min_scale), torch.tensor(cols)) for key, cols in members.items()
     ]
@@ -66,8 +75,8 @@ def group_columns(columns: Sequence[dict], min_scale: float = DEFAULT_MIN_SCALE)
 
 def family_for_columns(columns: Sequence[dict], min_scale: float = DEFAULT_MIN_SCALE) -> Family:
     """The family of ``columns``: the one family that models them all, else a :class:`Mixed` one."""
-    mixed = Mixed(len(columns), columns, min_scale)
-    return mixed.groups[0][0] if len(mixed.groups) == 1 else mixed
+    groups = group_columns(check_columns(columns), min_scale)
+    return groups[0][0] if len(groups) == 1 else Mixed(len(columns), columns, min_scale)
 
 
 @register_family("mixed")
@@ -87,13 +96,16 @@ class Mixed(Family):
         super().__init__(num_inputs)
         if len(columns) != num_inputs:
             raise ValueError(f"columns has {len(columns)} entries, expected one per dimension ({num_inputs})")
-        self._columns = [check_column(c, i) for i, c in enumerate(columns)]
+        self._columns = check_columns(columns)
         self.min_scale = float(min_scale)
         self.groups = group_columns(self._columns, min_scale)
-        # Each column's family and its index inside that family.
-        self._local = {d: (family, i) for family, cols in self.groups for i, d in enumerate(cols.tolist())}
-        self._inputs = [self._local[d][0].inputs_per_dim[self._local[d][1]] for d in range(num_inputs)]
-        self._params = [self._local[d][0].params_per_dim[self._local[d][1]] for d in range(num_inputs)]
+        # Each column's family and its index inside that family, and its input and parameter widths.
+        self._local: dict[int, tuple[Family, int]] = {}
+        self._inputs, self._params = [0] * num_inputs, [0] * num_inputs
+        for family, cols in self.groups:
+            for i, (d, inputs, params) in enumerate(zip(cols.tolist(), family.inputs_per_dim, family.params_per_dim)):
+                self._local[d] = (family, i)
+                self._inputs[d], self._params[d] = inputs, params
         # Where each group's inputs, parameters and columns sit in dimension order.
         self._input_slots = self._slots(self._inputs)
         self._param_slots = self._slots(self._params)
