@@ -1,6 +1,7 @@
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,20 +11,26 @@ import torch
 from made import MADE
 from made.data import DataError, Splits, load_dataset
 from made.evaluate import NLLResult
+from made.columns.kinds import Where
 from made.schema import SchemaError
 from made.columns import (
+    COLUMN_KINDS,
+    ColumnKind,
     check_fitted_schema,
     decode,
     dimension_names,
     encode,
+    encode_observed,
     encode_splits,
     family_config,
     fit_schema,
     in_original_units,
     infer_schema,
     log_scales,
+    model_columns,
     onehot_widths,
     read_schema,
+    register_column_kind,
     resolve_schema,
 )
 
@@ -246,3 +253,86 @@ def test_a_categorical_schema_on_a_real_column_gives_a_short_message():
     message = str(err.value)
     assert message.startswith("x.csv: line 2, column 1: value 0.5 was not seen in the training split (known: ")
     assert message.endswith(", ... (3000 in all))") and len(message) < 400 and "\n" not in message
+
+
+# ------------------------------------------------------------------ registry
+@pytest.fixture
+def column_kinds() -> Iterator[dict]:
+    """The column-kind registry, restored after the test so a stand-in kind does not leak."""
+    saved = dict(COLUMN_KINDS)
+    yield COLUMN_KINDS
+    COLUMN_KINDS.clear()
+    COLUMN_KINDS.update(saved)
+
+
+def define_count() -> None:
+    """A stand-in column kind, one class and one registration: whole numbers from a fitted
+    ``offset``, modelled as a categorical column of ``categories`` values."""
+
+    @register_column_kind("count")
+    class Count(ColumnKind):
+        keys = frozenset({"type", "offset", "categories"})
+        hints = {"type": str, "offset": int, "categories": int}
+
+        def fit(self, column: dict, block: np.ndarray, index: int, start: int, components: int) -> dict:
+            column.setdefault("offset", int(block.min()))
+            column.setdefault("categories", int(block.max()) - column["offset"] + 1)
+            return column
+
+        def fitted_ok(self, column: dict) -> bool:
+            return column["categories"] >= 1
+
+        def encode(self, column: dict, block: np.ndarray, source: str, start: int, where: Where) -> np.ndarray:
+            shifted = block[:, 0] - column["offset"]
+            bad = (shifted < 0) | (shifted >= column["categories"]) | (shifted != np.round(shifted))
+            if bad.any():
+                raise DataError(f"{source}: {where(int(np.argmax(bad)))}, column {start + 1}: not a known count")
+            return shifted
+
+        def decode(self, column: dict, values: np.ndarray) -> np.ndarray:
+            return (values + column["offset"])[:, None]
+
+        def placeholder(self, column: dict) -> list[float]:
+            return [float(column["offset"])]
+
+        def model_column(self, column: dict) -> dict:
+            return {"type": "categorical", "categories": column["categories"]}
+
+
+def test_a_registered_column_kind_is_fitted_encoded_decoded_and_modelled(column_kinds):
+    define_count()
+    train = np.array([[0, 3, 1], [1, 5, 0], [1, 4, 0], [0, 3, 0]], dtype=np.float32)
+    schema = fit_schema([{"type": "binary"}, {"type": "count"}, {"type": "binary"}], train)
+    assert schema[1] == {"type": "count", "offset": 3, "categories": 3}
+    encoded = encode(schema, train)
+    assert encoded[:, 1].tolist() == [0.0, 2.0, 1.0, 0.0]
+    np.testing.assert_array_equal(decode(schema, encoded), train)
+    gapped, hidden = train.copy(), np.zeros(train.shape, dtype=bool)
+    gapped[1, 1], hidden[1, 1] = np.nan, True
+    filled, observed = encode_observed(schema, gapped, hidden)
+    assert observed[:, 1].tolist() == [True, False, True, True] and filled[1, 1] == 0.0  # the placeholder
+    with pytest.raises(DataError, match="test: row 2, column 2: not a known count"):
+        encode(schema, np.array([[0, 3, 0], [0, 6, 0]], dtype=np.float32), "test")
+    assert model_columns(schema)[1] == {"type": "categorical", "categories": 3}
+    config = family_config(schema)
+    assert config["name"] == "mixed" and dimension_names(schema) == ["1", "2", "3"]
+    model = MADE(3, [8], family=config, seed=0).double()
+    check_fitted_schema(json.loads(json.dumps(schema)), model.family, "config.json: schema")
+    every = torch.tensor(list(itertools.product([0, 1], range(3), [0, 1])), dtype=torch.float64)
+    with torch.no_grad():
+        assert abs(float(model.log_prob(every).exp().sum()) - 1.0) < 1e-12
+    with pytest.raises(DataError, match=r"schema\[0\]: unknown keys \['width'\] for type count"):
+        fit_schema([{"type": "count", "width": 2}], train[:, 1:2])
+    with pytest.raises(SchemaError, match=r"schema\[1\] has values outside their allowed range"):
+        check_fitted_schema([schema[0], {**schema[1], "categories": 0}, schema[2]], model.family, "schema")
+    only_counts = [{"type": "count", "offset": 0, "categories": 4}]
+    assert family_config(only_counts) == {"name": "categorical", "categories": [4]}
+
+
+def test_schema_types_come_from_the_registry(column_kinds):
+    with pytest.raises(DataError, match=r"expected an object with type binary, categorical, real, onehot, got"):
+        fit_schema([{"type": "count"}], np.zeros((2, 1)))
+    define_count()
+    assert fit_schema([{"type": "count"}], np.array([[2.0], [4.0]]))[0]["categories"] == 3
+    with pytest.raises(ValueError, match="'count' is already registered"):
+        define_count()

@@ -2,13 +2,24 @@ import itertools
 import json
 import math
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import torch
 
 from made import MADE
 from made.checkpoint import load_model, save_model
-from made.families import Categorical, Gaussian, Mixed, MixtureOfGaussians, make_family
+import made.families as families
+from made.families import (
+    Categorical,
+    Family,
+    Gaussian,
+    Mixed,
+    MixtureOfGaussians,
+    family_for_columns,
+    make_family,
+    register_family,
+)
 from made.masks import input_degrees, path_counts
 
 MIXED = [{"type": "binary"}, {"type": "categorical", "categories": 3}, {"type": "real", "components": 2}]
@@ -369,3 +380,85 @@ def test_a_far_out_real_value_is_never_nan(family, dtype, validate):
                   model.family.distribution(model(x)).log_prob(x).sum(-1), model.family.log_prob(model(x), x).sum(-1)):
         assert not log_p.isnan().any() and (log_p < -1e20).all()
     assert model.family.log_prob(model(x), x.new_full((3, 3), float("nan"))).isnan().all()  # NaN in, NaN out
+
+
+# ------------------------------------------------------------------ registry
+@pytest.fixture
+def registry() -> Iterator[dict]:
+    """The family registry, restored after the test so a stand-in family does not leak."""
+    saved = dict(families.FAMILIES)
+    yield families.FAMILIES
+    families.FAMILIES.clear()
+    families.FAMILIES.update(saved)
+
+
+def define_geometric() -> type[Family]:
+    """A stand-in family, one class and one registration: counts 0, 1, 2, ... with geometric
+    conditionals, modelling the ``count`` columns of a mixed family."""
+
+    @register_family("geometric")
+    class Geometric(Family):
+        column_type = "count"
+
+        @classmethod
+        def for_columns(cls, columns: list[dict], min_scale: float) -> Family:
+            return cls(len(columns))
+
+        @property
+        def params_per_dim(self) -> list[int]:
+            return [1] * self.num_inputs
+
+        @property
+        def columns(self) -> list[dict]:
+            return [{"type": "count"} for _ in range(self.num_inputs)]
+
+        def shape_params(self, flat: torch.Tensor) -> torch.Tensor:
+            return flat
+
+        def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
+            return torch.distributions.Geometric(logits=params, validate_args=False)
+
+        def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.distribution(params).log_prob(x)
+
+        def sample(self, params: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+            # Inverse CDF: P(X > k) = (1 - p)^(k + 1).
+            return torch.floor(torch.log1p(-uniform.to(params.dtype)) / torch.nn.functional.logsigmoid(-params))
+
+        def outside_support(self, x: torch.Tensor) -> torch.Tensor:
+            return (x < 0) | (x != x.round())
+
+        def support_text(self, dim: int) -> str:
+            return "a count (0, 1, 2, ...)"
+
+    return Geometric
+
+
+def test_a_registered_family_is_made_by_name_and_models_its_columns_in_a_mixed_family(registry):
+    geometric = define_geometric()
+    assert registry["geometric"] is geometric and geometric.name == "geometric"
+    assert isinstance(make_family(2, "geometric"), geometric)
+    columns = [{"type": "count"}, {"type": "binary"}, {"type": "count"}]
+    mixed = Mixed(3, columns)
+    assert [(type(f), cols.tolist()) for f, cols in mixed.groups] == [(geometric, [0, 2]), (families.Bernoulli, [1])]
+    assert family_for_columns([{"type": "count"}] * 2).config() == {"name": "geometric"}
+    # tanh units and small weights bound every logit (|logit| < 3): the tail beyond 300 is negligible
+    model = randomize(MADE(3, [12], family=columns, activation="tanh", seed=1).double(), 0.2)
+    counts = torch.arange(300, dtype=torch.float64)
+    grid_x = torch.cartesian_prod(counts, torch.tensor([0.0, 1.0], dtype=torch.float64), counts)
+    with torch.no_grad():
+        assert abs(float(model.log_prob(grid_x).exp().sum()) - 1.0) < 1e-6
+        drawn = model.sample(50, generator=torch.Generator().manual_seed(0))
+    assert not bool(model.family.outside_support(drawn).any()) and drawn[:, [0, 2]].max() > 1
+    with pytest.raises(ValueError, match=r"column 0: unknown keys \['categories'\] for a count column"):
+        Mixed(1, [{"type": "count", "categories": 3}])
+
+
+def test_the_registry_names_what_it_knows_and_refuses_a_second_family_of_one_name(registry):
+    with pytest.raises(ValueError, match="expected a dict with type binary, categorical or real, got"):
+        Mixed(1, [{"type": "count"}])
+    define_geometric()
+    with pytest.raises(ValueError, match="expected a dict with type binary, categorical, real or count, got"):
+        Mixed(1, [{"type": "ordinal"}])
+    with pytest.raises(ValueError, match="'geometric' is already registered"):
+        define_geometric()
