@@ -92,6 +92,7 @@ def _write_per_dim(path: Path, nll: torch.Tensor, schema: list[dict]) -> None:
 
 
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype of a torch dtype, so the data is encoded in the model's precision."""
     return torch.empty(0, dtype=dtype).numpy().dtype
 
 

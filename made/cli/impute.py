@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int | None, masks: str) -> int:
+    """``made impute --inpaint``: a picture of --split images given one half, completed, and the NLL of the rest."""
     image_shape = config.get("image_shape")
     if not image_shape:
         raise ValueError("--inpaint needs image data (the run's data set has no image shape); use --data")

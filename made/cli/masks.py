@@ -15,11 +15,11 @@ from .options import NON_NEGATIVE, POSITIVE, SEED, masks_arg
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``made masks`` and its options to the command line."""
-    masks = subparsers.add_parser("masks", help="draw a small MADE's masks as a PNG", description="Draw the network of a "
-                                  "small MADE with its allowed connections (units labelled with their degrees) and the "
-                                  "number of paths from each input to each output, read in the ordering: strictly lower "
-                                  "triangular. Either a configuration given here or a small trained RUN_DIR. Needs "
-                                  "matplotlib (pip install 'made[plot]').")
+    masks = subparsers.add_parser(
+        "masks", help="draw a small MADE's masks as a PNG", description="Draw the network of a small MADE with its "
+        "allowed connections (units labelled with their degrees) and the number of paths from each input to each "
+        "output, read in the ordering: strictly lower triangular. Either a configuration given here or a small "
+        "trained RUN_DIR. Needs matplotlib (pip install 'made[plot]').")
     masks.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a small run folder (default: the model below)")
     masks.add_argument("--inputs", type=POSITIVE, default=4, metavar="D", help="number of inputs (default: 4)")
     masks.add_argument("--hidden", type=POSITIVE, nargs="*", default=[6, 6], metavar="H", help="hidden widths (default: 6 6)")

@@ -151,6 +151,7 @@ class _Search:
 
     def __init__(self, args: argparse.Namespace, study: optuna.Study, key: str, budget: Budget, base: list[str],
                  extra: list[str], info: ProcessInfo, device: torch.device) -> None:
+        """A search for ``made tune`` with ``args``, training trials from ``base`` + sampled settings + ``extra``."""
         self.args, self.study, self.key, self.budget = args, study, key, budget
         self.out, self.base, self.extra, self.info, self.device = Path(args.out), base, extra, info, device
         self.reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
@@ -171,8 +172,8 @@ class _Search:
         folder = self.out / "trials" / str(trial.number)
         trial.set_user_attr("owner", self.key)
         trial.set_user_attr("folder", str(folder.resolve()))
-        argv = [*self.base, "--out", str(folder), "--overwrite", "--quiet", "--seed", str(self.args.seed + trial.number),
-                "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *self.extra]
+        argv = [*self.base, "--out", str(folder), "--overwrite", "--quiet",
+                "--seed", str(self.args.seed + trial.number), "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *self.extra]
         trial_args = command_parser()[0].parse_args(argv)
         trial_args.argv = argv
 
