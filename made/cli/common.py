@@ -12,16 +12,16 @@ import numpy as np
 import torch
 
 from ..checkpoint import CONFIG_FILE, CheckpointError, atomic_write
-from ..columns import check_fitted_schema, log_scales
-from ..context import CONTEXT_SPEC, split_context
-from ..data import Splits, format_value, load_data
+from ..columns import check_fitted_schema
+from ..context import CONTEXT_SPEC
+from ..data import format_value
 from ..mixture import load_run_model
 from ..model import MADE
+from ..pipeline import data_spec
 from ..schema import SchemaError, check_fields
 from .options import MAX_ENSEMBLE, MAX_SEED
 
-# The files 'made train' adds to a run folder, besides those of made.checkpoint.
-ARGS_FILE, LOG_FILE, CHECKPOINT_DIR = "args.json", "log.jsonl", "checkpoint"
+ARGS_FILE = "args.json"  # the options of 'made train' in its run folder, for --resume
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
     "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int,
@@ -60,17 +60,9 @@ def _device_available(device: torch.device) -> bool:
     return device.index is None or count is None or device.index < count()
 
 
-def data_spec(args: argparse.Namespace) -> dict:
-    """The data named by ``--dataset``/``--data`` and co., as a run's config keeps it (paths made absolute)."""
-    path = str(Path(args.data).resolve()) if args.data else None
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    return {"dataset": None if path else args.dataset, "path": path, "data_dir": data_dir,
-            "split_seed": args.split_seed, "header": args.header, "precision": "file"}
-
-
-def load_splits(spec: dict, binary: bool = True) -> Splits:
-    """The train/valid/test splits of a data spec (see :func:`data_spec`)."""
-    return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"], binary, spec.get("header"))
+def args_data_spec(args: argparse.Namespace) -> dict:
+    """The data named by ``--dataset`` or ``--data``, ``--data-dir``, ``--split-seed`` and ``--header``."""
+    return data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header)
 
 
 def all_binary(schema: list[dict]) -> bool:
@@ -81,26 +73,6 @@ def all_binary(schema: list[dict]) -> bool:
 def run_schema(config: dict, model: MADE) -> list[dict]:
     """The run's column schema (all binary for runs that predate schemas)."""
     return config.get("schema") or [{"type": "binary"}] * model.num_inputs
-
-
-def context_tensor(spec: dict | None, splits: Splits, split: str) -> torch.Tensor | None:
-    """The context rows of ``split`` as a tensor, or None for a run without context."""
-    values = split_context(spec, splits, split)
-    return None if values is None else to_tensor(values)
-
-
-def nll_units(schema: list[dict]) -> dict:
-    """What the NLL figures mean, for metrics: nats per example, real columns in their own units."""
-    shift = float(log_scales(schema).sum())
-    if not shift:
-        return {}
-    return {"nll_log_std_sum": shift, "nll_units": "nats per example in the data's own units (the standardized-space "
-            "NLL plus nll_log_std_sum)"}
-
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """``array`` as a tensor sharing its memory where it can (made contiguous first)."""
-    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:

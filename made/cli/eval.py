@@ -14,17 +14,8 @@ from ..checkpoint import atomic_write
 from ..columns import dimension_names, encode_splits, in_original_units, log_scales, num_columns
 from ..data import Splits
 from ..evaluate import NLLResult, evaluate_nll, per_dimension_nll
-from .common import (
-    all_binary,
-    context_tensor,
-    data_spec,
-    load_run,
-    load_splits,
-    nll_units,
-    pick_device,
-    run_schema,
-    to_tensor,
-)
+from ..pipeline import context_tensor, load_splits, nll_units, to_tensor
+from .common import all_binary, args_data_spec, load_run, pick_device, run_schema
 from .options import ENSEMBLE, POSITIVE, add_data_args
 
 
@@ -55,7 +46,7 @@ def _eval_spec(args: argparse.Namespace, config: dict) -> dict:
             raise ValueError(f"{args.run_dir} does not name its data; pass --dataset or --data")
         spec = {**run, "precision": "file"}
     else:
-        spec = data_spec(args)
+        spec = args_data_spec(args)
     if args.split_seed is None:
         spec["split_seed"] = run["split_seed"] if run else 0
     if args.header is None and run and (spec["path"], spec["dataset"]) == (run["path"], run["dataset"]):

@@ -13,16 +13,8 @@ from ..columns import decode, encode, encode_observed, log_scales, num_columns
 from ..context import context_from_value
 from ..data import DataError, Table, read_table
 from ..model import MADE
-from .common import (
-    all_binary,
-    batches,
-    context_tensor,
-    load_for_inference,
-    load_splits,
-    run_schema,
-    save_rows,
-    to_tensor,
-)
+from ..pipeline import context_tensor, load_splits, to_tensor
+from .common import all_binary, batches, load_for_inference, run_schema, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args, add_header_arg
 
 

@@ -11,7 +11,8 @@ import torch
 from ..checkpoint import atomic_write
 from ..columns import decode
 from ..context import context_from_value
-from .common import batches, load_for_inference, run_schema, save_rows, to_tensor
+from ..pipeline import to_tensor
+from .common import batches, load_for_inference, run_schema, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args
 
 

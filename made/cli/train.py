@@ -9,11 +9,9 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 
 from ..checkpoint import (
@@ -24,30 +22,17 @@ from ..checkpoint import (
     CheckpointError,
     check_no_links,
     read_json,
-    save_model,
     write_json,
 )
-from ..columns import DEFAULT_MAX_CATEGORIES, encode_splits, family_config, in_original_units, resolve_schema
-from ..context import CONTEXT_KINDS, context_size, make_context_spec
+from ..columns import DEFAULT_MAX_CATEGORIES
+from ..context import CONTEXT_KINDS
 from ..distributed import ProcessInfo, init_from_env, shutdown
-from ..evaluate import evaluate_nll
 from ..families import DEFAULT_MIN_SCALE
-from ..model import MADE
 from ..network import BLOCK_TYPES
+from ..pipeline import LOG_FILE, build_model, read_data, train_run
 from ..schema import SchemaError, check_fields, check_option_values
-from ..train import DEFAULT_LR, LR_SCHEDULES, TrainConfig, fit
-from .common import (
-    ARGS_FILE,
-    CHECKPOINT_DIR,
-    LOG_FILE,
-    context_tensor,
-    data_spec,
-    load_splits,
-    nll_units,
-    pick_device,
-    to_tensor,
-)
-from .memory import check_memory
+from ..train import DEFAULT_LR, LR_SCHEDULES, TrainConfig
+from .common import ARGS_FILE, args_data_spec, pick_device
 from .options import (
     DROPOUT,
     ENSEMBLE,
@@ -272,52 +257,25 @@ def run_training(args: argparse.Namespace, info: ProcessInfo, device: torch.devi
     """Train the run that ``args`` describes (a parsed or resumed ``made train``) and, in the main
     process, save it with its metrics; ``on_epoch`` sees each epoch's record (``made tune`` prunes there)."""
     config = _train_config(args)
-    spec = data_spec(args)
-    raw = load_splits(spec, binary=args.schema == "binary")
-    schema = resolve_schema(args.schema, raw.train, args.max_categories, args.components)
-    context = make_context_spec(args.context, raw)
-    splits = encode_splits(schema, raw, np.dtype(args.dtype))
+    data = read_data(args_data_spec(args), args.schema, args.max_categories, args.components, args.context, args.dtype)
+    splits = data.splits
     out = Path(args.out or f"runs/{splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    dtype = getattr(torch, args.dtype)
-    settings = _model_settings(args, splits.num_inputs, schema, context)
-    check_memory(settings, dtype)
-    torch.manual_seed(args.seed)
-    model = MADE(**settings).to(device=device, dtype=dtype)
+    model = build_model(data, args.dtype, device, args.min_scale, **_model_options(args))
     folder = _run_folder(out, args) if info.is_main and not args.resume else contextlib.nullcontext(out)
     with folder as work:
-        test_k = args.test_ensemble or _default_ensemble(model, 1000)
         if info.is_main:
             processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
             print(f"{'resuming' if args.resume else 'training'} on {splits.name}: D={splits.num_inputs} "
                   f"({model.family.name}), "
                   f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
-        history = fit(model, to_tensor(splits.train), to_tensor(splits.valid), config, work / LOG_FILE,
-                      progress=False if args.quiet else None, on_epoch=on_epoch,
-                      checkpoint_dir=work / CHECKPOINT_DIR,
-                      resume=bool(args.resume), train_context=context_tensor(context, raw, "train"),
-                      valid_context=context_tensor(context, raw, "valid"))
-        if not info.is_main:
-            return 0
-        model.set_mask(0)
-        eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": args.dtype}
-        save_model(work, model, {"data": spec, "train": asdict(config), "eval": eval_spec,
-                                 "image_shape": splits.image_shape, "schema": schema, "context": context})
-        test, valid = (
-            in_original_units(evaluate_nll(model, to_tensor(splits.split(s)), config.eval_batch_size, test_k,
-                                           context_tensor(context, raw, s)), schema)
-            for s in ("test", "valid")
-        )
-        metrics = {
-            "test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
-            "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
-            "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
-            "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": splits.name,
-            **nll_units(schema),
-        }
-        write_json(work / METRICS_FILE, metrics)
-    print(f"test NLL {test.nll:.3f} ± {test.stderr:.3f} nats ({test.bits_per_dim:.4f} bits/dim), "
-          f"valid NLL {valid.nll:.3f}; {history.epochs} epochs (best {history.best_epoch}) in {history.seconds:.1f} s")
+        metrics = train_run(work, data, model, config, args.test_ensemble, bool(args.resume),
+                            progress=False if args.quiet else None, on_epoch=on_epoch, is_main=info.is_main)
+    if metrics is None:  # another process of a distributed run: the main one saves and reports
+        return 0
+    print(f"test NLL {metrics['test_nll']:.3f} ± {metrics['test_nll_stderr']:.3f} nats "
+          f"({metrics['test_bits_per_dim']:.4f} bits/dim), valid NLL {metrics['valid_nll']:.3f}; "
+          f"{metrics['epochs']} epochs (best {metrics['best_epoch']}) in {metrics['seconds']:.1f} s")
     print(f"run folder: {out}")
     return 0
 
@@ -333,19 +291,10 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _model_settings(args: argparse.Namespace, num_inputs: int, schema: list[dict], context: dict | None) -> dict:
-    """The keyword arguments of :class:`MADE` for these options, data columns and context."""
+def _model_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :class:`MADE` that the options of ``made train`` set."""
     return {
-        "num_inputs": num_inputs, "hidden_sizes": args.hidden, "num_masks": args.masks,
-        "ordering": args.ordering, "direct": args.direct, "seed": args.seed, "activation": args.activation,
-        "blocks": args.blocks, "dropout": args.dropout,
+        "hidden_sizes": args.hidden, "num_masks": args.masks, "ordering": args.ordering, "direct": args.direct,
+        "seed": args.seed, "activation": args.activation, "blocks": args.blocks, "dropout": args.dropout,
         "resample": args.resample, "degrees": args.degrees, "conditioning": args.conditioning, "init": args.init,
-        "family": family_config(schema, args.min_scale), "context_size": context_size(context),
     }
-
-
-def _default_ensemble(model: MADE, unlimited: int) -> int | None:
-    """Masks the test figure averages by default: the pool, ``unlimited`` for a fresh mask each time, none for one."""
-    if model.num_masks == 1:
-        return None
-    return unlimited if model.num_masks == "unlimited" else model.num_masks

@@ -20,6 +20,7 @@ from ..columns import encode_splits, in_original_units
 from ..distributed import ProcessInfo, init_from_env, shutdown
 from ..evaluate import NLLResult, evaluate_nll
 from ..mixture import MEMBERS_DIR, Mixture
+from ..pipeline import LOG_FILE, context_tensor, load_splits, nll_units, to_tensor
 from ..tune import (
     DEFAULT_PATIENCE,
     MIXTURE_SIZE,
@@ -34,18 +35,7 @@ from ..tune import (
     train_argv,
     trial_line,
 )
-from .common import (
-    ARGS_FILE,
-    LOG_FILE,
-    all_binary,
-    context_tensor,
-    load_run,
-    load_splits,
-    nll_units,
-    pick_device,
-    run_schema,
-    to_tensor,
-)
+from .common import ARGS_FILE, all_binary, load_run, pick_device, run_schema
 from .options import add_data_args
 from .train import command_parser, given_options, run_training
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import count_weights
-from ..data import available_memory
+from .checkpoint import MODEL_DEFAULTS, count_weights
+from .data import available_memory
 
 
 def check_memory(settings: dict, dtype: torch.dtype) -> None:
@@ -15,7 +15,8 @@ def check_memory(settings: dict, dtype: torch.dtype) -> None:
     need, have = count_weights(settings) * dtype.itemsize * 6, _memory_limit()
     if need > have:
         raise ValueError(
-            f"a model with {settings['num_inputs']:,} inputs and hidden layers {settings['hidden_sizes']} needs about "
+            f"a model with {settings['num_inputs']:,} inputs and hidden layers "
+            f"{settings.get('hidden_sizes', MODEL_DEFAULTS['hidden_sizes'])} needs about "
             f"{need / 2**30:.1f} GiB to train, more than the {have / 2**30:.1f} GiB available"
         )
 
