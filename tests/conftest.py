@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,3 +24,12 @@ def total_variation(samples: torch.Tensor, exact: torch.Tensor) -> float:
     codes = (samples.double() @ (2.0 ** torch.arange(d - 1, -1, -1, dtype=torch.float64))).long()
     freq = torch.bincount(codes, minlength=2**d).double() / samples.shape[0]
     return float(0.5 * (freq - exact).abs().sum())
+
+
+def mixed_csv(path, n=120, seed=0):
+    """A CSV with a header and a binary, a categorical and a real column (the real one depends on the binary)."""
+    rng = np.random.RandomState(seed)
+    a = rng.randint(0, 2, n)
+    rows = np.c_[a, rng.choice([3, 7, 9], n), rng.randn(n) * 5 + 100 + 10 * a]
+    np.savetxt(path, rows, delimiter=",", fmt=["%d", "%d", "%.5f"], header="a,b,c", comments="")
+    return rows

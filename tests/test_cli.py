@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import mixed_csv
 from made.cli import main
 
 
@@ -180,14 +181,6 @@ def test_unlimited_pool_is_tested_with_1000_masks(tmp_path):
     args = ["train", "--out", str(run), "--hidden", "8", "--masks", "unlimited", "--epochs", "1", "--valid-ensemble", "3"]
     assert main(args + ["--quiet"]) == 0
     assert json.loads((run / "metrics.json").read_text())["ensemble"] == 1000
-def mixed_csv(path, n=120, seed=0):
-    rng = np.random.RandomState(seed)
-    a = rng.randint(0, 2, n)
-    rows = np.c_[a, rng.choice([3, 7, 9], n), rng.randn(n) * 5 + 100 + 10 * a]
-    np.savetxt(path, rows, delimiter=",", fmt=["%d", "%d", "%.5f"], header="a,b,c", comments="")
-    return rows
-
-
 def test_mixed_columns_train_eval_score_and_sample(tmp_path, capsys):
     rows = mixed_csv(tmp_path / "mixed.csv")
     run = tmp_path / "run"
@@ -515,7 +508,7 @@ def test_masks_refuses_a_picture_too_big_before_building_the_model(monkeypatch, 
     def never(*args, **kwargs):
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr("made.cli.MADE", never)
+    monkeypatch.setattr("made.cli.masks.MADE", never)
     assert main(["masks", "--inputs", "100000", "--hidden", "3"]) == 2
     assert "--inputs and --hidden: at most 40 units a layer" in capsys.readouterr().err
 
@@ -569,7 +562,7 @@ def test_overwrite_replaces_a_run_only_once_the_new_one_is_complete(small_run, t
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("made.cli.evaluate_nll", interrupted)  # the new run dies in its final evaluation
+        patch.setattr("made.pipeline.evaluate_nll", interrupted)  # the new run dies in its final evaluation
         assert main(["train", "--out", str(run), "--overwrite", "--hidden", "4", "--epochs", "1", "--quiet"]) == 130
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left

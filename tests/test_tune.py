@@ -94,13 +94,13 @@ def test_searched_options_are_train_options():
 def test_final_mixture_of_the_best_trials(tuned, tmp_path, capsys):
     import torch
 
-    from made.cli import _tuned_mixture
+    from made.cli.tune import tuned_mixture
     from made.tune import ranked_trials
 
     ranked = ranked_trials(study_of(tuned), budget_key(tuned))
     assert len(ranked) >= 2 and [t.value for t in ranked] == sorted(t.value for t in ranked)
-    assert _tuned_mixture(ranked[:2], torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
-    model, metrics, extra = _tuned_mixture(ranked[:2], torch.device("cpu"), beat=math.inf)
+    assert tuned_mixture(ranked[:2], torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
+    model, metrics, extra = tuned_mixture(ranked[:2], torch.device("cpu"), beat=math.inf)
     # EM maximizes a concave likelihood over the weights, whose corners are the members alone
     assert float(model.weights.sum()) == pytest.approx(1.0)
     assert metrics["valid_nll"] <= min(t.value for t in ranked[:2]) + 1e-4

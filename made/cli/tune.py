@@ -1,0 +1,299 @@
+"""``made tune``: search training settings with Optuna within a time budget, and keep the best run or mixture."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shlex
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, read_json, write_json
+from ..columns import encode_splits, in_original_units
+from ..distributed import ProcessInfo, init_from_env, shutdown
+from ..evaluate import NLLResult, evaluate_nll
+from ..mixture import MEMBERS_DIR, Mixture
+from ..pipeline import LOG_FILE, context_tensor, load_splits, nll_units, to_tensor
+from ..tune import (
+    DEFAULT_PATIENCE,
+    MIXTURE_SIZE,
+    SEARCH_SPACE,
+    TRIAL_SHARE,
+    Budget,
+    budget_key,
+    fail_interrupted,
+    open_study,
+    ranked_trials,
+    searched_options,
+    train_argv,
+    trial_line,
+)
+from .common import ARGS_FILE, all_binary, load_run, pick_device, run_schema
+from .options import add_data_args
+from .train import command_parser, given_options, run_training
+
+if TYPE_CHECKING:
+    import optuna
+
+TUNE_SETS = {"dataset", "data", "data_dir", "split_seed", "out", "resume", "overwrite", "max_minutes", "quiet", "seed",
+             "checkpoint_every"}  # options of 'made train' that made tune sets itself
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``made tune`` and its options to the command line."""
+    tune = subparsers.add_parser(
+        "tune", help="find training settings for your data within a time budget",
+        description="Search the training settings of a MADE (hidden layers and widths, direct connection, mask "
+        "pool, learning rate, weight decay, minibatch size) with Optuna's TPE sampler, stopping poor trials early "
+        "on their validation NLL, and keep the best by validation NLL alone; at the end a mixture of the best "
+        "trials replaces it if its validation NLL is lower. RUN_DIR becomes an ordinary run folder for 'made "
+        "eval', 'sample' and 'impute'; the trials stay in RUN_DIR/trials/N and the study in RUN_DIR/study.db, so "
+        "the same command continues an interrupted tune with the time it had left. Needs optuna.")
+    add_data_args(tune, "digits")
+    tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
+    tune.add_argument("--minutes", type=float, default=10.0, metavar="M",
+                      help="wall-clock budget for everything, the final evaluation included (default: 10)")
+    tune.add_argument("--storage", metavar="URL", help="Optuna storage several machines share, e.g. "
+                      "postgresql://HOST/DB; each machine keeps its own trials and budget (default: "
+                      "sqlite:///RUN_DIR/study.db)")
+    tune.add_argument("--study-name", default="made", help="name of the study in the storage (default: made)")
+    tune.add_argument("--train-options", default="", metavar="'OPTIONS'",
+                      help="further 'made train' options for every trial, in one quoted string, e.g. "
+                      "'--schema auto --patience 30'; not the searched ones (default: none)")
+    tune.add_argument("--jobs", type=int, default=2, help="trials trained at once, each with its share of torch's CPU "
+                      "threads: on 2 cores, two 1-thread trials train faster than one 2-thread trial (default: 2)")
+    tune.add_argument("--no-mixture", action="store_true", help="keep the best single trial, never a mixture")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the sampler; trial N trains with seed+N (default: 0)")
+    tune.add_argument("--device", default="auto", help="(default: auto)")
+    tune.add_argument("--quiet", action="store_true", help="no line per trial")
+    tune.set_defaults(func=run)
+
+
+
+def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The 'made train' options every trial shares, and those of --train-options (checked)."""
+    try:
+        extra = shlex.split(args.train_options)
+    except ValueError as err:
+        raise ValueError(f"--train-options: {err}") from None
+    # a trial is never resumed (an interrupted one is failed), so no checkpoint each epoch
+    base = ["train", "--split-seed", str(args.split_seed), "--device", args.device, "--patience", str(DEFAULT_PATIENCE),
+            "--checkpoint-every", "1000000"]
+    if args.data:
+        base += ["--data", str(Path(args.data).resolve())]
+    else:
+        base += ["--dataset", args.dataset] + (["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else [])
+    clash = given_options(["train", *extra]) & (searched_options() | TUNE_SETS)
+    if clash:
+        flags = ", ".join(sorted("--" + name.replace("_", "-") for name in clash))
+        raise ValueError(f"--train-options: made tune sets {flags} itself; leave them out")
+    return base, extra
+
+
+def run(args: argparse.Namespace) -> int:
+    """``made tune``: train trials until the budget is spent, then make ``--out`` the best run or mixture."""
+    try:
+        import optuna  # noqa: F401 -- checked here, used by _Search
+    except ImportError:
+        raise ValueError("made tune needs optuna: pip install 'made[tune]'") from None
+
+    start = time.perf_counter()
+    if not args.minutes > 0:
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    out = Path(args.out)
+    if (out / ARGS_FILE).exists():
+        raise ValueError(f"{out} holds a 'made train' run; choose another --out")
+    base, extra = _tune_train_argv(args)
+    study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, args.seed)
+    key = budget_key(out)
+    budget = Budget(study, 60 * args.minutes, key, start)
+    fail_interrupted(study, key)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // args.jobs))
+    info, device = init_from_env(pick_device(args.device))
+    search = _Search(args, study, key, budget, base, extra, info, device)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
+            search.train_trials()
+        ranked = ranked_trials(study, key)
+        if not ranked:
+            raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
+        _finish_tune(out, ranked, args, budget, device)
+    finally:
+        budget.save()
+        torch.set_num_threads(threads)
+        shutdown()
+    return 0
+
+
+class _Search:
+    """The trials of one tune: each trains a 'made train' run with sampled settings into ``out/trials/N``,
+    reporting its validation NLL per epoch so that poor trials stop early, within the budget."""
+
+    def __init__(self, args: argparse.Namespace, study: optuna.Study, key: str, budget: Budget, base: list[str],
+                 extra: list[str], info: ProcessInfo, device: torch.device) -> None:
+        """A search for ``made tune`` with ``args``, training trials from ``base`` + sampled settings + ``extra``."""
+        self.args, self.study, self.key, self.budget = args, study, key, budget
+        self.out, self.base, self.extra, self.info, self.device = Path(args.out), base, extra, info, device
+        self.reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
+        self.shown = sys.stdout  # where trial lines go while the trials' own output is silenced
+        self.asking, self.failures = threading.Lock(), []
+
+    def trial_seconds(self) -> float:
+        """Training time for the next trial: its share of the budget, less what the end needs."""
+        overhead = max((t.user_attrs.get("eval_seconds", 0.0) for t in ranked_trials(self.study, self.key)),
+                       default=0.0)
+        return min(self.budget.total * TRIAL_SHARE, self.budget.left() - self.reserve - overhead)
+
+    def objective(self, trial: optuna.Trial, seconds: float) -> float:
+        """Train one trial for at most ``seconds``; its validation NLL (pruned trials raise TrialPruned)."""
+        import optuna
+
+        values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
+        folder = self.out / "trials" / str(trial.number)
+        trial.set_user_attr("owner", self.key)
+        trial.set_user_attr("folder", str(folder.resolve()))
+        argv = [*self.base, "--out", str(folder), "--overwrite", "--quiet",
+                "--seed", str(self.args.seed + trial.number), "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *self.extra]
+        trial_args = command_parser()[0].parse_args(argv)
+        trial_args.argv = argv
+
+        def on_epoch(record: dict) -> None:
+            trial.report(record["best_valid_nll"], record["epoch"])
+            self.budget.save(every=5.0)
+            if trial.should_prune():
+                trial.set_user_attr("outcome", f"pruned at epoch {record['epoch']}")
+                raise optuna.TrialPruned()
+
+        start = time.perf_counter()
+        try:
+            run_training(trial_args, self.info, self.device, on_epoch)
+        except FloatingPointError:
+            trial.set_user_attr("outcome", "diverged")
+            raise optuna.TrialPruned() from None
+        metrics = read_json(folder / METRICS_FILE)
+        trial.set_user_attr("eval_seconds", time.perf_counter() - start - metrics["seconds"])  # all but training
+        return float(metrics["valid_nll"])
+
+    def report(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Save the budget and, unless --quiet, print one line on the finished trial."""
+        import optuna
+
+        self.budget.save()
+        if self.args.quiet:
+            return
+        outcome = trial.user_attrs.get("outcome", "failed")
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            outcome = f"valid NLL {trial.value:.4f}"
+        ranked = ranked_trials(self.study, self.key)
+        print(trial_line(trial.number, outcome, trial.params, ranked[0].value if ranked else None, self.budget.left()),
+              file=self.shown, flush=True)
+
+    def worker(self) -> None:
+        """Train trials until the budget is spent; asking is serialized so no two take the same trial."""
+        import optuna
+
+        while not self.failures:
+            seconds = self.trial_seconds()
+            if seconds <= 0:
+                return
+            with self.asking:
+                trial = self.study.ask()
+            try:
+                value, state = self.objective(trial, seconds), optuna.trial.TrialState.COMPLETE
+            except optuna.TrialPruned:
+                value, state = None, optuna.trial.TrialState.PRUNED
+            except BaseException as err:  # noqa: BLE001 -- recorded, then raised by the main thread
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.failures.append(err)
+                return
+            self.report(self.study.tell(trial, value, state=state))
+
+    def train_trials(self) -> None:
+        """Run ``--jobs`` workers (in this thread for one) and raise the first failure of any."""
+        if self.args.jobs == 1:
+            self.worker()
+        else:
+            workers = [threading.Thread(target=self.worker, daemon=True) for _ in range(self.args.jobs)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+        if self.failures:
+            raise self.failures[0]
+
+
+def _clear_result(out: Path) -> None:
+    """Remove the result of an earlier finish of this tune (a single run's files or a mixture's members)."""
+    for name in (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LOG_FILE):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / MEMBERS_DIR, ignore_errors=True)
+
+
+def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budget, device: torch.device) -> None:
+    """Make ``out`` the run folder of the best trial, or of a mixture of the best trials when its
+    validation NLL is lower (weights fitted on validation); print what was chosen."""
+    best = ranked[0]
+    summary = {"trials_finished": len(ranked), "chosen_trials": [best.number], "weights": None,
+               "settings": best.params, "minutes": args.minutes}
+    metrics = read_json(Path(best.user_attrs["folder"]) / METRICS_FILE)
+    mixture = None
+    members = ranked[:MIXTURE_SIZE]
+    # the mixture scores valid twice and test once per member, as each trial did once
+    cost = 1.5 * sum(t.user_attrs.get("eval_seconds", 0.0) for t in members)
+    if not args.no_mixture and len(members) > 1 and budget.left() > cost:
+        mixture = tuned_mixture(members, device, best.value)
+    _clear_result(out)
+    if mixture is None:
+        source = Path(best.user_attrs["folder"])
+        for name in (WEIGHTS_FILE, LOG_FILE, CONFIG_FILE):  # config.json last: a folder without it is no run
+            shutil.copyfile(source / name, out / name)
+        what = f"trial {best.number}"
+    else:
+        model, metrics, extra = mixture
+        model.save(out, extra)
+        summary.update(chosen_trials=[t.number for t in members], weights=model.weights.tolist())
+        what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in model.weights)})"
+    summary["seconds"] = budget.used()
+    write_json(out / METRICS_FILE, {**metrics, "tune": summary})
+    print(f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
+          f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min")
+    print(f"run folder: {out}")
+
+
+def tuned_mixture(trials: list, device: torch.device, beat: float) -> tuple[Mixture, dict, dict] | None:
+    """The mixture of the trials' models with weights fitted on validation, its metrics and config
+    sections; None when its validation NLL is not below ``beat`` (then test is never scored)."""
+    loaded = [load_run(t.user_attrs["folder"], device) for t in trials]
+    config = loaded[0][1]
+    dtype = getattr(torch, config["eval"]["dtype"])
+    model = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
+    schema = run_schema(config, model.members[0])
+    raw = load_splits(config["data"], binary=all_binary(schema))
+    splits = encode_splits(schema, raw)
+    batch = config["eval"]["batch_size"]
+    context = {s: context_tensor(config.get("context"), raw, s) for s in ("valid", "test")}
+    model.fit_weights(to_tensor(splits.valid), context["valid"], batch_size=batch)
+
+    def score(split: str) -> NLLResult:
+        return in_original_units(evaluate_nll(model, to_tensor(splits.split(split)), batch, None, context[split]), schema)
+
+    valid = score("valid")
+    if not valid.nll < beat:
+        return None
+    test = score("test")
+    metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
+               "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": None, "dataset": splits.name,
+               **nll_units(schema)}
+    extra = {k: config.get(k) for k in ("data", "schema", "context", "image_shape")}
+    extra["eval"] = {**config["eval"], "ensemble": None}  # each member averages its own masks
+    return model, metrics, extra
