@@ -354,3 +354,21 @@ def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path):
         atomic_write(tmp_path / "log.jsonl", lambda tmp: open(tmp, "w").close())
     assert raised.value.filename == str(tmp_path / "log.jsonl")
     assert [p.name for p in tmp_path.iterdir()] == ["log.jsonl"]  # no temporary file left
+
+
+def test_importing_and_writing_never_change_the_umask(tmp_path):
+    """The file-creation mask is read, not set and restored (a race for threaded callers)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; real = os.umask\n"
+        "def refuse(mask): raise AssertionError('umask changed')\n"
+        "os.umask = refuse\n"
+        "import made, made.cli, made.checkpoint, made.train\n"
+        f"made.checkpoint.write_json({str(tmp_path / 'x.json')!r}, {{'a': 1}})\n"
+        f"assert oct(os.stat({str(tmp_path / 'x.json')!r}).st_mode & 0o777) == oct(0o666 & ~0o022)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "/usr/bin"},
+                            preexec_fn=lambda: __import__("os").umask(0o022))
+    assert result.returncode == 0, result.stderr

@@ -209,3 +209,12 @@ def test_adamw_with_a_schedule_resumes_bit_for_bit(tmp_path):
     assert fit(resumed, train, valid, config, checkpoint_dir=tmp_path / "b", resume=True).epochs == 5
     for key, tensor in straight.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[key]), key
+
+
+def test_fit_leaves_validate_args_as_it_found_it():
+    train, valid, _ = digits()
+    for setting in (True, False):
+        model = MADE(64, [20], seed=0)
+        model.validate_args = setting
+        fit(model, train[:200], valid[:50], TrainConfig(epochs=1))
+        assert model.validate_args is setting
