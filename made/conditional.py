@@ -34,7 +34,10 @@ from torch import Tensor
 from .model import MADE
 from .sampling import sample_incremental
 
-__all__ = ["observed_first", "mixture_seeds", "conditional_orderings", "conditional_log_prob", "impute"]
+__all__ = [
+    "observed_first", "mixture_seeds", "conditional_orderings", "observed_patterns", "reordered_log_probs",
+    "conditional_log_prob", "impute",
+]
 
 
 def observed_first(ordering: Tensor, observed: Tensor) -> Tensor:
@@ -81,13 +84,13 @@ def _check(model: MADE, x: Tensor, observed: Tensor, context: Tensor | None, who
     return filled
 
 
-def _groups(observed: Tensor) -> list[tuple[Tensor, Tensor]]:
+def observed_patterns(observed: Tensor) -> list[tuple[Tensor, Tensor]]:
     """``(pattern, rows)`` for every distinct row of ``observed``."""
     patterns, inverse = torch.unique(observed, dim=0, return_inverse=True)
     return [(pattern, (inverse == g).nonzero().squeeze(1)) for g, pattern in enumerate(patterns)]
 
 
-def _log_probs(
+def reordered_log_probs(
     model: MADE, x: Tensor, pattern: Tensor, seeds: list[int], orderings: list[Tensor], context: Tensor | None
 ) -> tuple[Tensor, Tensor]:
     """``log p_{c^O}(x_O)`` and ``log p_{c^O}(x)`` for each mask c, both ``[K, n]``."""
@@ -112,12 +115,12 @@ def conditional_log_prob(
     observed = observed.to(x.device)
     seeds = mixture_seeds(model, ensemble)
     result = x.new_zeros(x.shape[0])
-    for pattern, rows in _groups(observed):
+    for pattern, rows in observed_patterns(observed):
         if bool(pattern.all()):
             continue
         orderings = conditional_orderings(model, seeds, pattern)
         ctx = None if context is None else context[rows]
-        log_observed, log_joint = _log_probs(model, x[rows], pattern, seeds, orderings, ctx)
+        log_observed, log_joint = reordered_log_probs(model, x[rows], pattern, seeds, orderings, ctx)
         result[rows] = torch.logsumexp(log_joint, dim=0) - torch.logsumexp(log_observed, dim=0)
     return result
 
@@ -149,13 +152,13 @@ def impute(
     # One uniform per dimension and one more to pick the mask, per draw and row.
     noise = torch.rand(draws, n, d + 1, generator=generator, device=filled.device, dtype=dtype)
     out = filled.to(dtype).expand(draws, n, d).clone()
-    for pattern, rows in _groups(observed):
+    for pattern, rows in observed_patterns(observed):
         if bool(pattern.all()):
             continue
         orderings = conditional_orderings(model, seeds, pattern)
         ctx = None if context is None else context[rows]
         if len(seeds) > 1 and bool(pattern.any()):
-            weights = torch.softmax(_log_probs(model, out[0, rows], pattern, seeds, orderings, ctx)[0], dim=0)
+            weights = torch.softmax(reordered_log_probs(model, out[0, rows], pattern, seeds, orderings, ctx)[0], dim=0)
         else:
             weights = out.new_full((len(seeds), len(rows)), 1.0 / len(seeds))
         cdf = weights.cumsum(dim=0)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from . import __version__
 from .checkpoint import CONFIG_FILE, FORMAT_VERSION, CheckpointError, load_model, read_json, save_model, write_json
-from .conditional import _groups, _log_probs, conditional_orderings, mixture_seeds
+from .conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
 from .evaluate import per_example_nll
 from .model import MADE
 from .schema import SchemaError, check_fields
@@ -195,10 +195,10 @@ class Mixture(nn.Module):
         out = filled.new_zeros(len(self.members), x.shape[0])
         for i, member in enumerate(self.members):
             seeds = mixture_seeds(member, self._ensemble(i, ensemble))
-            for pattern, rows in _groups(observed):
+            for pattern, rows in observed_patterns(observed):
                 orderings = conditional_orderings(member, seeds, pattern)
                 ctx = None if context is None else context[rows]
-                log_observed, _ = _log_probs(member, filled[rows], pattern, seeds, orderings, ctx)
+                log_observed, _ = reordered_log_probs(member, filled[rows], pattern, seeds, orderings, ctx)
                 out[i, rows] = torch.logsumexp(log_observed, dim=0) - math.log(len(seeds))
         return out
 

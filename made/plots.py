@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,19 +99,28 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
         raise ValueError("drawing masks needs matplotlib: pip install 'made[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, Rectangle
-
-    current = model.current_masks()
-    ordering, degrees = current.ordering, list(current.degrees)
-    groups = model.network.groups
-    counts, _ = dimension_path_counts(model)
-    d = model.num_inputs
-    cmap = plt.get_cmap("viridis")
 
     fig, (net, heat) = plt.subplots(
         1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1.25, 1]}, constrained_layout=True
     )
-    # -------------------------------------------------------------- network
+    _draw_network(net, model, plt.get_cmap("viridis"))
+    _draw_path_counts(heat, model)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    _save_compact_png(buffer, path)
+
+
+def _draw_network(net: Any, model: MADE, cmap: Any) -> None:
+    """The units of every group (numbers: degrees) and the allowed connections of the current mask."""
+    from matplotlib.patches import FancyArrowPatch
+
+    current = model.current_masks()
+    ordering, degrees = current.ordering, list(current.degrees)
+    groups = model.network.groups
+    d = model.num_inputs
     rows = len(degrees)
     span = max(len(deg) for deg in degrees)
     xs = []
@@ -140,7 +150,7 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
     for level, group in enumerate(groups):
         if group.residual is not None:
             skip(group.residual, level, [(unit, unit) for unit in range(group.width)])
-    names = ["inputs", *[group.links[0].module for group in groups[1:-1]], "outputs"]
+    names = ["inputs", *[_layer_name(group.links[0].module) for group in groups[1:-1]], "outputs"]
     for level, deg in enumerate(degrees):
         for unit, (x, m) in enumerate(zip(xs[level].tolist(), deg.tolist())):
             net.scatter([x], [level], s=430, color=cmap(m / d), edgecolors="black", linewidths=0.8, zorder=3)
@@ -151,13 +161,27 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
                 net.text(x, level + (-0.32 if level == 0 else 0.32), label, ha="center", va="center", fontsize=10)
         net.text(-0.9, level, names[level], ha="right", va="center", fontsize=10, color="0.25")
     order_text = ", ".join(f"$x_{{{i + 1}}}$" for i in ordering.tolist())
-    skips = model.direct is not None or any(group.residual is not None for group in groups)
-    direct_note = "; dashed: direct and residual connections" if skips else ""
-    net.set_title(f"allowed connections (numbers: degrees{direct_note})\nordering: {order_text}", fontsize=11)
+    kinds = [kind for kind, present in (("direct", model.direct is not None),
+                                         ("residual", any(g.residual is not None for g in groups))) if present]
+    direct_note = f"\ndashed: {' and '.join(kinds)} connections" if kinds else ""
+    net.set_title(f"allowed connections (numbers: degrees){direct_note}\nordering: {order_text}", fontsize=11)
     net.set_xlim(-3.2, span - 0.2)
     net.set_ylim(-0.6, rows - 0.4)
     net.axis("off")
-    # -------------------------------------------------------------- path counts
+
+
+def _layer_name(module: str) -> str:
+    """``hidden.0`` -> ``hidden 1``; ``blocks.0.1`` -> ``block 1.2``."""
+    kind, *index = module.split(".")
+    return f"{'hidden' if kind == 'hidden' else 'block'} {'.'.join(str(int(i) + 1) for i in index)}"
+
+
+def _draw_path_counts(heat: Any, model: MADE) -> None:
+    """The path counts between dimensions, read in the ordering, with the cells that must be 0 shaded."""
+    from matplotlib.patches import Rectangle
+
+    counts, ordering = dimension_path_counts(model)
+    d = model.num_inputs
     image = counts.numpy()
     heat.imshow(image, cmap="Blues", vmin=0, vmax=max(float(image.max()), 1.0))
     labels = [f"$x_{{{i + 1}}}$" for i in ordering.tolist()]
@@ -176,12 +200,6 @@ def save_mask_picture(model: MADE, path: str | Path, title: str | None = None) -
             heat.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#f6dede", edgecolor="white", lw=0.5))
     kind = "$M^V M^W$" + (" + $M^A$" if model.direct is not None else "")
     heat.set_title(f"number of paths input → output ({kind});\nshaded cells must be 0: autoregressive", fontsize=11)
-    if title:
-        fig.suptitle(title, fontsize=12)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    _save_compact_png(buffer, path)
 
 
 def _save_compact_png(buffer: io.BytesIO, path: str | Path) -> None:
