@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -218,17 +219,11 @@ def fit(
     info = process_info()
     optimizer = make_optimizer(model, config)
     order_gen = torch.Generator().manual_seed(config.seed)
-    history, step, best_state = History(), 0, None
     run_fingerprint = (
         fingerprint(model, config, train, valid, train_context, valid_context) if checkpoint_dir is not None else {}
     )
-    finished = False
-    if checkpoint_dir is not None and resume and has_training_state(checkpoint_dir):
-        saved, best_state = load_training_state(checkpoint_dir, model, optimizer, order_gen, run_fingerprint)
-        _check_resumed(saved, config, train.shape[0], Path(checkpoint_dir))
-        history, step, finished = _history(saved), saved["step"], saved.get("finished", False)
-    elif checkpoint_dir is not None and info.is_main:
-        clear_training_state(checkpoint_dir)
+    history, step, finished, best_state = _starting_point(
+        model, optimizer, order_gen, config, train.shape[0], info, run_fingerprint, checkpoint_dir, resume)
     if log_path and info.is_main:
         lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in history.log)
         atomic_write(log_path, lambda tmp: Path(tmp).write_text(lines))
@@ -245,25 +240,8 @@ def fit(
                disable=not info.is_main or (None if progress is None else not progress))
     try:
         for epoch in range(history.epochs + 1, 0 if done else config.epochs + 1):
-            model.train()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(epoch, config)
-            total, seen = 0.0, 0
-            for idx in torch.randperm(train.shape[0], generator=order_gen).split(config.batch_size):
-                model.mask_for_step(step)
-                rows = shard(idx, info).to(device)
-                x = train[rows]
-                nll_sum = net(x, None if train_context is None else train_context[rows])
-                optimizer.zero_grad(set_to_none=True)
-                (nll_sum * (info.world_size / len(idx))).backward()  # DDP averages: the minibatch mean
-                optimizer.step()
-                total += float(nll_sum.detach())
-                seen += x.shape[0]
-                step += 1
-                crash_point(f"step:{step}")
-            total, seen = all_sum([total, seen], info, device)
-            if not math.isfinite(total):
-                raise FloatingPointError(f"training loss became {total} at epoch {epoch}; try a smaller --lr")
+            total, seen, step = _train_epoch(model, net, optimizer, order_gen, train, train_context, config, epoch,
+                                             step, info, device)
             valid_nll = _validation_nll(model, valid, config, valid_k, info, device, valid_context)
             if valid_nll < history.best_valid_nll:
                 history.best_valid_nll, history.best_epoch = valid_nll, epoch
@@ -276,14 +254,7 @@ def fit(
                 "best_valid_nll": history.best_valid_nll,
                 "seconds": seconds_before + time.perf_counter() - start,
             }
-            history.log.append(record)
-            if log:
-                log.write(json.dumps(record, sort_keys=True) + "\n")
-                log.flush()
-            if on_epoch:
-                on_epoch(record)
-            bar.set_postfix(valid_nll=f"{valid_nll:.3f}", best=f"{history.best_valid_nll:.3f}")
-            bar.update()
+            _report(record, history, log, on_epoch, bar)
             stop = epoch - history.best_epoch >= config.patience or _over_budget(record, config, info, device)
             finished = stop or epoch == config.epochs
             if checkpoint_dir is not None and info.is_main and (finished or epoch % config.checkpoint_every == 0):
@@ -300,6 +271,61 @@ def fit(
         model.load_state_dict(best_state)
     history.seconds = seconds_before + time.perf_counter() - start
     return history
+
+
+def _starting_point(
+    model: MADE, optimizer: torch.optim.Optimizer, order_gen: torch.Generator, config: TrainConfig, rows: int,
+    info: ProcessInfo, run_fingerprint: dict, checkpoint_dir: str | Path | None, resume: bool,
+) -> tuple[History, int, bool, dict | None]:
+    """History, step, whether training had finished, and the best weights: from the checkpoint when
+    resuming one (model, optimizer and order generator restored in place), else a fresh start."""
+    if checkpoint_dir is not None and resume and has_training_state(checkpoint_dir):
+        saved, best_state = load_training_state(checkpoint_dir, model, optimizer, order_gen, run_fingerprint)
+        _check_resumed(saved, config, rows, Path(checkpoint_dir))
+        return _history(saved), saved["step"], saved.get("finished", False), best_state
+    if checkpoint_dir is not None and info.is_main:
+        clear_training_state(checkpoint_dir)
+    return History(), 0, False, None
+
+
+def _train_epoch(
+    model: MADE, net: nn.Module, optimizer: torch.optim.Optimizer, order_gen: torch.Generator, train: Tensor,
+    train_context: Tensor | None, config: TrainConfig, epoch: int, step: int, info: ProcessInfo, device: torch.device,
+) -> tuple[float, int, int]:
+    """One pass over the shuffled training rows, a mask per minibatch: the summed NLL over all processes,
+    the rows seen and the step after it."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(epoch, config)
+    total, seen = 0.0, 0
+    for idx in torch.randperm(train.shape[0], generator=order_gen).split(config.batch_size):
+        model.mask_for_step(step)
+        rows = shard(idx, info).to(device)
+        x = train[rows]
+        nll_sum = net(x, None if train_context is None else train_context[rows])
+        optimizer.zero_grad(set_to_none=True)
+        (nll_sum * (info.world_size / len(idx))).backward()  # DDP averages: the minibatch mean
+        optimizer.step()
+        total += float(nll_sum.detach())
+        seen += x.shape[0]
+        step += 1
+        crash_point(f"step:{step}")
+    total, seen = all_sum([total, seen], info, device)
+    if not math.isfinite(total):
+        raise FloatingPointError(f"training loss became {total} at epoch {epoch}; try a smaller --lr")
+    return total, int(seen), step
+
+
+def _report(record: dict, history: History, log: Any, on_epoch: Callable[[dict], None] | None, bar: Any) -> None:
+    """An epoch's record into the history, the log file, the caller's callback and the progress bar."""
+    history.log.append(record)
+    if log:
+        log.write(json.dumps(record, sort_keys=True) + "\n")
+        log.flush()
+    if on_epoch:
+        on_epoch(record)
+    bar.set_postfix(valid_nll=f"{record['valid_nll']:.3f}", best=f"{history.best_valid_nll:.3f}")
+    bar.update()
 
 
 def _over_budget(record: dict, config: TrainConfig, info: ProcessInfo, device: torch.device) -> bool:
