@@ -135,8 +135,8 @@ class Budget:
 
 
 def open_study(out: Path, storage: str | None, name: str, record: dict, seed: int) -> Any:
-    """Create or reopen the study (``sqlite:///OUT/study.db`` unless ``storage``); refuse one that
-    was started with another ``record`` (the data and the fixed training options)."""
+    """Create or reopen the study (``sqlite:///OUT/study.db`` unless ``storage``); refuse one whose
+    trials were trained with another ``record`` (the data and the fixed training options)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -151,9 +151,12 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
         load_if_exists=True,
     )
     stored = study.user_attrs.get("record")
+    started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
     if stored is None:
         study.set_user_attr("record", record)
         study.enqueue_trial({p.name: p.default for p in SEARCH_SPACE})
+    elif stored != record and not started:  # a tune that failed before any trial (a mistyped file name)
+        study.set_user_attr("record", record)
     elif stored != record:
         differ = sorted(k for k in set(stored) | set(record) if stored.get(k) != record.get(k))
         raise ValueError(f"study {name!r} in {url} was started with other {', '.join(differ)}; "

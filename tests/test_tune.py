@@ -69,9 +69,9 @@ def test_first_trial_is_the_default_settings(tuned):
 
 def test_tune_refuses_other_data_in_the_same_study(data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["tune", "--data", str(data), "--out", str(run), "--minutes", "0.02", "--quiet"]) in (0, 2)
+    assert main(["tune", "--data", str(data), "--out", str(run), "--minutes", "0.1", "--quiet"]) in (0, 2)
     capsys.readouterr()
-    assert main(["tune", "--out", str(run), "--minutes", "0.02", "--quiet"]) == 2
+    assert main(["tune", "--out", str(run), "--minutes", "0.1", "--quiet"]) == 2
     assert "was started with other data" in capsys.readouterr().err
 
 
@@ -140,3 +140,22 @@ def test_trials_left_running_by_a_killed_tune_are_failed(tmp_path):
     states = {t.number: t.state for t in study.get_trials()}
     assert states[ours.number] == optuna.trial.TrialState.FAIL
     assert states[theirs.number] == optuna.trial.TrialState.RUNNING
+
+
+def test_a_tune_that_failed_before_any_trial_can_be_rerun_with_other_data(tmp_path):
+    from made.tune import open_study
+
+    first = open_study(tmp_path, None, "made", {"data": ["--data", "typo.csv"]}, 0)
+    assert len(first.get_trials()) == 1  # the queued default trial, not started
+    again = open_study(tmp_path, None, "made", {"data": ["--data", "right.csv"]}, 0)
+    assert again.user_attrs["record"] == {"data": ["--data", "right.csv"]}
+    trial = again.ask()
+    again.tell(trial, 1.0)
+    with pytest.raises(ValueError, match="was started with other data"):
+        open_study(tmp_path, None, "made", {"data": ["--data", "third.csv"]}, 0)
+
+
+def test_a_missing_data_file_leaves_no_study(tmp_path, capsys):
+    assert main(["tune", "--data", str(tmp_path / "typo.csv"), "--out", str(tmp_path / "run")]) == 2
+    assert "typo.csv: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -20,7 +20,7 @@ from ..columns import encode_splits, in_original_units
 from ..distributed import ProcessInfo, init_from_env, shutdown
 from ..evaluate import NLLResult, evaluate_nll
 from ..mixture import MEMBERS_DIR, Mixture
-from ..pipeline import LOG_FILE, context_tensor, load_splits, nll_units, to_tensor
+from ..pipeline import LOG_FILE, context_tensor, data_spec, load_splits, nll_units, to_tensor
 from ..tune import (
     DEFAULT_PATIENCE,
     MIXTURE_SIZE,
@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if (out / ARGS_FILE).exists():
         raise ValueError(f"{out} holds a 'made train' run; choose another --out")
     base, extra = _tune_train_argv(args)
+    # read once before the study exists, so a mistyped or unreadable file leaves no study behind
+    load_splits(data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header), binary=False)
     study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, args.seed)
     key = budget_key(out)
     budget = Budget(study, 60 * args.minutes, key, start)
