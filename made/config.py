@@ -25,8 +25,9 @@ from .network import BLOCK_TYPES
 from .schema import SchemaError
 from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig
 
-__all__ = ["Option", "DataSettings", "ModelSettings", "TrainSettings", "RunSettings", "add_options", "option_names", "resumable", "flag_of",
-           "int_in", "float_in", "masks_arg", "DATASET_NAMES", "MAX_SEED", "MAX_ENSEMBLE"]
+__all__ = ["Option", "DataSettings", "ModelSettings", "TrainSettings", "RunSettings", "add_options", "option_names",
+           "options_of", "resumable", "flag_of", "int_in", "float_in", "masks_arg", "DATASET_NAMES", "MAX_SEED",
+           "MAX_ENSEMBLE"]
 
 DATASET_NAMES = ["digits", *DATASETS]
 MAX_ENSEMBLE = 100_000  # masks an ensemble may average: beyond it one evaluation runs for days
@@ -121,6 +122,7 @@ def flag_of(name: str) -> str:
 
 
 def _lr_help(_: Any) -> str:
+    """The help of ``--lr``: the default learning rate of each optimizer."""
     return "learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")"
 
 
@@ -135,10 +137,11 @@ class DataSettings:
     data: str | None = setting(
         None, "your own data: .npz (train_data/valid_data/test_data or train/valid/test), .npy or .csv; "
         "a single array is split 80/10/10 with --split-seed", metavar="FILE", exclusive="source")
-    data_dir: str | None = setting(None, "folder holding NAME.npz for the paper's sets (or MADE_DATA_DIR)", metavar="DIR")
+    data_dir: str | None = setting(None, "folder holding NAME.npz for the paper's sets (or MADE_DATA_DIR)",
+                                   metavar="DIR")
     split_seed: int | None = setting(
-        0, lambda d: f"seed of the 80/10/10 split of a single array (default: {'the run' + chr(39) + 's' if d is None else d})",
-        parse=SEED)
+        0, lambda d: "seed of the 80/10/10 split of a single array (default: "
+        + ("the run's" if d is None else str(d)) + ")", parse=SEED)
     header: bool | None = setting(
         None, "whether the first line of a .csv is a header (default: a header when none of its cells is a number; "
         "a numeric header such as pandas' 0,1,2 needs --header)", kind="switch", added_in="0.3")
@@ -165,7 +168,8 @@ class ModelSettings:
                             choices=("full", "ordering", "connectivity"), group="model")
     ordering: str = setting("natural", "input ordering of a single mask (default: natural)",
                             choices=("natural", "random"), group="model")
-    degrees: str = setting("random", "hidden degrees: drawn uniformly as in the paper, or evenly spread (default: random)",
+    degrees: str = setting("random", "hidden degrees: drawn uniformly as in the paper, or evenly spread "
+                           "(default: random)",
                            choices=("random", "even"), group="model")
     activation: str = setting("relu", "hidden activation (default: relu)", choices=("relu", "tanh", "softplus"),
                               group="model")
@@ -173,10 +177,10 @@ class ModelSettings:
     init: str = setting("default", "weight initialization: PyTorch's, or semi-orthogonal with zero biases as in the "
                         "authors' code (default: default)", choices=("default", "orthogonal"), group="model")
     seed: int = setting(0, "seed of weights, masks and minibatch order (default: 0)", parse=SEED, group="model")
-    schema: str = setting("binary", "how columns are modelled: binary (0/1 columns, the paper's MADE); auto (per column: "
-                          "0/1 -> binary, integers with few values -> categorical, else real, standardized); onehot "
-                          "(auto, and runs of 0/1 columns where no row has two ones -> one categorical each); or a "
-                          "JSON schema file (see README) (default: binary)",
+    schema: str = setting("binary", "how columns are modelled: binary (0/1 columns, the paper's MADE); auto "
+                          "(per column: 0/1 -> binary, integers with few values -> categorical, else real, "
+                          "standardized); onehot (auto, and runs of 0/1 columns where no row has two ones -> one "
+                          "categorical each); or a JSON schema file (see README) (default: binary)",
                           metavar="binary|auto|onehot|FILE", group="columns and context")
     max_categories: int = setting(DEFAULT_MAX_CATEGORIES, "auto schema: integer columns with at most K values are "
                                   "categorical (default: %(default)s)", parse=POSITIVE, metavar="K",
@@ -203,14 +207,15 @@ class ModelSettings:
 class TrainSettings:
     """The optimizer, early stopping and evaluation during training."""
 
-    optimizer: str = setting("adam", "optimizer (default: adam)", choices=tuple(sorted(DEFAULT_LR)), group="optimization")
+    optimizer: str = setting("adam", "optimizer (default: adam)", choices=tuple(sorted(DEFAULT_LR)),
+                             group="optimization")
     lr: float | None = setting(None, _lr_help, parse=POSITIVE_FLOAT, group="optimization")
     batch_size: int = setting(100, "minibatch size (default: 100)", parse=POSITIVE, group="optimization")
     patience: int = setting(30, "epochs without validation improvement before stopping (default: 30)",
                             parse=POSITIVE, group="optimization")
     epochs: int = setting(1000, "maximum number of epochs (default: 1000)", parse=POSITIVE, group="optimization")
-    max_minutes: float | None = setting(None, "wall-clock budget: stop after the epoch that passes it, keeping the best "
-                                        "weights (default: none)", parse=POSITIVE_FLOAT, metavar="M",
+    max_minutes: float | None = setting(None, "wall-clock budget: stop after the epoch that passes it, keeping "
+                                        "the best weights (default: none)", parse=POSITIVE_FLOAT, metavar="M",
                                         group="optimization", resume=True)
     weight_decay: float = setting(0.0, "L2 weight decay; with adamw, decoupled from the gradient (default: 0)",
                                   parse=NON_NEGATIVE_FLOAT, group="optimization")
@@ -282,9 +287,9 @@ class RunSettings:
     def from_args(cls, args: argparse.Namespace) -> RunSettings:
         """The settings of a parsed ``made train`` command line, data paths made absolute (the run's
         ``args.json`` then names the same files from anywhere)."""
-        paths = {name: str(Path(getattr(args, name)).resolve()) for name in ("data", "data_dir") if getattr(args, name) is not None}
+        paths = {name: str(Path(getattr(args, name)).resolve())
+                 for name in ("data", "data_dir") if getattr(args, name) is not None}
         return _build(cls, {**vars(args), **paths})
-
 
 
 def options_of(cls: type) -> Iterator[tuple[str, Any, Option]]:
@@ -359,8 +364,8 @@ def resumable(cls: type = RunSettings) -> set[str]:
 def add_options(parser: argparse.ArgumentParser, cls: type, defaults: Mapping[str, Any] | None = None,
                 suppress: bool = False, only: Collection[str] | None = None) -> None:
     """Add the options of the settings class ``cls`` (those named in ``only``) to ``parser``, each in its
-    group; ``defaults`` replaces some defaults; with ``suppress`` an option not given is left out of the parsed namespace
-    (which tells the options given from those left to their defaults)."""
+    group; ``defaults`` replaces some defaults; with ``suppress`` an option not given is left out of the
+    parsed namespace (which tells the options given from those left to their defaults)."""
     holders: dict[str | None, Any] = {None: parser}
     for name, spec, option in options_of(cls):
         if only is not None and name not in only:

@@ -81,7 +81,8 @@ def _resumed_settings(args: argparse.Namespace) -> RunSettings:
     check_no_links(run)
     record = read_json(run / ARGS_FILE)
     try:
-        check_fields(record, {"format_version": int, "command": Literal["train"], "options": dict}, str(run / ARGS_FILE))
+        check_fields(record, {"format_version": int, "command": Literal["train"], "options": dict},
+                     str(run / ARGS_FILE))
         if record["format_version"] != FORMAT_VERSION:
             raise SchemaError(f"{run / ARGS_FILE}: unknown format_version {record['format_version']}")
         stored = RunSettings.from_json(record["options"], f"{run / ARGS_FILE}: options")
