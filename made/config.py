@@ -214,6 +214,7 @@ class TrainSettings:
     patience: int = setting(30, "epochs without validation improvement before stopping (default: 30)",
                             parse=POSITIVE, group="optimization")
     epochs: int = setting(1000, "maximum number of epochs (default: 1000)", parse=POSITIVE, group="optimization")
+    # how long, not what: --resume may change it, but it is listed and kept with the training settings
     max_minutes: float | None = setting(None, "wall-clock budget: stop after the epoch that passes it, keeping "
                                         "the best weights (default: none)", parse=POSITIVE_FLOAT, metavar="M",
                                         group="optimization", resume=True)
