@@ -2,21 +2,20 @@ r"""Checks of JSON read from disk against the types and values the code expects.
 
 A run folder comes from anywhere, so every JSON field is checked before use:
 its type against the type hint of the argument it feeds (``MADE.__init__``,
-``TrainConfig``), or against the command-line option it was parsed by, and its
-value against the allowed range. ``True`` is never taken for an integer nor
+``TrainConfig``) and its value against the allowed range (the options of
+``args.json`` are checked by :meth:`made.config.RunSettings.from_json`). ``True`` is never taken for an integer nor
 ``"3"`` for a number. Every failure is a :class:`SchemaError` naming the field.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections.abc
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["SchemaError", "check_value", "check_fields", "check_option_values"]
+__all__ = ["SchemaError", "check_value", "check_fields"]
 
 
 class SchemaError(ValueError):
@@ -95,43 +94,3 @@ def check_fields(
         if test is not None and not test(value):
             raise SchemaError(f"{where}.{key} has a value outside its allowed range: {value!r:.80}")
 
-
-def _option_value_ok(action: argparse.Action, value: Any) -> bool:
-    """Whether ``value`` is something ``action`` could have parsed from a command line."""
-    if action.type is None:
-        ok = isinstance(value, str)
-    elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        ok = False
-    else:
-        try:
-            parsed = action.type(str(value))
-        except (ValueError, TypeError, argparse.ArgumentTypeError):
-            return False
-        ok = type(parsed) is type(value) and parsed == value
-    return ok and (action.choices is None or value in action.choices)
-
-
-def check_option_values(data: Any, parser: argparse.ArgumentParser, where: str, skip: Iterable[str] = ()) -> None:
-    """Check stored option values against the parser that defines them: one key per
-    option (but ``skip``), flags as booleans, lists where the option takes several
-    values, and each value one that the option's type and choices accept."""
-    actions = {
-        a.dest: a for a in parser._actions if a.dest not in set(skip) and not isinstance(a, argparse._HelpAction)
-    }
-    if not isinstance(data, dict):
-        raise SchemaError(f"{where} must be an object, got {type(data).__name__}")
-    missing, unknown = set(actions) - set(data), set(data) - set(actions)
-    if missing or unknown:
-        raise SchemaError(f"{where}: missing options {sorted(missing)}, unknown options {sorted(unknown)}")
-    for dest, action in actions.items():
-        value = data[dest]
-        if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
-            ok = isinstance(value, bool) or (value is None and action.default is None)  # --header: unset
-        elif value is None:
-            ok = action.default is None
-        elif action.nargs in ("*", "+"):
-            ok = isinstance(value, list) and all(_option_value_ok(action, v) for v in value)
-        else:
-            ok = _option_value_ok(action, value)
-        if not ok:
-            raise SchemaError(f"{where}.{dest}: {value!r:.80} is not a valid value of {action.option_strings[0]}")

@@ -1,9 +1,8 @@
-import argparse
 from typing import Literal
 
 import pytest
 
-from made.schema import SchemaError, check_fields, check_option_values, check_value
+from made.schema import SchemaError, check_fields, check_value
 
 
 @pytest.mark.parametrize(
@@ -37,19 +36,3 @@ def test_check_fields():
     with pytest.raises(SchemaError, match="cfg must be an object"):
         check_fields([1], hints, "cfg")
 
-
-def test_check_option_values_follows_the_parser():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=3)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--widths", type=int, nargs="*", default=[5])
-    parser.add_argument("--mode", choices=["a", "b"], default="a")
-    parser.add_argument("--flag", action="store_true")
-    parser.add_argument("--skip-me")
-    good = {"n": 2, "lr": None, "widths": [1, 2], "mode": "b", "flag": True}
-    check_option_values(good, parser, "args", skip=["skip_me"])
-    for bad in ({"n": "2"}, {"n": True}, {"lr": "x"}, {"widths": ["1"]}, {"mode": "c"}, {"flag": 1}, {"n": None}):
-        with pytest.raises(SchemaError, match="is not a valid value"):
-            check_option_values({**good, **bad}, parser, "args", skip=["skip_me"])
-    with pytest.raises(SchemaError, match="missing options"):
-        check_option_values({k: v for k, v in good.items() if k != "n"}, parser, "args", skip=["skip_me"])
