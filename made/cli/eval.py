@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import json
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from .common import all_binary, args_data_spec, load_run, pick_device, run_schem
 from .options import ENSEMBLE, POSITIVE, add_data_args
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``made eval`` and its options to the command line."""
     evaluate = subparsers.add_parser("eval", help="evaluate a run's NLL on a split", description="Mean NLL in nats per "
                                      "example with its standard error, and bits per dimension. By default the run's "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from .common import all_binary, batches, load_for_inference, run_schema, save_ro
 from .options import ENSEMBLE, POSITIVE, add_drawing_args, add_header_arg
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``made impute`` and its options to the command line."""
     impute = subparsers.add_parser(
                "impute", help="fill in missing values, or inpaint images", description="Draw the missing entries of "

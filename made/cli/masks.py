@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from .common import load_run
 from .options import NON_NEGATIVE, POSITIVE, SEED, masks_arg
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``made masks`` and its options to the command line."""
     masks = subparsers.add_parser(
         "masks", help="draw a small MADE's masks as a PNG", description="Draw the network of a small MADE with its "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from .common import batches, load_for_inference, run_schema, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``made sample`` and its options to the command line."""
     sample = subparsers.add_parser("sample", help="draw samples from a trained run", description="Draw exact samples. "
                                    "Writes a PNG grid for image-shaped data (digits, MNIST), else .npy or .csv.")

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -46,7 +46,7 @@ TUNE_SETS = {"dataset", "data", "data_dir", "split_seed", "out", "resume", "over
              "checkpoint_every"}  # options of 'made train' that made tune sets itself
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``made tune`` and its options to the command line."""
     tune = subparsers.add_parser(
         "tune", help="find training settings for your data within a time budget",
