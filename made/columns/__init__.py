@@ -49,26 +49,6 @@ from .schema import (
     resolve_schema,
 )
 
-__all__ = [
-    "infer_schema",
-    "onehot_widths",
-    "read_schema",
-    "resolve_schema",
-    "fit_schema",
-    "encode",
-    "encode_observed",
-    "decode",
-    "encode_splits",
-    "model_columns",
-    "family_config",
-    "check_fitted_schema",
-    "log_scales",
-    "in_original_units",
-    "dimension_names",
-    "num_columns",
-    "DEFAULT_MAX_CATEGORIES",
-    "ColumnKind",
-    "COLUMN_KINDS",
-    "register_column_kind",
-    "kind_of",
-]
+from . import schema
+
+__all__ = [*schema.__all__, "ColumnKind", "COLUMN_KINDS", "register_column_kind", "kind_of"]
