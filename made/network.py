@@ -110,8 +110,10 @@ class Network:
         for group in self.groups:
             if isinstance(group.degrees, int):
                 result.append(result[group.degrees])
+            elif group.degrees == DRAW:
+                result.append(next(draws))
             else:
-                result.append({INPUTS: inputs, OUTPUTS: outputs}[group.degrees] if group.degrees != DRAW else next(draws))
+                result.append({INPUTS: inputs, OUTPUTS: outputs}[group.degrees])
         return tuple(result)
 
     def masks(self, degrees: Sequence[Tensor]) -> dict[str, Tensor]:

@@ -371,8 +371,9 @@ class MaskedLinear(nn.Linear):
             self._plan_seen = key
             return None
         staircase = self._find_staircase(mask)
-        plan = self._plan = (key, None if staircase is None else TrainingPlan(staircase, self._mask_like_weight(mask)), mask)
-        return plan[1]
+        plan = None if staircase is None else TrainingPlan(staircase, self._mask_like_weight(mask))
+        self._plan = (key, plan, mask)
+        return plan
 
     def _find_staircase(self, mask: Tensor) -> Staircase | None:
         key = _key(mask)

@@ -90,7 +90,8 @@ class IncrementalSampler:
         data_rows = [c for d in self.ordering for c in range(in_off[d], in_off[d + 1])]
         input_order = torch.tensor([*range(data_width, data_width + model.context_size), *data_rows], device=device)
         self.in_rows = torch.tensor(data_rows, device=device)
-        output_order = torch.tensor([c for d in self.ordering for c in range(out_off[d], out_off[d + 1])], device=device)
+        output_rows = [c for d in self.ordering for c in range(out_off[d], out_off[d + 1])]
+        output_order = torch.tensor(output_rows, device=device)
         self.context_size = model.context_size
         self.in_bounds = _offsets([family.inputs_per_dim[d] for d in self.ordering])
         self.out_bounds = _offsets([family.params_per_dim[d] for d in self.ordering])
