@@ -4,6 +4,9 @@ For D = 784 binary dimensions and each hidden architecture, times drawing n
 samples with:
 
 * ``made`` -- ``MADE.sample``: every hidden unit computed once (made/sampling.py);
+* ``made, CUDA graph`` (GPU only) -- ``made.cuda_graphs.GraphedSampler``: the same
+  sampler recorded once for n samples and replayed as one CUDA graph (its build time,
+  warm-up and recording included, is given in the row's name);
 * ``made naive`` -- ``made.sampling.sample_naive``: D full forward passes;
 * ``nflows MADE``, ``zuko MaskedMLP``, ``pyro AutoRegressiveNN`` -- the peers' masked
   networks with one output per dimension, same hidden widths and activation (ReLU).
@@ -44,7 +47,8 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from made import MADE
-from made.sampling import sample_naive
+from made.cuda_graphs import GraphedSampler
+from made.sampling import sample_incremental, sample_naive
 
 D = 784
 
@@ -156,6 +160,13 @@ def run(hidden: list[int], n: int, device: torch.device, repeats: int, max_secon
         warnings.simplefilter("ignore")
         model = MADE(D, hidden).to(device).eval()
     rows = [("made (ours)", timed(lambda: model.sample(n), device, repeats), False)]
+    if device.type == "cuda":
+        sync(device)
+        start = time.perf_counter()
+        graphed = GraphedSampler(model, n)
+        sync(device)
+        built = time.perf_counter() - start
+        rows.append((f"made, CUDA graph (built once in {built:.3g} s)", timed(graphed.sample, device, repeats), False))
     naive = SequentialBernoulli(lambda x: model(x), model.ordering.tolist())
     naive_seconds, estimated = time_sequential(naive, n, device, repeats, max_seconds)
     rows.append(("made naive (D passes)", naive_seconds, estimated))
@@ -182,10 +193,13 @@ def check_equal_draws(device: torch.device) -> str:
             warnings.simplefilter("ignore")
             model = MADE(D, [500]).to(device=device, dtype=dtype)
         uniform = torch.rand(64, D, device=device, dtype=dtype)
-        from made.sampling import sample_incremental
-
         differ = int((sample_incremental(model, uniform) != sample_naive(model, uniform)).sum())
-        lines.append(f"{str(dtype).removeprefix('torch.')}: {differ} of {64 * D} values differ")
+        line = f"{str(dtype).removeprefix('torch.')}: {differ} of {64 * D} values differ"
+        if device.type == "cuda":  # the recorded graph against the eager sampler, same generator state
+            graphed = GraphedSampler(model, 64).sample(generator=torch.Generator(device).manual_seed(2))
+            eager = model.sample(64, generator=torch.Generator(device).manual_seed(2))
+            line += f" (CUDA graph vs eager: {int((graphed != eager).sum())} differ)"
+        lines.append(line)
     return "same-noise draws, ours vs naive, hidden [500], 64 samples: " + "; ".join(lines)
 
 

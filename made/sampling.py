@@ -95,7 +95,7 @@ class IncrementalSampler:
         self.context_size = model.context_size
         self.in_bounds = _offsets([family.inputs_per_dim[d] for d in self.ordering])
         self.out_bounds = _offsets([family.params_per_dim[d] for d in self.ordering])
-        self.positions = torch.tensor(self.ordering)
+        self.positions = torch.tensor(self.ordering, device=device)  # on the device: no copy while drawing
         self.identity_encoding = type(family).encode is Family.encode and set(family.inputs_per_dim) == {1}
 
         position = torch.empty(self.num_inputs, dtype=torch.long, device=device)
@@ -175,7 +175,7 @@ class IncrementalSampler:
         x = torch.zeros_like(uniform) if given is None else given.clone().to(dtype)
         if num_given >= self.num_inputs:
             return x
-        order = self.positions.to(x.device)
+        order = self.positions
         drawn = x[:, order].T.contiguous()  # [D, N]: row i holds the values at position i
         noise = uniform[:, order].T.contiguous()
         # Input units in level order (context, then encoded data by position), transposed.

@@ -108,7 +108,10 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     if config.optimizer == "sgd":
         return _fused_if_available(torch.optim.SGD, params, lr=lr, weight_decay=wd)
     if config.optimizer == "adagrad":
-        return _fused_if_available(torch.optim.Adagrad, params, lr=lr, eps=config.adagrad_eps, weight_decay=wd)
+        options = dict(lr=lr, eps=config.adagrad_eps, weight_decay=wd)
+        if all(p.device.type == "cpu" for p in params):  # torch's fused Adagrad is CPU-only, refused at step()
+            return _fused_if_available(torch.optim.Adagrad, params, **options)
+        return torch.optim.Adagrad(params, **options)
     return torch.optim.Adadelta(params, lr=lr, rho=config.adadelta_rho, eps=config.adadelta_eps, weight_decay=wd)
 
 

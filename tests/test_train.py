@@ -47,6 +47,14 @@ def test_optimizers(name):
         assert opt.defaults["fused"]
 
 
+def test_adagrad_is_fused_only_on_the_cpu():
+    # torch's fused Adagrad has no CUDA kernel and refuses it only at the first step(): a
+    # made train --optimizer adagrad --device cuda died there. Off the CPU, the plain kernel.
+    model = MADE(5, [8]).to("meta")
+    assert not make_optimizer(model, TrainConfig(optimizer="adagrad")).defaults["fused"]
+    assert make_optimizer(MADE(5, [8]), TrainConfig(optimizer="adagrad")).defaults["fused"]
+
+
 @pytest.mark.parametrize("name", ["adam", "sgd", "adagrad"])
 def test_fused_optimizers_take_the_same_steps(name):
     models = [MADE(6, [12], seed=0).double() for _ in range(2)]
