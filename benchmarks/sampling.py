@@ -44,7 +44,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from made import MADE
-from made.sampling import sample_naive
+from made.inference.sampling import sample_naive
 
 D = 784
 
@@ -182,7 +182,7 @@ def check_equal_draws(device: torch.device) -> str:
             warnings.simplefilter("ignore")
             model = MADE(D, [500]).to(device=device, dtype=dtype)
         uniform = torch.rand(64, D, device=device, dtype=dtype)
-        from made.sampling import sample_incremental
+        from made.inference.sampling import sample_incremental
 
         differ = int((sample_incremental(model, uniform) != sample_naive(model, uniform)).sum())
         lines.append(f"{str(dtype).removeprefix('torch.')}: {differ} of {64 * D} values differ")

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .columns import (
+from .data.columns import (
     DEFAULT_MAX_CATEGORIES,
     decode,
     encode,
@@ -33,10 +33,10 @@ from .columns import (
     log_scales,
     num_columns,
 )
-from .evaluate import per_example_nll
+from .inference.evaluate import per_example_nll
 from .model import MADE
-from .train import TrainConfig, validation_masks
-from .train import fit as train_model
+from .training.loop import TrainConfig, validation_masks
+from .training.loop import fit as train_model
 
 __all__ = ["MADEDensity"]
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import MODEL_DEFAULTS, count_weights
-from .data import available_memory
+from ..data.formats import available_memory
+from ..io.checkpoint import count_weights
+from ..model.settings import MODEL_DEFAULTS
 
 
 def check_memory(settings: dict, dtype: torch.dtype) -> None:

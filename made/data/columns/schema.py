@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import DataError, Splits
-from ..evaluate import NLLResult
-from ..families import DEFAULT_MIN_SCALE, Family, family_for_columns
-from ..schema import SchemaError, check_fields
+from ...families import DEFAULT_MIN_SCALE, Family, family_for_columns
+from ...inference.evaluate import NLLResult
+from ...io.schema import SchemaError, check_fields
+from ..splits import DataError, Splits
 from .kinds import COLUMN_KINDS, Where, kind_of
 
 __all__ = [

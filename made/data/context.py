@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from .data import DataError, Splits
+from .splits import DataError, Splits
 
 __all__ = ["CONTEXT_KINDS", "CONTEXT_SPEC", "make_context_spec", "context_size", "split_context", "context_from_value"]
 

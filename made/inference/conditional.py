@@ -28,11 +28,15 @@ model a non-prefix O raises ``ValueError``. Neither function tracks gradients.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
-from .model import MADE
 from .sampling import sample_incremental
+
+if TYPE_CHECKING:
+    from ..model.made import MADE
 
 __all__ = [
     "observed_first", "mixture_seeds", "conditional_orderings", "observed_patterns", "reordered_log_probs",

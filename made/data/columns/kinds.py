@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ..data import DataError, format_value
+from ..splits import DataError, format_value
 
 __all__ = [
     "ColumnKind",
