@@ -3,7 +3,7 @@
 Each field of the frozen dataclasses below carries an :class:`Option` (its flag, help, parser, choices,
 whether ``--resume`` may change it), from which the ``made train`` options (:func:`add_options`), the
 ``args.json`` record (:meth:`RunSettings.to_json`, :meth:`RunSettings.from_json`), the resume rule
-(:func:`resumable`) and the arguments of :class:`~made.model.MADE` and :class:`~made.train.TrainConfig`
+(:func:`resumable`) and the arguments of :class:`~made.MADE` and :class:`~made.training.loop.TrainConfig`
 are derived, so a setting is described once."""
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class ModelSettings:
                                   choices=tuple(CONTEXT_KINDS), group="columns and context")
 
     def made_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~made.model.MADE` these settings give (with those of the data)."""
+        """The keyword arguments of :class:`~made.MADE` these settings give (with those of the data)."""
         return {
             "hidden_sizes": list(self.hidden), "num_masks": self.masks, "ordering": self.ordering,
             "direct": self.direct, "seed": self.seed, "activation": self.activation, "blocks": list(self.blocks),

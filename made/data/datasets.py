@@ -174,7 +174,7 @@ def load_data(
     """Load either a named data set or a user file (exactly one of the two).
 
     ``binary=False`` accepts any finite numbers in a user file (for categorical and
-    real columns, see :mod:`made.columns`); ``header`` overrides a CSV's header guess.
+    real columns, see :mod:`made.data.columns`); ``header`` overrides a CSV's header guess.
     """
     if (dataset is None) == (path is None):
         raise DataError("give either a data set name or a data file, not both or neither")

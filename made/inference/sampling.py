@@ -71,7 +71,7 @@ def _offsets(widths: list[int]) -> list[int]:
 class IncrementalSampler:
     """A mask's weights rearranged for sampling each hidden unit once.
 
-    Works on any network description (:mod:`made.network`): every group's units get a
+    Works on any network description (:mod:`made.model.network`): every group's units get a
     *ready level*, the last position of the ordering they depend on through the masks
     (inputs: their position; context: 0; other units: the largest level among the units
     their links connect, and their residual unit's). Units are sorted by level, so "the

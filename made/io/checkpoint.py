@@ -74,7 +74,7 @@ def mask_state(model: MADE) -> dict:
     """The masks a reloaded model must use: the pool's seeds and the current mask's place in it.
 
     ``pool_seeds`` is the finite pool (``None`` for ``"unlimited"``, whose masks are
-    drawn from ``seed`` by :func:`made.model.derive_seeds`: minibatch ``step``'s mask
+    drawn from ``seed`` by :func:`made.model.pool.derive_seeds`: minibatch ``step``'s mask
     and the ensembles' masks are functions of ``seed`` and their index alone);
     ``position`` is the index of the current mask in the pool, ``None`` when it is
     not a pool mask.

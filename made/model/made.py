@@ -110,7 +110,7 @@ class MADE(MaskPool, nn.Module):
             redrawn per mask. Units are exchangeable, so this is the same model, and its
             masks are then staircases in storage order (fast block products). ``False``
             rebuilds models saved by made 0.1, which drew them unsorted.
-        blocks: block types (registered in :mod:`made.network`) after the last hidden
+        blocks: block types (registered in :mod:`made.model.network`) after the last hidden
             layer, e.g. ``["residual"] * 2``: residual blocks ``h + W2 act(W1 h)`` whose
             two layers share that layer's degrees.
         dropout: dropout probability on every hidden unit's activation (training only).
@@ -376,7 +376,7 @@ class MADE(MaskPool, nn.Module):
 
         Under the current mask, or with ``ensemble=k`` from the mixture of k masks
         (each sample from a mask picked uniformly), the distribution ``log_prob(x,
-        ensemble=k)`` scores. See :mod:`made.sampling`. ``num_samples`` may also be a
+        ensemble=k)`` scores. See :mod:`made.inference.sampling`. ``num_samples`` may also be a
         torch-style sample shape (a tuple): ``[*sample_shape, D]`` back, and a context,
         if any, of shape ``[*sample_shape, C]``.
         """
@@ -403,14 +403,14 @@ class MADE(MaskPool, nn.Module):
         """Fill the unobserved entries of ``x`` with exact draws from p(x_missing | x_observed).
 
         ``observed`` is a bool ``[N, D]`` mask; ``[N, D]`` back, or ``[num_samples, N, D]``
-        when ``num_samples`` is given. See :func:`made.conditional.impute`.
+        when ``num_samples`` is given. See :func:`made.inference.conditional.impute`.
         """
         return impute(self, x, observed, num_samples, context, ensemble, generator)
 
     def conditional_log_prob(
         self, x: Tensor, observed: Tensor, context: Tensor | None = None, ensemble: int | None = None
     ) -> Tensor:
-        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.conditional`."""
+        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.inference.conditional`."""
         return conditional_log_prob(self, x, observed, context, ensemble)
 
     # ---------------------------------------------------------------- config

@@ -6,7 +6,7 @@ conditional). Every other group is a layer of hidden units whose value is
 
     value = dropout(act(sum over its links of (W ⊙ M) source + b)) [+ value of a residual group]
 
-where each *link* is a masked linear map (:class:`~made.nn.MaskedLinear`) from an
+where each *link* is a masked linear map (:class:`~made.model.layers.MaskedLinear`) from an
 earlier group. A group's degrees are drawn (a plain hidden layer), shared with an
 earlier group (the inner layers of a residual block), or fixed by the ordering
 (inputs and outputs). Masks follow from the degrees alone: ``>=`` into hidden

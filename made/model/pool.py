@@ -100,7 +100,7 @@ class MaskPool:
             degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False)
             if not redrawn and self.sorted_degrees:
                 # Units are exchangeable, so a fixed draw may as well be sorted: the masks are then
-                # staircases in storage order and the block products need no gathers (made.blocks).
+                # staircases in storage order and the block products need no gathers (made.fast.blocks).
                 degrees = degrees.sort().values
             if self.context_size:
                 degrees[0] = 0  # a context-only path to the first conditional, whatever the draw
@@ -116,7 +116,7 @@ class MaskPool:
     def masks(
         self, mask_seed: int, ordering: Tensor | None = None, device: torch.device | str | None = None
     ) -> Masks:
-        """The mask drawn from ``mask_seed`` as a value (see :class:`~made.network.Masks`).
+        """The mask drawn from ``mask_seed`` as a value (see :class:`~made.model.network.Masks`).
 
         A pure function of the seed (and ``ordering``, which replaces the seed's but keeps
         its hidden degrees); the model is unchanged. Degrees are drawn on the CPU, masks

@@ -2,7 +2,7 @@ r"""Mixtures of independently trained MADEs: exact, normalized, with weights fit
 
 .. math:: p(x) = \sum_i w_i \, p_i(x), \qquad w_i \ge 0, \ \sum_i w_i = 1
 
-Each member ``p_i`` is a trained :class:`~made.model.MADE` scored with its own mask
+Each member ``p_i`` is a trained :class:`~made.MADE` scored with its own mask
 ensemble (``ensembles[i]``, ``None`` for its current mask), so the mixture is a
 normalized distribution whenever its members are. The weights are equal by default;
 :meth:`Mixture.fit_weights` runs EM on them with the members fixed, which never lowers
@@ -10,7 +10,7 @@ the likelihood of the data it is fitted on (use validation data, never test).
 
 A mixture run folder holds ``config.json`` (the run's data, schema and evaluation
 sections, plus ``mixture``: weights and member ensembles) and one ordinary run folder
-per member in ``members/0``, ``members/1``, ... written by :func:`made.checkpoint.save_model`.
+per member in ``members/0``, ``members/1``, ... written by :func:`made.io.checkpoint.save_model`.
 :func:`load_run_model` reads either kind of run folder, so ``made eval``, ``made sample``
 and ``made impute`` take both.
 """
@@ -143,7 +143,8 @@ class Mixture(nn.Module):
     def per_example_nll(
         self, data: Tensor, batch_size: int = 1000, ensemble: int | None = None, context: Tensor | None = None
     ) -> Tensor:
-        """``-log p(x)`` for every row, float64 ``[N]`` (what :func:`made.evaluate.per_example_nll` returns)."""
+        """``-log p(x)`` for every row, float64 ``[N]``: what :func:`made.inference.evaluate.per_example_nll`
+        returns for a mixture."""
         parts = self.member_log_probs(data, batch_size, ensemble, context)
         return -torch.logsumexp(self._log_weights(parts) + parts, dim=0)
 
@@ -190,7 +191,7 @@ class Mixture(nn.Module):
         self, x: Tensor, observed: Tensor, context: Tensor | None, ensemble: int | None
     ) -> Tensor:
         """``log q_i(x_observed)`` of every member and row, ``[M, N]``: each member's marginal of the
-        observed part under the masks its conditionals use (:mod:`made.conditional`), so the
+        observed part under the masks its conditionals use (:mod:`made.inference.conditional`), so the
         reweighting below is exact for the mixture of those conditionals."""
         filled = torch.where(observed, x, torch.zeros_like(x))  # missing values (NaN) must not reach a product
         out = filled.new_zeros(len(self.members), x.shape[0])

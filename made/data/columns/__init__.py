@@ -23,8 +23,8 @@ example. Real columns are the exception: their density is computed on the
 standardized scale, and :func:`in_original_units` adds ``sum(log std)`` to report
 the NLL in the data's own units.
 
-Each ``type`` is one :class:`~made.columns.kinds.ColumnKind`, registered by name with
-:func:`~made.columns.kinds.register_column_kind`; the schema functions dispatch through
+Each ``type`` is one :class:`~made.data.columns.kinds.ColumnKind`, registered by name with
+:func:`~made.data.columns.kinds.register_column_kind`; the schema functions dispatch through
 that registry, and the model column a kind becomes names the family that models it.
 """
 

@@ -4,7 +4,7 @@ A :class:`ColumnKind` says which keys its schema entry takes, how the training
 split fills in the fitted form, how the data's own values become the model's value
 of the dimension and back, and which column of a :class:`~made.families.Mixed`
 family models it. :func:`register_column_kind` files a kind under its ``type``
-name; every schema function of :mod:`made.columns` dispatches through that registry.
+name; every schema function of :mod:`made.data.columns` dispatches through that registry.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ColumnKind(ABC):
         return 1
 
     def claims(self, values: np.ndarray, max_categories: int) -> bool:
-        """Whether :func:`~made.columns.infer_schema` gives this kind to a column with these
+        """Whether :func:`~made.data.columns.infer_schema` gives this kind to a column with these
         distinct ``values`` (the first registered kind that claims a column gets it)."""
         return False
 

@@ -1,6 +1,6 @@
 r"""Schema-wide operations: infer, read, fit, encode and decode a list of column entries.
 
-Each entry is handled by its registered :class:`~made.columns.kinds.ColumnKind`;
+Each entry is handled by its registered :class:`~made.data.columns.kinds.ColumnKind`;
 this module walks the entries and the data-file columns they read, in order.
 """
 
