@@ -77,7 +77,6 @@ def add_parser(subparsers: Any) -> None:
     tune.set_defaults(func=run)
 
 
-
 def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The 'made train' options every trial shares, and those of --train-options (checked)."""
     try:

@@ -131,7 +131,6 @@ class Table:
         return f"{self.unit} {self.lines[row]}"
 
 
-
 def _parse_cell(cell: str) -> float | None:
     """The number in a CSV cell, NaN for a missing-value marker, ``None`` for other text."""
     text = cell.strip()
@@ -265,7 +264,6 @@ def _as_matrix(array: np.ndarray, path: Path, split: str) -> np.ndarray:
     if array.ndim != 2:
         raise DataError(f"{path}: {split} must be a 2-D array [examples, dimensions], got shape {array.shape}")
     return array.astype(np.uint8) if array.dtype.kind == "b" else array
-
 
 
 def _split_table(table: Table, name: str, seed: int, source: str, binary: bool) -> Splits:

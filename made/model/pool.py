@@ -32,7 +32,6 @@ def derive_seeds(seed: int, stream: int, count: int, offset: int = 0) -> list[in
     return [int(s >> np.uint64(2)) for s in state]
 
 
-
 def check_pool_state(module: MADE, state: dict, prefix: str, *_: object) -> None:
     """Refuse a state saved from a model of another seed or pool size: its pool's masks would silently
     differ; adopt its pool seeds (a checkpoint may have stored other ones) by resizing the buffer."""
@@ -45,7 +44,6 @@ def check_pool_state(module: MADE, state: dict, prefix: str, *_: object) -> None
             f"{max(pool.numel() - 1, 0)} masks; the model has seed {module.seed} and {module.mask_pool.numel() - 1}: "
             "build the model with the same seed and num_masks"
         )
-
 
 
 class MaskPool:
@@ -64,6 +62,7 @@ class MaskPool:
 
     @mask_seeds.setter
     def mask_seeds(self, seeds: Sequence[int]) -> None:
+        """Replace the pool's seeds (a checkpoint may store other ones than the seed derives)."""
         self.mask_pool = torch.tensor([self.seed, *seeds], device=self.mask_pool.device)
 
     @property
@@ -126,7 +125,6 @@ class MaskPool:
         device = self.output.mask.device if device is None else device
         degrees = self.network.degrees(*self.unit_degrees(ordering), drawn)
         return Masks(ordering, degrees, self.network.masks([d.to(device) for d in degrees]))
-
 
     @contextmanager
     def using_mask(self, mask_seed: int, ordering: Tensor | None = None) -> Iterator[None]:
