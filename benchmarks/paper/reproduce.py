@@ -33,7 +33,7 @@ from cpu_model import cpu_model  # noqa: E402
 from paper_rows import ROWS, read_results, same_arguments  # noqa: E402
 
 from made import __version__  # noqa: E402
-from made.io.atomic import read_json, write_json  # noqa: E402
+from made.checkpoint import read_json, write_json  # noqa: E402
 from made.cli import main as made_main  # noqa: E402
 
 DEFAULT_RESULTS = HERE / "results.jsonl"
