@@ -117,6 +117,15 @@ def test_made_modules_are_imported_at_the_top_unless_named():
     ("made.columns", "made.data.columns", ["encode_splits", "log_scales", "resolve_schema"]),
     ("made.model", "made.model.pool", ["derive_seeds"]),
     ("made.data", "made.data.datasets", ["load_dataset", "load_data", "DATASETS"]),
+    ("made.masks", "made.model.masks", ["input_degrees", "path_counts", "hidden_mask", "output_mask"]),
+    ("made.conditional", "made.inference.conditional", ["observed_first", "impute", "conditional_log_prob"]),
+    ("made.schema", "made.io.schema", ["SchemaError", "check_fields", "check_value"]),
+    ("made.distributed", "made.training.distributed", ["ProcessInfo", "all_sum", "shard"]),
+    ("made.memory", "made.training.memory", ["check_memory", "available_memory"]),
+    ("made.blocks", "made.fast.blocks", ["find_staircase", "BlockTriangular", "StaircaseProduct", "TrainingPlan"]),
+    ("made.context", "made.data.context", ["CONTEXT_SPEC", "context_from_value"]),
+    ("made.columns.kinds", "made.data.columns.kinds", ["Where", "ColumnKind", "register_column_kind"]),
+    ("made.columns.schema", "made.data.columns.schema", ["fit_schema", "encode_splits"]),
 ])
 def test_the_0_2_module_paths_still_give_the_same_objects(old, new, names):
     for name in names:
