@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from made import MADE
-from made.nn import fast_path
+from made.fast.dispatch import fast_path
 from made.cli import main
 
 TRAIN = ["--hidden", "8", "--epochs", "1", "--quiet"]

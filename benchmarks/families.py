@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from made.checkpoint import METRICS_FILE, load_model
+from made.io.checkpoint import METRICS_FILE, load_model
 from made.cli import main as made
-from made.columns import encode_splits, log_scales
+from made.data.columns import encode_splits, log_scales
 from made.data import load_dataset
-from made.evaluate import per_example_nll
+from made.inference.evaluate import per_example_nll
 
 UCI = ["--hidden", "500", "--direct", "--optimizer", "adadelta", "--batch-size", "100", "--patience", "30"]
 REAL = ["--hidden", "500", "--direct", "--batch-size", "100", "--patience", "30"]  # adam, lr 1e-3

@@ -26,8 +26,8 @@ import torch
 
 from made import MADE
 from made.cli import main as made
-from made.evaluate import per_dimension_nll
-from made.sampling import sample_naive
+from made.inference.evaluate import per_dimension_nll
+from made.inference.sampling import sample_naive
 
 FAMILIES = {
     "bernoulli": "bernoulli",

@@ -2,7 +2,7 @@ r"""Kill ``made train`` and resume it, again and again; compare the end with an 
 
 Each trial trains the same run three ways: straight through (the reference), and
 killed with SIGKILL then resumed with ``made train --resume`` until it finishes.
-The kills are at named moments (``MADE_TEST_CRASH_AT``: a minibatch step, the
+The kills are at named moments (``tests/crash_driver.py``: a minibatch step, the
 middle of a checkpoint write) and at random wall-clock moments from outside. It
 prints a markdown table: whether the final weights equal the reference bit for
 bit, and the largest difference if not.
@@ -30,14 +30,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+DRIVER = Path(__file__).resolve().parents[1] / "tests" / "crash_driver.py"
+
 
 def train(args: list[str], crash_at: str | None = None, kill_after: float | None = None) -> int:
     """Run ``made train`` with ``args``; kill it at ``crash_at`` or after ``kill_after`` seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    env.pop("MADE_TEST_CRASH_AT", None)
-    if crash_at:
-        env["MADE_TEST_CRASH_AT"] = crash_at
-    process = subprocess.Popen([sys.executable, "-m", "made", "train", *args], env=env,
+    command = ["-m", "made"] if crash_at is None else [str(DRIVER), crash_at]
+    process = subprocess.Popen([sys.executable, *command, "train", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if kill_after is not None:
         try:

@@ -46,9 +46,9 @@ from torch import Tensor, nn
 
 from cpu_model import cpu_model
 from made import MADE
-from made.evaluate import per_example_nll
-from made.nn import fast_path
-from made.train import TrainConfig, make_optimizer
+from made.inference.evaluate import per_example_nll
+from made.fast.dispatch import fast_path
+from made.training.loop import TrainConfig, make_optimizer
 
 D = 784
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 Each field of the frozen dataclasses below carries an :class:`Option` (its flag, help, parser, choices,
 whether ``--resume`` may change it), from which the ``made train`` options (:func:`add_options`), the
 ``args.json`` record (:meth:`RunSettings.to_json`, :meth:`RunSettings.from_json`), the resume rule
-(:func:`resumable`) and the arguments of :class:`~made.model.MADE` and :class:`~made.train.TrainConfig`
+(:func:`resumable`) and the arguments of :class:`~made.MADE` and :class:`~made.training.loop.TrainConfig`
 are derived, so a setting is described once."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from .checkpoint import MAX_POOL
-from .columns import DEFAULT_MAX_CATEGORIES
-from .context import CONTEXT_KINDS
-from .data import DATASETS
+from .data.columns import DEFAULT_MAX_CATEGORIES
+from .data.context import CONTEXT_KINDS
+from .data.datasets import DATASETS
 from .families import DEFAULT_MIN_SCALE
-from .network import BLOCK_TYPES
-from .schema import SchemaError
-from .train import DEFAULT_LR, LR_SCHEDULES, TrainConfig
+from .io.schema import SchemaError
+from .model.network import BLOCK_TYPES
+from .model.settings import MAX_POOL, MODEL_ARGUMENTS
+from .training.loop import DEFAULT_LR, LR_SCHEDULES, TrainConfig
 
 __all__ = ["Option", "DataSettings", "ModelSettings", "TrainSettings", "RunSettings", "add_options", "option_names",
            "options_of", "resumable", "flag_of", "int_in", "float_in", "masks_arg", "DATASET_NAMES", "MAX_SEED",
@@ -149,7 +149,9 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """The network, its masks and how the columns are modelled."""
+    """The network, its masks and how the columns are modelled. What a setting of the model itself allows
+    and since when it exists is said by :data:`made.model.settings.MODEL_ARGUMENTS`; the options here
+    are how ``made train`` spells them."""
 
     hidden: list[int] = setting([500], "hidden layer widths; none for no hidden layer (default: 500)",
                                 parse=POSITIVE, kind="list", metavar="H", group="model")
@@ -158,9 +160,10 @@ class ModelSettings:
     blocks: list[str] = setting([], "blocks after the last hidden layer, e.g. 'residual residual': residual blocks "
                                 "h + W2 act(W1 h) whose layers share its degrees (default: none)",
                                 choices=tuple(sorted(BLOCK_TYPES)), kind="list", metavar="TYPE", group="model",
-                                added_in="0.3")
+                                added_in=MODEL_ARGUMENTS["blocks"].added_in)
     dropout: float = setting(0.0, "dropout probability of every hidden unit, in training only (default: 0)",
-                             parse=DROPOUT, metavar="P", group="model", added_in="0.3")
+                             parse=DROPOUT, metavar="P", group="model",
+                             added_in=MODEL_ARGUMENTS["dropout"].added_in)
     masks: int | str = setting(1, "size of the mask pool cycled during training, one mask per minibatch; "
                                "'unlimited' draws a fresh mask each minibatch (default: 1)",
                                parse=masks_arg, metavar="K|unlimited", group="model")
@@ -194,7 +197,7 @@ class ModelSettings:
                                   choices=tuple(CONTEXT_KINDS), group="columns and context")
 
     def made_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~made.model.MADE` these settings give (with those of the data)."""
+        """The keyword arguments of :class:`~made.MADE` these settings give (with those of the data)."""
         return {
             "hidden_sizes": list(self.hidden), "num_masks": self.masks, "ordering": self.ordering,
             "direct": self.direct, "seed": self.seed, "activation": self.activation, "blocks": list(self.blocks),

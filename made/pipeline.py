@@ -1,7 +1,7 @@
 """Train a MADE end to end, as ``made train`` does: read the data, model its columns, build, fit, save, score.
 
 ``read_data`` -> ``build_model`` -> ``train_run`` turns a data set into a run folder that ``made eval``,
-``sample`` and ``impute`` (and :func:`made.mixture.load_run_model`) read, and returns its metrics."""
+``sample`` and ``impute`` (and :func:`made.training.mixture.load_run_model`) read, and returns its metrics."""
 
 from __future__ import annotations
 
@@ -12,15 +12,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import METRICS_FILE, save_model, write_json
-from .columns import DEFAULT_MAX_CATEGORIES, encode_splits, family_config, in_original_units, log_scales, resolve_schema
-from .context import context_size, make_context_spec, split_context
 from .data import Splits, load_data
-from .evaluate import evaluate_nll
+from .data.columns import (
+    DEFAULT_MAX_CATEGORIES,
+    encode_splits,
+    family_config,
+    in_original_units,
+    log_scales,
+    resolve_schema,
+)
+from .data.context import context_size, make_context_spec, split_context
 from .families import DEFAULT_MIN_SCALE
-from .memory import check_memory
+from .inference.evaluate import evaluate_nll
+from .io.atomic import write_json
+from .io.checkpoint import METRICS_FILE, save_model
 from .model import MADE
-from .train import TrainConfig, fit
+from .training.loop import TrainConfig, fit
+from .training.memory import check_memory
 
 __all__ = ["RunData", "data_spec", "read_data", "build_model", "train_run"]
 

@@ -3,8 +3,8 @@ r"""MADE as a scikit-learn density estimator: :class:`MADEDensity`.
 It takes NumPy arrays and pandas DataFrames of binary, integer, real, string and
 pandas categorical columns. String and categorical columns become integer codes
 here; from there on the columns go the way ``made train --schema auto`` takes
-them (:mod:`made.columns`: inferred, fitted, encoded), the network is trained by
-:func:`made.train.fit` with early stopping on a validation split carved from ``X``,
+them (:mod:`made.data.columns`: inferred, fitted, encoded), the network is trained by
+:func:`made.training.loop.fit` with early stopping on a validation split carved from ``X``,
 and log-likelihoods are reported in the data's own units. pandas is optional: it
 is only used when the data comes as a DataFrame.
 """
@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .columns import (
+from .data.columns import (
     DEFAULT_MAX_CATEGORIES,
     decode,
     encode,
@@ -33,10 +33,10 @@ from .columns import (
     log_scales,
     num_columns,
 )
-from .evaluate import per_example_nll
+from .inference.evaluate import per_example_nll
 from .model import MADE
-from .train import TrainConfig, validation_masks
-from .train import fit as train_model
+from .training.loop import TrainConfig, validation_masks
+from .training.loop import fit as train_model
 
 __all__ = ["MADEDensity"]
 
@@ -149,7 +149,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         patience: epochs without validation improvement before training stops.
         validation_fraction: share of ``X`` held out (at random) for early stopping.
         schema: ``"auto"``, ``"binary"``, ``"onehot"`` (as ``made train --schema``), or a
-            list of column dicts (see :mod:`made.columns`) over the columns' numbers or codes.
+            list of column dicts (see :mod:`made.data.columns`) over the columns' numbers or codes.
         max_categories: ``"auto"``: integer columns with at most this many values are categorical.
         components: Gaussians per real column.
         random_state: seed (an int, a ``RandomState`` or None) of the initialization, the
@@ -215,7 +215,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         return np.stack(codes, axis=1)
 
     def _short_schema(self, codes: np.ndarray) -> list[dict]:
-        """The schema choice in short form (:func:`made.columns.fit_schema` fills it in); string and
+        """The schema choice in short form (:func:`made.data.columns.fit_schema` fills it in); string and
         categorical columns are categorical over all their categories unless they fit in a binary one."""
         if not isinstance(self.schema, str):
             return [dict(column) for column in self.schema]

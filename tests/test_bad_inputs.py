@@ -43,7 +43,7 @@ def test_command_line_case(case, monkeypatch):
         outcome = bad_inputs.run_case(case)
         assert outcome.status == 2 and "Permission denied" in outcome.message and outcome.written == "nothing"
         return
-    monkeypatch.setattr("made.memory.available_memory", lambda: 16 * 2**30)  # the same answer on any machine
+    monkeypatch.setattr("made.training.memory.available_memory", lambda: 16 * 2**30)  # the same answer on any machine
     outcome = bad_inputs.run_case(case)
     status, message, written = documented_rows("Command line")[case.what]
     assert (str(outcome.status), machine_free(outcome.message), outcome.written) == (

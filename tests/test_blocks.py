@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from made.blocks import BlockTriangular, StaircaseProduct, TrainingPlan, find_staircase
-from made.masks import hidden_mask, output_mask
+from made.fast.blocks import BlockTriangular, StaircaseProduct, TrainingPlan, find_staircase
+from made.model.masks import hidden_mask, output_mask
 
 
 def degree_mask(out: int, inp: int, d: int, strict: bool, seed: int, context: int = 0) -> torch.Tensor:

@@ -7,7 +7,8 @@ from safetensors.torch import load_file, save_file
 
 from conftest import all_binary
 from made import MADE
-from made.checkpoint import CheckpointError, load_model, save_model
+from made.io.atomic import CheckpointError
+from made.io.checkpoint import load_model, save_model
 
 
 def test_round_trip_gives_identical_log_likelihoods(tmp_path):
@@ -57,24 +58,34 @@ def test_refuses_bad_checkpoints(tmp_path):
 
 
 # ------------------------------------------------------------- schema and size
-from made.checkpoint import (  # noqa: E402
-    MODEL_HINTS,
-    atomic_write,
+from made.io.atomic import atomic_write  # noqa: E402
+from made.io.training_state import (  # noqa: E402
     clear_training_state,
     has_training_state,
     load_training_state,
     save_training_state,
 )
-from made.train import TrainConfig, make_optimizer  # noqa: E402
+from made.model.settings import MODEL_ARGUMENTS, MODEL_HINTS, older_defaults  # noqa: E402
+from made.training.loop import TrainConfig, make_optimizer  # noqa: E402
 
 
 def test_the_schema_covers_every_model_argument():
     import inspect
 
-    assert set(MODEL_HINTS) == set(inspect.signature(MADE).parameters)
-    from made.checkpoint import check_model_settings
+    assert set(MODEL_HINTS) == set(MODEL_ARGUMENTS) == set(inspect.signature(MADE).parameters)
+    from made.io.checkpoint import check_model_settings
 
     check_model_settings(MADE(3, [4], num_masks="unlimited", ordering=[2, 0, 1]).config(), "model")
+
+
+def test_older_configs_are_completed_with_the_settings_added_since():
+    """A 0.1 config (no sorted_degrees, blocks, dropout) gets the values that rebuild its model; a 0.3
+    config is left as it is."""
+    old = {k: v for k, v in MADE(3, [4]).config().items() if k not in ("sorted_degrees", "blocks", "dropout")}
+    assert older_defaults(old) == {**old, "sorted_degrees": False, "blocks": [], "dropout": 0.0}
+    new = MADE(3, [4], blocks=["residual"], dropout=0.5).config()
+    assert older_defaults(new) == new
+    assert {k for k, a in MODEL_ARGUMENTS.items() if a.added_in == "0.3"} == {"blocks", "dropout"}
 
 
 @pytest.mark.parametrize(
@@ -365,8 +376,8 @@ def test_importing_and_writing_never_change_the_umask(tmp_path):
         "import os; real = os.umask\n"
         "def refuse(mask): raise AssertionError('umask changed')\n"
         "os.umask = refuse\n"
-        "import made, made.cli, made.checkpoint, made.train\n"
-        f"made.checkpoint.write_json({str(tmp_path / 'x.json')!r}, {{'a': 1}})\n"
+        "import made, made.cli, made.io.atomic, made.training.loop\n"
+        f"made.io.atomic.write_json({str(tmp_path / 'x.json')!r}, {{'a': 1}})\n"
         f"assert oct(os.stat({str(tmp_path / 'x.json')!r}).st_mode & 0o777) == oct(0o666 & ~0o022)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "/usr/bin"},

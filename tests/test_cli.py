@@ -101,7 +101,7 @@ def test_impute_csv_with_nan(agnostic_run, tmp_path, capsys):
 
 
 def test_impute_with_a_mask_file_reports_the_conditional_nll(agnostic_run, tmp_path, capsys):
-    from made.checkpoint import load_model
+    from made.io.checkpoint import load_model
     from made.data import load_dataset
 
     test = load_dataset("digits").test[:20]
@@ -153,9 +153,9 @@ def test_impute_errors(agnostic_run, tmp_path, capsys):
 def test_eval_reports_the_ensemble_and_its_standard_error(tmp_path, capsys):
     import torch
 
-    from made.checkpoint import load_model
+    from made.io.checkpoint import load_model
     from made.data import load_dataset
-    from made.evaluate import evaluate_nll
+    from made.inference.evaluate import evaluate_nll
 
     run = tmp_path / "run"
     args = ["train", "--out", str(run), "--hidden", "16", "--masks", "4", "--direct", "--epochs", "2", "--quiet"]
@@ -522,7 +522,7 @@ def test_allocation_failures_are_one_line(small_run, monkeypatch, capsys, error)
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr("made.model.MADE.sample", fail)
+    monkeypatch.setattr("made.model.made.MADE.sample", fail)
     assert main(["sample", str(small_run), "-n", "100000000", "--out", "/nonexistent/s.npy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["made: error: out of memory; try a smaller model, --batch-size, -n or data set"]
@@ -532,7 +532,7 @@ def test_other_runtime_errors_are_not_taken_for_memory(small_run, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("made.model.MADE.sample", fail)
+    monkeypatch.setattr("made.model.made.MADE.sample", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["sample", str(small_run), "-n", "2", "--out", "/nonexistent/s.npy"])
 

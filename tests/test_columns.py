@@ -10,10 +10,10 @@ import torch
 
 from made import MADE
 from made.data import DataError, Splits, load_dataset
-from made.evaluate import NLLResult
-from made.columns.kinds import Where
-from made.schema import SchemaError
-from made.columns import (
+from made.inference.evaluate import NLLResult
+from made.data.columns.kinds import Where
+from made.io.schema import SchemaError
+from made.data.columns import (
     COLUMN_KINDS,
     ColumnKind,
     check_fitted_schema,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from made import MADE
-from made.cuda_graphs import GraphedSampler
+from made.fast.cuda_graphs import GraphedSampler
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

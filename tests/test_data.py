@@ -37,7 +37,7 @@ def test_paper_set_missing_from_given_folder(tmp_path):
 def test_download_failure_is_explained(tmp_path, monkeypatch):
     monkeypatch.setenv("MADE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("MADE_DATA_DIR", raising=False)
-    import made.data as data
+    import made.data.datasets as data
 
     monkeypatch.setitem(data.DATASETS, "web", data.DatasetInfo("http://127.0.0.1:9/web.npz", 300, (1, 1, 1)))
     with pytest.raises(DataError, match="could not download web.*--data-dir"):
@@ -47,7 +47,7 @@ def test_download_failure_is_explained(tmp_path, monkeypatch):
 
 def test_download_checks_content(tmp_path, monkeypatch):
     """A served file with the right shape but the wrong content is refused and not cached."""
-    import made.data as data
+    import made.data.datasets as data
 
     source = tmp_path / "served.npz"
     rng = np.random.RandomState(0)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from made.cli import main
-from made.distributed import ProcessInfo, all_sum, shard
+from made.training.distributed import ProcessInfo, all_sum, shard
 
 ARGS = ["--hidden", "16", "--masks", "3", "--epochs", "4", "--batch-size", "25", "--lr", "0.01", "--quiet"]
 

@@ -6,7 +6,7 @@ from torch.distributions import constraints
 
 from conftest import all_binary, total_variation
 from made import MADE
-from made.distribution import MADEDistribution
+from made.model.distribution import MADEDistribution
 
 BATCH_SHAPES = [(), (3,), (2, 3)]
 

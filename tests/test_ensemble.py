@@ -7,7 +7,7 @@ import torch
 
 from conftest import all_binary
 from made import MADE
-from made.model import derive_seeds
+from made.model.pool import derive_seeds
 
 
 def random_weights(model: MADE, scale: float = 1.0) -> MADE:

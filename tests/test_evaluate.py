@@ -5,7 +5,7 @@ import torch
 
 from conftest import all_binary
 from made import MADE
-from made.evaluate import evaluate_nll, per_dimension_nll, per_example_nll
+from made.inference.evaluate import evaluate_nll, per_dimension_nll, per_example_nll
 
 
 def test_mean_stderr_and_bits():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from made import MADE
-from made.checkpoint import load_model, save_model
+from made.io.checkpoint import load_model, save_model
 import made.families as families
 from made.families import (
     Categorical,
@@ -20,7 +20,7 @@ from made.families import (
     make_family,
     register_family,
 )
-from made.masks import input_degrees, path_counts
+from made.model.masks import input_degrees, path_counts
 
 MIXED = [{"type": "binary"}, {"type": "categorical", "categories": 3}, {"type": "real", "components": 2}]
 

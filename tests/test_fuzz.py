@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from made import MADE
-from made.checkpoint import CheckpointError, load_model, save_model
+from made.io.atomic import CheckpointError
+from made.io.checkpoint import load_model, save_model
 from made.data import DataError, load_file
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,

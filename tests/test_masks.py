@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from made.masks import (
+from made.model.masks import (
     check_autoregressive,
     hidden_degrees,
     hidden_mask,

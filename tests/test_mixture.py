@@ -7,8 +7,8 @@ from conftest import all_binary, total_variation
 
 from made import MADE
 from made.cli import main
-from made.evaluate import evaluate_nll
-from made.mixture import Mixture, em_weights, load_mixture, load_run_model
+from made.inference.evaluate import evaluate_nll
+from made.training.mixture import Mixture, em_weights, load_mixture, load_run_model
 
 
 def members() -> list[MADE]:

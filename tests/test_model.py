@@ -6,9 +6,9 @@ import torch
 
 from conftest import all_binary
 from made import MADE
-from made.blocks import find_staircase
-from made.masks import input_degrees
-from made.nn import fast_path
+from made.fast.blocks import find_staircase
+from made.model.masks import input_degrees
+from made.fast.dispatch import fast_path
 
 
 def random_configs(count: int, seed: int = 0):
@@ -170,7 +170,7 @@ def test_narrow_hidden_layer_warns_but_stays_normalized():
 )
 @pytest.mark.parametrize("mode", ["auto", "dense", "blocks"])
 def test_fast_paths_give_the_plain_likelihoods_samples_and_gradients(config, mode):
-    from made.nn import fast_path
+    from made.fast.dispatch import fast_path
 
     model = MADE(**config).double()
     x = (torch.rand(64, config["num_inputs"], dtype=torch.float64) < 0.4).double()
@@ -260,9 +260,9 @@ def test_training_steps_on_staircases_equal_the_plain_path(ordering):
 
 
 def test_values_are_checked_chunk_by_chunk_and_the_first_bad_one_named(monkeypatch):
-    import made.model
+    import made.model.made
 
-    monkeypatch.setattr(made.model, "CHECK_CHUNK_CPU", 40)  # 5 rows of 8 per chunk
+    monkeypatch.setattr(made.model.made, "CHECK_CHUNK_CPU", 40)  # 5 rows of 8 per chunk
     model = MADE(8, [16])
     x = (torch.rand(23, 8, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     model.check_values(x)

@@ -5,11 +5,11 @@ import threading
 import pytest
 import torch
 
-import made.nn
+import made.fast.dispatch
 from made import MADE
-from made.checkpoint import count_weights
-from made.network import BLOCK_TYPES, Group, Link, register_block
-from made.sampling import sample_incremental, sample_naive
+from made.io.checkpoint import count_weights
+from made.model.network import BLOCK_TYPES, Group, Link, register_block
+from made.inference.sampling import sample_incremental, sample_naive
 
 from conftest import all_binary
 
@@ -97,7 +97,7 @@ def test_weight_count_reads_the_network(blocks, standin_block):
 
 
 def test_blocks_and_dropout_round_trip_through_a_run_folder(tmp_path):
-    from made.checkpoint import load_model, save_model
+    from made.io.checkpoint import load_model, save_model
 
     model = MADE(6, [12], blocks=["residual"], dropout=0.25, num_masks=2, seed=3).double().eval()
     save_model(tmp_path, model)
@@ -139,11 +139,11 @@ def test_ensemble_gradient_on_every_fast_path(mode):
     """Masks evaluated as values: nothing autograd saved is overwritten between forward and backward."""
     model = MADE(6, [16], num_masks=3).double()
     x = torch.randint(0, 2, (5, 6)).double()
-    with made.nn.fast_path(mode):
+    with made.fast.dispatch.fast_path(mode):
         model.log_prob(x, ensemble=3).sum().backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()
-    with made.nn.fast_path("off"):
+    with made.fast.dispatch.fast_path("off"):
         expected = torch.logsumexp(torch.stack([
             model.conditional_log_probs(x, None, model.masks(s)).sum(1) for s in model.mask_seeds]), 0)
         (expected - torch.log(torch.tensor(3.0))).sum().backward()

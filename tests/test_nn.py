@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from made.nn import MaskedLinear, fast_path
+from made.fast.dispatch import fast_path
+from made.model.layers import MaskedLinear
 
 
 def test_mask_is_a_buffer_that_moves_and_saves():
@@ -279,7 +280,7 @@ def test_frozen_layer_under_autograd_is_the_module_itself():
 
 
 def test_a_new_mask_gets_block_products_only_over_enough_rows():
-    from made.nn import BLOCKS_NEW_MASK_ROWS
+    from made.fast.dispatch import BLOCKS_NEW_MASK_ROWS
 
     layer = made_layer(out=300, inp=300)  # 90,000 weights: block products pay on the CPU
     x = torch.randn(BLOCKS_NEW_MASK_ROWS, 300, dtype=torch.float64)

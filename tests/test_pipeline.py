@@ -7,7 +7,7 @@ import pytest
 from conftest import mixed_csv
 from made.cli import main
 from made.pipeline import build_model, data_spec, read_data, train_run
-from made.train import TrainConfig
+from made.training.loop import TrainConfig
 
 TIMINGS = {"seconds", "seconds_per_epoch"}
 
@@ -34,6 +34,6 @@ def test_train_run_makes_the_run_that_made_train_makes(tmp_path, capsys):
 def test_build_model_refuses_a_model_too_big_for_memory(tmp_path, monkeypatch):
     mixed_csv(tmp_path / "mixed.csv")
     data = read_data(data_spec(path=tmp_path / "mixed.csv"), schema="auto")
-    monkeypatch.setattr("made.memory.available_memory", lambda: 1000)  # bytes: less than any model needs
+    monkeypatch.setattr("made.training.memory.available_memory", lambda: 1000)  # bytes: less than any model needs
     with pytest.raises(ValueError, match=r"hidden layers \(500,\) needs about .* GiB to train, more than the 0.0 GiB"):
         build_model(data)  # MADE's default hidden layer, checked before anything is allocated

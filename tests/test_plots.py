@@ -5,7 +5,7 @@ from PIL import Image
 
 from made import MADE
 from made.cli import main
-from made.masks import input_degrees, path_counts
+from made.model.masks import input_degrees, path_counts
 from made.plots import dimension_path_counts, image_grid, save_mask_picture
 
 

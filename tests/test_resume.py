@@ -1,7 +1,6 @@
 """Interrupted training resumes exactly: killed runs end with the weights of an uninterrupted one.
 
-The kills are real SIGKILLs, at named moments (``MADE_TEST_CRASH_AT``, see
-``made.checkpoint.crash_point``): mid-epoch, while a checkpoint file is written
+The kills are real SIGKILLs, at named moments (``tests/crash_driver.py``): mid-epoch, while a checkpoint file is written
 but not yet renamed, between the files of one checkpoint, and while the final
 results are written. Every process runs with one thread so that all of them do
 the same floating-point operations.
@@ -13,15 +12,17 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from made import MADE
-from made.checkpoint import CheckpointError, has_training_state
+from made.io.atomic import CheckpointError
+from made.io.training_state import has_training_state
 from made.cli import main
-from made.train import TrainConfig, fit
+from made.training.loop import TrainConfig, fit
 
 TRAIN = ["--hidden", "16", "--masks", "3", "--epochs", "6", "--batch-size", "20", "--lr", "0.01", "--quiet"]
 STEPS_PER_EPOCH = 12  # 240 training rows in minibatches of 20
@@ -37,12 +38,14 @@ def data_file(tmp_path_factory):
     return path
 
 
+DRIVER = Path(__file__).with_name("crash_driver.py")
+
+
 def run_cli(args, crash_at=None):
+    """``made train ARGS`` in a fresh process, SIGKILLed at ``crash_at`` (a moment of crash_driver.py) if given."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    env.pop("MADE_TEST_CRASH_AT", None)
-    if crash_at:
-        env["MADE_TEST_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-m", "made", "train", *args], env=env, capture_output=True, text=True)
+    command = ["-m", "made"] if crash_at is None else [str(DRIVER), crash_at]
+    return subprocess.run([sys.executable, *command, "train", *args], env=env, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import torch
 
 from made import MADE
 from made.data import load_dataset
-from made.evaluate import evaluate_nll
-from made.train import TrainConfig, fingerprint, fit, learning_rate, make_optimizer
+from made.inference.evaluate import evaluate_nll
+from made.training.loop import TrainConfig, fingerprint, fit, learning_rate, make_optimizer
 
 
 def digits():
@@ -118,7 +118,7 @@ def test_time_budget_is_not_part_of_what_a_checkpoint_was_trained_with():
 def test_fit_with_context_trains_resumes_and_checks_the_context(tmp_path):
     """A class-conditional categorical model: the context feeds training and validation, an
     interrupted fit resumes to the same weights, and a checkpoint of other context is refused."""
-    from made.checkpoint import CheckpointError
+    from made.io.atomic import CheckpointError
 
     rng = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 3, (240,), generator=rng)
@@ -182,7 +182,7 @@ def test_learning_rate_schedule_is_a_function_of_the_epoch():
 
 
 def test_fit_uses_the_scheduled_learning_rate(monkeypatch):
-    import made.train as train_module
+    import made.training.loop as train_module
 
     train, valid, _ = digits()
     config = TrainConfig(epochs=3, lr=0.01, lr_schedule="cosine", warmup_epochs=1)

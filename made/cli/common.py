@@ -11,14 +11,15 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..checkpoint import CONFIG_FILE, CheckpointError, atomic_write
-from ..columns import check_fitted_schema
-from ..context import CONTEXT_SPEC
 from ..data import format_value
-from ..mixture import load_run_model
+from ..data.columns import check_fitted_schema
+from ..data.context import CONTEXT_SPEC
+from ..io.atomic import CheckpointError, atomic_write
+from ..io.checkpoint import CONFIG_FILE
+from ..io.schema import SchemaError, check_fields
 from ..model import MADE
 from ..pipeline import data_spec
-from ..schema import SchemaError, check_fields
+from ..training.mixture import load_run_model
 from .options import MAX_ENSEMBLE, MAX_SEED
 
 ARGS_FILE = "args.json"  # the options of 'made train' in its run folder, for --resume

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
-from ..columns import dimension_names, encode_splits, in_original_units, log_scales, num_columns
 from ..data import Splits
-from ..evaluate import NLLResult, evaluate_nll, per_dimension_nll
+from ..data.columns import dimension_names, encode_splits, in_original_units, log_scales, num_columns
+from ..inference.evaluate import NLLResult, evaluate_nll, per_dimension_nll
+from ..io.atomic import atomic_write
 from ..pipeline import context_tensor, load_splits, nll_units, to_tensor
 from .common import all_binary, args_data_spec, load_run, pick_device, run_schema
 from .options import ENSEMBLE, POSITIVE, add_data_args

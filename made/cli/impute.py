@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
-from ..columns import decode, encode, encode_observed, log_scales, num_columns
-from ..context import context_from_value
 from ..data import DataError, Table, read_table
+from ..data.columns import decode, encode, encode_observed, log_scales, num_columns
+from ..data.context import context_from_value
+from ..io.atomic import atomic_write
 from ..model import MADE
 from ..pipeline import context_tensor, load_splits, to_tensor
+from ..plots import save_inpainting
 from .common import all_binary, batches, load_for_inference, run_schema, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args, add_header_arg
 
@@ -176,8 +177,6 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
     shown = data[picked]
     completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble,
                                None if context is None else context[picked])
-    from ..plots import save_inpainting
-
     atomic_write(out, lambda tmp: save_inpainting(shown.numpy(), half.numpy(), completions.numpy(),
                                                   tuple(image_shape), tmp))
     print(f"wrote {len(shown)} {args.split} images given their {args.given} half, with {completions.shape[1]} "

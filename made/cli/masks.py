@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..model import MADE
-from ..plots import MAX_DRAWN_UNITS
+from ..plots import MAX_DRAWN_UNITS, save_mask_picture
 from .common import load_run
 from .options import NON_NEGATIVE, POSITIVE, SEED, masks_arg
 
@@ -39,8 +39,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``made masks``: draw the masks of a configuration or of a small run."""
-    from ..plots import save_mask_picture
-
     if args.run_dir:
         model, _ = load_run(args.run_dir, torch.device("cpu"))
         source = str(args.run_dir)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
-from ..columns import decode
-from ..context import context_from_value
+from ..data.columns import decode
+from ..data.context import context_from_value
+from ..io.atomic import atomic_write
 from ..pipeline import to_tensor
+from ..plots import save_image_grid
 from .common import batches, load_for_inference, run_schema, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args
 
@@ -52,8 +53,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     samples = decode(schema, np.concatenate(parts))
     if out.suffix == ".png":
-        from ..plots import save_image_grid
-
         atomic_write(out, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
     else:
         save_rows(out, samples)

@@ -14,20 +14,12 @@ from typing import Any, Literal
 
 import torch
 
-from ..checkpoint import (
-    CONFIG_FILE,
-    FORMAT_VERSION,
-    METRICS_FILE,
-    WEIGHTS_FILE,
-    CheckpointError,
-    check_no_links,
-    read_json,
-    write_json,
-)
 from ..config import DataSettings, RunSettings, add_options, flag_of, option_names, resumable
-from ..distributed import ProcessInfo, init_from_env, shutdown
+from ..io.atomic import CheckpointError, check_no_links, read_json, write_json
+from ..io.checkpoint import CONFIG_FILE, FORMAT_VERSION, METRICS_FILE, WEIGHTS_FILE
+from ..io.schema import SchemaError, check_fields
 from ..pipeline import LOG_FILE, build_model, data_spec, read_data, train_run
-from ..schema import SchemaError, check_fields
+from ..training.distributed import ProcessInfo, init_from_env, shutdown
 from .common import ARGS_FILE, pick_device
 
 

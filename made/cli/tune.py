@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, read_json, write_json
-from ..columns import encode_splits, in_original_units
-from ..distributed import ProcessInfo, init_from_env, shutdown
-from ..evaluate import NLLResult, evaluate_nll
-from ..mixture import MEMBERS_DIR, Mixture
+from ..data.columns import encode_splits, in_original_units
+from ..inference.evaluate import NLLResult, evaluate_nll
+from ..io.atomic import read_json, write_json
+from ..io.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
 from ..pipeline import LOG_FILE, context_tensor, data_spec, load_splits, nll_units, to_tensor
+from ..training.distributed import ProcessInfo, init_from_env, shutdown
+from ..training.mixture import MEMBERS_DIR, Mixture
 from ..tune import (
     DEFAULT_PATIENCE,
     MIXTURE_SIZE,
@@ -74,7 +75,6 @@ def add_parser(subparsers: Any) -> None:
     tune.add_argument("--device", default="auto", help="(default: auto)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
     tune.set_defaults(func=run)
-
 
 
 def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:

@@ -1,4 +1,4 @@
-r"""Data sets: the built-in ``digits``, the paper's sets by name, and user files.
+r"""User files: ``.npz``, ``.npy`` and ``.csv`` read at their own precision, with where each row is.
 
 Every loader returns :class:`Splits` (train, valid, test) at the file's own
 precision (float64 for CSV, the array's dtype for ``.npy``/``.npz``): values are
@@ -9,143 +9,20 @@ Bad input raises :class:`DataError` naming the file and the line (CSV) or row.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
-import tempfile
-import urllib.error
-import urllib.request
 import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import numpy as np
 
-__all__ = [
-    "DataError",
-    "DataWarning",
-    "Splits",
-    "Table",
-    "DatasetInfo",
-    "DATASETS",
-    "load_dataset",
-    "load_file",
-    "load_data",
-    "read_array",
-    "read_table",
-    "format_value",
-    "validate_splits",
-    "cache_dir",
-]
+from .splits import SPLITS, DataError, DataWarning, Splits, check_values, split_order, validate_splits
 
-SPLITS = ("train", "valid", "test")
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-_GITHUB = "https://raw.githubusercontent.com/mgermain/MADE/master/datasets"
-_RELEASE = "https://github.com/mgermain/MADE/releases/download/ICML2015"
-
-
-class DataError(ValueError):
-    """Bad or unreadable data; the message names the file and the problem."""
-
-
-class DataWarning(UserWarning):
-    """Data that was read, but maybe not as meant (a numeric header line read as data)."""
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Train, validation and test arrays ``[N, D]`` of one data set, at the file's precision.
-
-    ``labels`` holds the class label of every row (train, valid, test) where the
-    data set has them (digits), for class-conditional models. ``lines`` holds, per
-    split, where each row sits in the file (``unit`` says line or row), so that an
-    error about a shuffled split names the row as the user sees it.
-    """
-
-    name: str
-    train: np.ndarray
-    valid: np.ndarray
-    test: np.ndarray
-    image_shape: tuple[int, int] | None = None
-    labels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    lines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    unit: str = "row"
-    source: str = ""  # the file, for messages ("" for the built-in and paper sets: the name says it)
-
-    def where(self, split: str) -> Callable[[int], str]:
-        """Row index of ``split`` -> where that row is in the file (``line 7``, ``the test split, row 3``)."""
-        if self.lines is None:
-            return lambda row: f"the {split} split, row {row + 1}"
-        lines = self.lines[SPLITS.index(split)]
-        return lambda row: f"{self.unit} {lines[row]}"
-
-    @property
-    def num_inputs(self) -> int:
-        return self.train.shape[1]
-
-    def split(self, name: str) -> np.ndarray:
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        return getattr(self, name)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A paper data set: where to get it and what it must look like.
-
-    ``content_sha256`` hashes the 0/1 values (as uint8, train then valid then
-    test), so the float32 originals and uint8 re-saves of the same data agree.
-    It is known for the sets we could inspect; the others are checked by shape.
-    """
-
-    url: str
-    num_inputs: int
-    sizes: tuple[int, int, int]
-    content_sha256: str | None = None
-    image_shape: tuple[int, int] | None = None
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "adult": DatasetInfo(f"{_GITHUB}/adult.npz", 123, (5000, 1414, 26147)),
-    "binarized_mnist": DatasetInfo(
-        f"{_RELEASE}/binarized_mnist.npz",
-        784,
-        (50000, 10000, 10000),
-        "07ad6da6ba6894a550cb68ae290ff3deb006a01f6b6ce1b3123edec502f1fce8",
-        (28, 28),
-    ),
-    "connect4": DatasetInfo(f"{_GITHUB}/connect4.npz", 126, (16000, 4000, 47557)),
-    "dna": DatasetInfo(
-        f"{_GITHUB}/dna.npz",
-        180,
-        (1400, 600, 1186),
-        "8f65d8ffdfff0d7fbd88c69e5fb90b05e0a671fbac59900c4fe607a8be3c1b41",
-    ),
-    "mushrooms": DatasetInfo(
-        f"{_GITHUB}/mushrooms.npz",
-        112,
-        (2000, 500, 5624),
-        "c129bab9732f4a35900d99cfc0c259e2cc6efd950292a4eaa193bbc88cc7c092",
-    ),
-    "nips": DatasetInfo(
-        f"{_GITHUB}/nips.npz",
-        500,
-        (400, 100, 1240),
-        "21d5556732ab50d51830c7c6bae988d0f7ba42dd586ec9df38915c5b955f6f1f",
-    ),
-    "ocr_letters": DatasetInfo(f"{_GITHUB}/ocr_letters.npz", 128, (32152, 10000, 10000)),
-    "rcv1": DatasetInfo(f"{_RELEASE}/rcv1.npz", 150, (40000, 10000, 150000)),
-    "web": DatasetInfo(f"{_GITHUB}/web.npz", 300, (14000, 3188, 32561)),
-}
-BUILTIN = ("digits",)
-
-
-def cache_dir() -> Path:
-    """Where downloads are kept: ``$MADE_CACHE_DIR`` or ``~/.cache/made``."""
-    return Path(os.environ.get("MADE_CACHE_DIR", Path.home() / ".cache" / "made"))
+__all__ = ["Table", "available_memory", "read_table", "read_array", "load_file"]
 
 
 # ------------------------------------------------------------------ reading
@@ -252,14 +129,6 @@ class Table:
     def where(self, row: int) -> str:
         """Where row ``row`` is, as the user sees the file (``line 7``, ``row 7``)."""
         return f"{self.unit} {self.lines[row]}"
-
-
-def format_value(value: float) -> str:
-    """A number as it would be written in a data file: whole numbers without a decimal
-    point, other floats in the shortest form that reads back to the same value."""
-    if float(value).is_integer() and abs(float(value)) < 2**63:
-        return str(int(value))
-    return str(value) if isinstance(value, np.floating) else repr(float(value))
 
 
 def _parse_cell(cell: str) -> float | None:
@@ -397,50 +266,6 @@ def _as_matrix(array: np.ndarray, path: Path, split: str) -> np.ndarray:
     return array.astype(np.uint8) if array.dtype.kind == "b" else array
 
 
-# --------------------------------------------------------------- validation
-def check_values(array: np.ndarray, source: str, where: Callable[[int], str], binary: bool = True) -> None:
-    """Refuse a missing or infinite value, and (if asked) one outside {0, 1}, naming its place in the file."""
-    finite = np.isfinite(array)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
-        what = "a missing value (every value must be given)" if np.isnan(array[row, col]) else "not a finite number"
-        raise DataError(f"{source}: {where(row)}, column {col + 1}: {array[row, col]} is {what}")
-    if binary:
-        bad = (array != 0) & (array != 1)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise DataError(
-                f"{source}: {where(row)}, column {col + 1}: {format_value(array[row, col])} is not binary "
-                "(a Bernoulli MADE needs 0/1 values; --schema auto models categorical and real columns)"
-            )
-
-
-def validate_splits(splits: Splits, source: str, binary: bool = True) -> Splits:
-    """Check that the splits are non-empty, equally wide, finite and (if asked) binary."""
-    width = splits.train.shape[1] if splits.train.ndim == 2 else None
-    for name in SPLITS:
-        array = splits.split(name)
-        if array.shape[0] == 0:
-            raise DataError(f"{source}: the {name} split is empty")
-        if array.shape[1] != width:
-            raise DataError(f"{source}: the {name} split has {array.shape[1]} columns, train has {width}")
-        if array.shape[1] == 0:
-            raise DataError(f"{source}: the data has no columns")
-        check_values(array, source, splits.where(name), binary)
-    return splits
-
-
-def split_order(n: int, seed: int, source: str = "data") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices of train, valid and test: rows shuffled with ``RandomState(seed)``, cut 80% / 10% / 10%."""
-    if n < 3:
-        raise DataError(f"{source}: need at least 3 rows to make train/valid/test splits, got {n}")
-    order = np.random.RandomState(seed).permutation(n)
-    n_valid = max(1, int(round(n * SPLIT_FRACTIONS[1])))
-    n_test = max(1, int(round(n * SPLIT_FRACTIONS[2])))
-    n_train = n - n_valid - n_test
-    return order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :]
-
-
 def _split_table(table: Table, name: str, seed: int, source: str, binary: bool) -> Splits:
     """A single array checked where its rows are (file lines), then split 80/10/10."""
     if table.values.shape[1] == 0:
@@ -481,107 +306,3 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True, header
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .npz, .npy or .csv)")
     return _split_table(table, path.stem, split_seed, str(path), binary)
 
-
-def _digits() -> Splits:
-    """scikit-learn's 8x8 digits, binarized at pixel >= 8, split 1197/300/300 by RandomState(0), with labels."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    binary = (digits.data >= 8).astype(np.float32)
-    order = np.random.RandomState(0).permutation(len(binary))
-    parts = (order[:1197], order[1197:1497], order[1497:])
-    return Splits(
-        "digits", *(binary[p] for p in parts), image_shape=(8, 8), labels=tuple(digits.target[p] for p in parts)
-    )
-
-
-def _content_sha256(parts: list[np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(np.ascontiguousarray(part.astype(np.uint8)).tobytes())
-    return digest.hexdigest()
-
-
-def _download(name: str, info: DatasetInfo, target: Path) -> None:
-    """Fetch ``info.url`` into ``target`` atomically, refusing content that fails its checks."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{name}.", suffix=".part.npz")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(info.url, timeout=60) as response:
-                    while chunk := response.read(1 << 20):
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError) as err:
-                raise DataError(
-                    f"could not download {name} from {info.url} ({err}); with no network, put "
-                    f"{name}.npz in a folder and pass --data-dir (or set MADE_DATA_DIR)"
-                ) from None
-            out.flush()
-            os.fsync(out.fileno())
-        _check_paper_file(name, info, Path(tmp), verify_content=True)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _check_paper_file(name: str, info: DatasetInfo, path: Path, verify_content: bool) -> Splits:
-    splits = load_file(path)
-    sizes = tuple(splits.split(s).shape[0] for s in SPLITS)
-    if splits.num_inputs != info.num_inputs or sizes != info.sizes:
-        raise DataError(
-            f"{path}: {name} should have {info.num_inputs} columns and {info.sizes} rows, "
-            f"found {splits.num_inputs} and {sizes}"
-        )
-    if verify_content and info.content_sha256:
-        digest = _content_sha256([splits.train, splits.valid, splits.test])
-        if digest != info.content_sha256:
-            raise DataError(f"{path}: checksum mismatch for {name} (got {digest}, expected {info.content_sha256})")
-    return Splits(name, splits.train, splits.valid, splits.test, info.image_shape)
-
-
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> Splits:
-    """A data set by name: ``digits`` (built in) or one of the paper's :data:`DATASETS`.
-
-    Paper sets are read from ``data_dir`` (or ``$MADE_DATA_DIR``) when the file is
-    there, else from the cache, else downloaded once into the cache.
-    """
-    if name == "digits":
-        return _digits()
-    if name not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; known: {', '.join(BUILTIN + tuple(DATASETS))}")
-    info = DATASETS[name]
-    folder = data_dir or os.environ.get("MADE_DATA_DIR")
-    if folder:
-        local = Path(folder) / f"{name}.npz"
-        if local.exists():
-            return _check_paper_file(name, info, local, verify_content=False)
-        if data_dir:
-            raise DataError(f"{local}: no such file (the data folder given has no {name}.npz)")
-    cached = cache_dir() / f"{name}.npz"
-    if not cached.exists():
-        if not download:
-            raise DataError(f"{name} is not in {cache_dir()} and downloading is off")
-        _download(name, info, cached)
-    return _check_paper_file(name, info, cached, verify_content=False)
-
-
-def load_data(
-    dataset: str | None = None,
-    path: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    split_seed: int = 0,
-    binary: bool = True,
-    header: bool | None = None,
-) -> Splits:
-    """Load either a named data set or a user file (exactly one of the two).
-
-    ``binary=False`` accepts any finite numbers in a user file (for categorical and
-    real columns, see :mod:`made.columns`); ``header`` overrides a CSV's header guess.
-    """
-    if (dataset is None) == (path is None):
-        raise DataError("give either a data set name or a data file, not both or neither")
-    if path is not None:
-        return load_file(path, split_seed, binary, header)
-    return load_dataset(dataset, data_dir)

@@ -10,59 +10,35 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .families import Family, make_family
-from .masks import DegreeRule, check_path_counts, hidden_degrees, make_ordering
-from .network import Masks, Network, build_network, unit_degrees
-from .nn import MaskedLinear
+from ..families import Family, make_family
+from ..inference.conditional import conditional_log_prob, impute
+from ..inference.evaluate import batched_nll
+from ..inference.sampling import sample_incremental
+from .distribution import as_sample_shape, flatten_batch, flatten_context
+from .layers import ACTIVATIONS, MaskedLinear, install
+from .masks import DegreeRule, check_path_counts, make_ordering
+from .network import Masks, Network, build_network
+from .pool import POOL_STREAM, MaskPool, check_pool_state, derive_seeds
 
-__all__ = ["MADE", "Resample", "derive_seeds", "NarrowLayerWarning"]
+__all__ = ["MADE", "Resample", "NarrowLayerWarning"]
 
 Resample = Literal["full", "ordering", "connectivity"]
 Layer = Callable[[Tensor], Tensor]
-ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
 
 # Values checked per chunk: bounded temporaries on the CPU, few kernel launches on a GPU.
 CHECK_CHUNK_CPU, CHECK_CHUNK_GPU = 1 << 20, 1 << 24
 
-# Independent random streams derived from the model's seed.
-_POOL_STREAM, _ENSEMBLE_STREAM, _TRAIN_STREAM = 0, 1, 2
-
 
 class NarrowLayerWarning(UserWarning):
     """A hidden layer narrower than D-1: some conditionals cannot see all their predecessors."""
-
-
-def derive_seeds(seed: int, stream: int, count: int, offset: int = 0) -> list[int]:
-    """``count`` reproducible 62-bit seeds of one stream of ``seed``; prefixes are stable."""
-    state = np.random.SeedSequence([seed, stream, offset]).generate_state(count, dtype=np.uint64)
-    return [int(s >> np.uint64(2)) for s in state]
-
-
-def _install(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Register ``module`` under the dotted ``path`` (``hidden.0``, ``blocks.1.0``, ``output``),
-    making numbered containers (``nn.ModuleList``) on the way, so state_dict keys read as the path."""
-    *parents, last = path.split(".")
-    for name in parents:
-        child = getattr(root, name, None)
-        if child is None:
-            child = nn.ModuleList()
-            setattr(root, name, child)
-        root = child
-    if isinstance(root, nn.ModuleList):
-        assert int(last) == len(root), f"{path}: layers are installed in order"
-        root.append(module)
-    else:
-        setattr(root, last, module)
 
 
 def _check_arguments(
@@ -88,21 +64,19 @@ def _check_arguments(
         raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
 
 
-def _check_pool(module: MADE, state: dict, prefix: str, *_: object) -> None:
-    """Refuse a state saved from a model of another seed or pool size: its pool's masks would silently
-    differ; adopt its pool seeds (a checkpoint may have stored other ones) by resizing the buffer."""
-    pool = state.get(prefix + "mask_pool")
-    if pool is None:
-        return
-    if pool.dim() != 1 or pool.numel() != module.mask_pool.numel() or int(pool[0]) != module.seed:
-        raise ValueError(
-            f"this state holds a mask pool of seed {int(pool.flatten()[0]) if pool.numel() else None} and "
-            f"{max(pool.numel() - 1, 0)} masks; the model has seed {module.seed} and {module.mask_pool.numel() - 1}: "
-            "build the model with the same seed and num_masks"
+def _warn_narrow(hidden_sizes: list[int], num_inputs: int) -> None:
+    """Say so when a hidden layer is narrower than D-1 (the model still works; some conditionals see less)."""
+    narrow = [h for h in hidden_sizes if h < num_inputs - 1]
+    if narrow:
+        warnings.warn(
+            f"hidden layers of {narrow} units are narrower than D-1 = {num_inputs - 1}: "
+            "some conditionals cannot see all their predecessors",
+            NarrowLayerWarning,
+            stacklevel=3,
         )
 
 
-class MADE(nn.Module):
+class MADE(MaskPool, nn.Module):
     """Masked Autoencoder for Distribution Estimation.
 
     Arguments:
@@ -124,7 +98,6 @@ class MADE(nn.Module):
             ``"ordering"`` or ``"connectivity"``.
         degrees: hidden-degree rule, ``"random"`` (the paper) or ``"even"``.
         conditioning: add the connectivity-conditioning weights (eq. 14).
-        context_size: width of an optional context vector seen by every unit.
         init: ``"default"`` (PyTorch's ``nn.Linear`` initialization) or
             ``"orthogonal"`` (semi-orthogonal weights and zero biases, as in the
             authors' code and their README commands).
@@ -137,7 +110,7 @@ class MADE(nn.Module):
             redrawn per mask. Units are exchangeable, so this is the same model, and its
             masks are then staircases in storage order (fast block products). ``False``
             rebuilds models saved by made 0.1, which drew them unsorted.
-        blocks: block types (registered in :mod:`made.network`) after the last hidden
+        blocks: block types (registered in :mod:`made.model.network`) after the last hidden
             layer, e.g. ``["residual"] * 2``: residual blocks ``h + W2 act(W1 h)`` whose
             two layers share that layer's degrees.
         dropout: dropout probability on every hidden unit's activation (training only).
@@ -185,14 +158,7 @@ class MADE(nn.Module):
         self.init = init
         self.sorted_degrees = sorted_degrees
         self.validate_args = True
-        narrow = [h for h in self.hidden_sizes if h < num_inputs - 1]
-        if narrow:
-            warnings.warn(
-                f"hidden layers of {narrow} units are narrower than D-1 = {num_inputs - 1}: "
-                "some conditionals cannot see all their predecessors",
-                NarrowLayerWarning,
-                stacklevel=2,
-            )
+        _warn_narrow(self.hidden_sizes, num_inputs)
 
         self.blocks_spec = [str(b) for b in blocks]
         self.dropout = float(dropout)
@@ -206,8 +172,8 @@ class MADE(nn.Module):
         self.register_buffer("mask_seed", torch.tensor(0, dtype=torch.long))
         pool = 1 if num_masks == "unlimited" else num_masks
         # The pool travels with the state: [seed, pool seeds...] (seeds are below 2^62).
-        self.register_buffer("mask_pool", torch.tensor([self.seed, *derive_seeds(self.seed, _POOL_STREAM, pool)]))
-        self.register_load_state_dict_pre_hook(_check_pool)
+        self.register_buffer("mask_pool", torch.tensor([self.seed, *derive_seeds(self.seed, POOL_STREAM, pool)]))
+        self.register_load_state_dict_pre_hook(check_pool_state)
         self.set_mask_seed(self.mask_seeds[0])
 
     def _build_layers(self, conditioning: bool) -> None:
@@ -219,87 +185,16 @@ class MADE(nn.Module):
             layer = MaskedLinear(
                 groups[link.source].width, groups[index].width, bias=link.bias, conditioning=conditioning and link.bias
             )
-            _install(self, link.module, layer)
+            install(self, link.module, layer)
         self._layers = {link.module: self.get_submodule(link.module) for _, link in self.network.links()}
         if self.init == "orthogonal":
             for layer in self.masked_layers():
                 layer.reset_orthogonal()
 
     # ----------------------------------------------------------------- masks
-    @property
-    def mask_seeds(self) -> list[int]:
-        """Seeds of the pool's masks (one for ``"unlimited"``, whose masks derive from ``seed``)."""
-        return self.mask_pool[1:].tolist()
-
-    @mask_seeds.setter
-    def mask_seeds(self, seeds: Sequence[int]) -> None:
-        self.mask_pool = torch.tensor([self.seed, *seeds], device=self.mask_pool.device)
-
     def masked_layers(self) -> list[MaskedLinear]:
         """Every masked layer in the network's order: hidden layers, blocks, output, direct connection."""
         return list(self._layers.values())
-
-    @property
-    def resamples(self) -> bool:
-        """Whether connectivity changes between minibatches (a pool of more than one mask)."""
-        return self.num_masks != 1
-
-    @property
-    def reorders(self) -> bool:
-        """Whether training resampled orderings, so the weights serve any ordering (order-agnostic)."""
-        return self.resamples and self.resample in ("full", "ordering")
-
-    def connectivity(self, mask_seed: int, ordering: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        """Ordering and drawn hidden degrees (one tensor per drawn layer) of the mask of ``mask_seed``.
-
-        The model's own ordering and degrees come from ``seed`` (degrees sorted within
-        each layer); a resampling pool replaces the ordering, the degrees or both with
-        draws from ``mask_seed`` (unsorted, as in the paper: a unit's degree is drawn
-        afresh for every mask).
-        A given ``ordering`` replaces the drawn one and leaves the degrees as drawn.
-        """
-        base = torch.Generator().manual_seed(self.seed)
-        drawn = make_ordering(self.num_inputs, self.ordering_spec, base)
-        draw = torch.Generator().manual_seed(mask_seed)
-        if self.reorders:
-            drawn = torch.randperm(self.num_inputs, generator=draw)
-        ordering = drawn if ordering is None else make_ordering(self.num_inputs, ordering)
-        redrawn = self.resamples and self.resample in ("full", "connectivity")
-        gen = draw if redrawn else base
-        low = 0 if self.context_size else 1
-        layers = []
-        for index in self.network.drawn:
-            width = self.network.groups[index].width
-            degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False)
-            if not redrawn and self.sorted_degrees:
-                # Units are exchangeable, so a fixed draw may as well be sorted: the masks are then
-                # staircases in storage order and the block products need no gathers (made.blocks).
-                degrees = degrees.sort().values
-            if self.context_size:
-                degrees[0] = 0  # a context-only path to the first conditional, whatever the draw
-            layers.append(degrees)
-            low = int(degrees.min())
-        return ordering, layers
-
-    def unit_degrees(self, ordering: Tensor) -> tuple[Tensor, Tensor]:
-        """Degrees of the network's input units (data then context) and output units."""
-        family = self.family
-        return unit_degrees(ordering, family.inputs_per_dim, family.params_per_dim, self.context_size)
-
-    def masks(
-        self, mask_seed: int, ordering: Tensor | None = None, device: torch.device | str | None = None
-    ) -> Masks:
-        """The mask drawn from ``mask_seed`` as a value (see :class:`~made.network.Masks`).
-
-        A pure function of the seed (and ``ordering``, which replaces the seed's but keeps
-        its hidden degrees); the model is unchanged. Degrees are drawn on the CPU, masks
-        compared on ``device`` (the model's by default) so large masks never cross the bus.
-        """
-        ordering, drawn = self.connectivity(mask_seed, ordering)
-        device = self.output.mask.device if device is None else device
-        degrees = self.network.degrees(*self.unit_degrees(ordering), drawn)
-        return Masks(ordering, degrees, self.network.masks([d.to(device) for d in degrees]))
-
     def current_masks(self) -> Masks:
         """The model's own current mask as a value (its layers' mask buffers, not copies)."""
         ordering = self.ordering.cpu()
@@ -320,44 +215,6 @@ class MADE(nn.Module):
             layer.set_mask(masks.links[name])
         self.ordering.copy_(masks.ordering)
         self.mask_seed.fill_(mask_seed)
-
-    @contextmanager
-    def using_mask(self, mask_seed: int, ordering: Tensor | None = None) -> Iterator[None]:
-        """Make the mask of ``mask_seed`` the model's own inside a ``with`` block, then restore it.
-
-        This changes the model for every caller; :meth:`masks` gives a mask as a value instead.
-        """
-        current_seed, current_ordering = int(self.mask_seed), self.ordering.cpu().clone()
-        self.set_mask_seed(mask_seed, ordering)
-        try:
-            yield
-        finally:
-            self.set_mask_seed(current_seed, current_ordering)
-
-    def set_mask(self, index: int) -> None:
-        """Use mask ``index`` of the pool."""
-        if self.num_masks == "unlimited":
-            self.set_mask_seed(self.ensemble_seeds(index + 1)[index])
-        else:
-            self.set_mask_seed(self.mask_seeds[index % self.num_masks])
-
-    def mask_for_step(self, step: int) -> None:
-        """Select the training mask of minibatch ``step``: the pool's cycle, or a fresh draw."""
-        if self.num_masks == "unlimited":
-            self.set_mask_seed(derive_seeds(self.seed, _TRAIN_STREAM, 1, offset=step)[0])
-        elif self.num_masks > 1:
-            self.set_mask(step)
-
-    def ensemble_seeds(self, k: int) -> list[int]:
-        """Seeds of the k masks an ensemble averages: the pool's first k, or k fixed draws."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"an ensemble needs a positive number of masks, got {k!r}")
-        if self.num_masks == "unlimited":
-            return derive_seeds(self.seed, _ENSEMBLE_STREAM, k)
-        if k > self.num_masks:
-            raise ValueError(f"ensemble of {k} masks asked, but the pool has only {self.num_masks}")
-        return self.mask_seeds[:k]
-
     def path_counts(self, masks: Masks | None = None) -> Tensor:
         """Paths from each input unit to each output unit under ``masks`` (the current mask by default)."""
         masks = self.current_masks() if masks is None else masks
@@ -474,6 +331,13 @@ class MADE(nn.Module):
 
         return log_prob
 
+    def per_example_nll(
+        self, data: Tensor, batch_size: int = 1000, ensemble: int | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        """``-log p(x)`` for every row of ``data``, float64 ``[N]``, evaluated in batches without changing
+        the model (see :func:`made.inference.evaluate.per_example_nll`)."""
+        return batched_nll(self, data, batch_size, ensemble, context)
+
     def conditional_log_probs(
         self, x: Tensor, context: Tensor | None = None, masks: Masks | None = None, validate_args: bool | None = None
     ) -> Tensor:
@@ -493,8 +357,6 @@ class MADE(nn.Module):
         shape: ``x`` ``[..., D]`` (and ``context`` ``[..., C]``) gives ``[...]``. ``validate_args``
         overrides the model's own setting for this call.
         """
-        from .distribution import flatten_batch
-
         batch, x, context = flatten_batch(x, context, self.num_inputs, self.context_size)
         if ensemble is None:
             return self.conditional_log_probs(x, context, None, validate_args).sum(dim=-1).reshape(batch)
@@ -514,18 +376,13 @@ class MADE(nn.Module):
 
         Under the current mask, or with ``ensemble=k`` from the mixture of k masks
         (each sample from a mask picked uniformly), the distribution ``log_prob(x,
-        ensemble=k)`` scores. See :mod:`made.sampling`. ``num_samples`` may also be a
+        ensemble=k)`` scores. See :mod:`made.inference.sampling`. ``num_samples`` may also be a
         torch-style sample shape (a tuple): ``[*sample_shape, D]`` back, and a context,
         if any, of shape ``[*sample_shape, C]``.
         """
-        from .distribution import as_sample_shape, flatten_context
-        from .sampling import sample_incremental
-
         shape = as_sample_shape(num_samples, "num_samples")
         context, num_samples = flatten_context(context, shape, self.context_size), shape.numel()
         if ensemble is not None:
-            from .conditional import impute
-
             blank = self.output.weight.new_zeros(num_samples, self.num_inputs)
             observed = torch.zeros_like(blank, dtype=torch.bool)
             drawn = impute(self, blank, observed, context=context, ensemble=ensemble, generator=generator)
@@ -546,18 +403,14 @@ class MADE(nn.Module):
         """Fill the unobserved entries of ``x`` with exact draws from p(x_missing | x_observed).
 
         ``observed`` is a bool ``[N, D]`` mask; ``[N, D]`` back, or ``[num_samples, N, D]``
-        when ``num_samples`` is given. See :func:`made.conditional.impute`.
+        when ``num_samples`` is given. See :func:`made.inference.conditional.impute`.
         """
-        from .conditional import impute
-
         return impute(self, x, observed, num_samples, context, ensemble, generator)
 
     def conditional_log_prob(
         self, x: Tensor, observed: Tensor, context: Tensor | None = None, ensemble: int | None = None
     ) -> Tensor:
-        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.conditional`."""
-        from .conditional import conditional_log_prob
-
+        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.inference.conditional`."""
         return conditional_log_prob(self, x, observed, context, ensemble)
 
     # ---------------------------------------------------------------- config

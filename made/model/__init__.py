@@ -1,0 +1,10 @@
+r"""The model: masks and their pool, masked layers, the network description, the :class:`MADE` module,
+its settings and its ``torch.distributions`` face.
+
+The names below are those ``made.model`` held in made 0.2.
+"""
+
+from .made import MADE, NarrowLayerWarning, Resample
+from .pool import derive_seeds
+
+__all__ = ["MADE", "Resample", "derive_seeds", "NarrowLayerWarning"]

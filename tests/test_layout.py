@@ -1,0 +1,132 @@
+"""The package layout keeps its promises: small modules and functions, no private name used across
+modules, no hidden import circles (function-level imports of made's own modules), and the 0.2 module
+paths still import the same objects."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "made"
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60
+# Functions allowed over MAX_FUNCTION_LINES, each with why it stays whole.
+LONG_FUNCTIONS: dict[str, str] = {}
+# Function-level imports of made's own modules, each with why it is not at the top.
+LATE_IMPORTS: dict[str, str] = {}
+
+
+def modules() -> list[Path]:
+    """Every module of the package."""
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def name_of(path: Path) -> str:
+    """A module's path relative to the package, as the allow-lists write it."""
+    return path.relative_to(PACKAGE).as_posix()
+
+
+def functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Every function and method of a module, nested ones included."""
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def imports_made(node: ast.Import | ast.ImportFrom) -> bool:
+    """Whether an import statement imports one of made's own modules."""
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or (node.module or "").split(".")[0] == "made"
+    return any(alias.name.split(".")[0] == "made" for alias in node.names)
+
+
+def is_private(name: str) -> bool:
+    """``_name`` but not ``__dunder__``."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def test_no_module_is_too_long():
+    lengths = {name_of(p): len(p.read_text().splitlines()) for p in modules()}
+    assert {n: k for n, k in lengths.items() if k > MAX_MODULE_LINES} == {}
+
+
+def test_no_function_is_too_long_unless_named():
+    long = {}
+    for path in modules():
+        for node in functions(ast.parse(path.read_text())):
+            length = node.end_lineno - min([node.lineno, *(d.lineno for d in node.decorator_list)]) + 1
+            if length > MAX_FUNCTION_LINES:
+                long[f"{name_of(path)}:{node.name}"] = length
+    assert set(long) == set(LONG_FUNCTIONS), long
+
+
+def private_uses(source: str) -> list[str]:
+    """Where a module imports a ``_private`` name from made's own modules, or reads one off a name it
+    imported from them (``schema._check``, ``MADE._params``)."""
+    tree = ast.parse(source)
+    imported, used = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and imports_made(node):
+            for alias in node.names:
+                imported.add((alias.asname or alias.name).split(".")[0])
+                if is_private(alias.name.split(".")[-1]):
+                    used.append(f"{node.lineno}: imports {alias.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
+                and is_private(node.attr)):
+            used.append(f"{node.lineno}: reads {node.value.id}.{node.attr}")
+    return used
+
+
+def late_imports(source: str) -> list[str]:
+    """The functions of a module that import one of made's own modules, and where."""
+    return [f"{function.name}:{node.lineno}" for function in functions(ast.parse(source))
+            for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom)) and imports_made(node)]
+
+
+def test_the_checks_find_what_they_look_for():
+    source = ("from .x import _y, z\nimport made.w as w\nimport torch\n"
+              "def f():\n    from ..v import u\n    return z._a, w._b, torch._c, z.__doc__\n")
+    assert private_uses(source) == ["1: imports _y", "6: reads z._a", "6: reads w._b"]
+    assert late_imports(source) == ["f:5"]
+
+
+def test_no_private_name_is_used_across_modules():
+    used = {name_of(p): private_uses(p.read_text()) for p in modules()}
+    assert {n: u for n, u in used.items() if u} == {}
+
+
+def test_made_modules_are_imported_at_the_top_unless_named():
+    late = {f"{name_of(p)}:{place.split(':')[0]}": place for p in modules() for place in late_imports(p.read_text())}
+    assert set(late) == set(LATE_IMPORTS), late
+
+
+@pytest.mark.parametrize("old, new, names", [
+    ("made.train", "made.training.loop", ["fit", "TrainConfig", "make_optimizer", "learning_rate"]),
+    ("made.evaluate", "made.inference.evaluate", ["evaluate_nll", "per_example_nll", "per_dimension_nll"]),
+    ("made.sampling", "made.inference.sampling", ["sample_naive", "sample_incremental", "IncrementalSampler"]),
+    ("made.nn", "made.fast.dispatch", ["fast_path", "get_fast_path"]),
+    ("made.nn", "made.model.layers", ["MaskedLinear"]),
+    ("made.distribution", "made.model.distribution", ["MADEDistribution"]),
+    ("made.mixture", "made.training.mixture", ["Mixture", "load_run_model", "em_weights"]),
+    ("made.network", "made.model.network", ["register_block", "BLOCK_TYPES"]),
+    ("made.checkpoint", "made.io.checkpoint", ["save_model", "load_model", "count_weights"]),
+    ("made.checkpoint", "made.io.atomic", ["atomic_write", "write_json", "read_json", "CheckpointError"]),
+    ("made.checkpoint", "made.io.training_state", ["save_training_state", "load_training_state"]),
+    ("made.columns", "made.data.columns", ["encode_splits", "log_scales", "resolve_schema"]),
+    ("made.model", "made.model.pool", ["derive_seeds"]),
+    ("made.data", "made.data.datasets", ["load_dataset", "load_data", "DATASETS"]),
+    ("made.masks", "made.model.masks", ["input_degrees", "path_counts", "hidden_mask", "output_mask"]),
+    ("made.conditional", "made.inference.conditional", ["observed_first", "impute", "conditional_log_prob"]),
+    ("made.schema", "made.io.schema", ["SchemaError", "check_fields", "check_value"]),
+    ("made.distributed", "made.training.distributed", ["ProcessInfo", "all_sum", "shard"]),
+    ("made.memory", "made.training.memory", ["check_memory", "available_memory"]),
+    ("made.blocks", "made.fast.blocks", ["find_staircase", "BlockTriangular", "StaircaseProduct", "TrainingPlan"]),
+    ("made.context", "made.data.context", ["CONTEXT_SPEC", "context_from_value"]),
+    ("made.columns.kinds", "made.data.columns.kinds", ["Where", "ColumnKind", "register_column_kind"]),
+    ("made.columns.schema", "made.data.columns.schema", ["fit_schema", "encode_splits"]),
+])
+def test_the_0_2_module_paths_still_give_the_same_objects(old, new, names):
+    for name in names:
+        assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
