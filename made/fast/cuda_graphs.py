@@ -20,13 +20,16 @@ from torch import Tensor
 from ..inference.sampling import IncrementalSampler
 from ..model.made import MADE
 from ..model.network import Masks
+from .dispatch import optimizer_steps, tensor_key
+from .replay import record_graph
 
 __all__ = ["GraphedSampler"]
 
 
-def _versions(model: MADE) -> list[int]:
-    """In-place update counters of the model's parameters: they change when an optimizer steps."""
-    return [p._version for p in model.parameters()]
+def _weights_key(model: MADE) -> tuple:
+    """Identity and version of the model's parameters, and the optimizer steps taken (fused
+    optimizers update in place without bumping version counters): changes with the weights."""
+    return tensor_key(*model.parameters()) + (optimizer_steps(),)
 
 
 class GraphedSampler:
@@ -46,32 +49,19 @@ class GraphedSampler:
         self.model, self.num_samples, self.device = model, num_samples, device
         self.dtype = model.output.weight.dtype
         self.sampler = IncrementalSampler(model, masks)
-        self.versions = _versions(model)
+        self.weights = _weights_key(model)
         self.uniform = torch.rand(num_samples, model.num_inputs, device=device, dtype=self.dtype)
         self.context = (
             torch.zeros(num_samples, model.context_size, device=device, dtype=self.dtype)
             if model.context_size else None
         )
-        self.graph, self.drawn = self._record(warmup)
-
-    @torch.no_grad()
-    def _record(self, warmup: int) -> tuple[torch.cuda.CUDAGraph, Tensor]:
-        """Warm up on a side stream (library handles and workspaces), then record one draw."""
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                self.sampler.sample(self.uniform, self.context)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            drawn = self.sampler.sample(self.uniform, self.context)
-        return graph, drawn
+        with torch.no_grad():
+            self.graph, self.drawn = record_graph(lambda: self.sampler.sample(self.uniform, self.context), device, warmup)
 
     @torch.no_grad()
     def sample(self, context: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """``[num_samples, D]`` new draws (a fresh tensor), as :meth:`MADE.sample` gives them."""
-        if _versions(self.model) != self.versions:
+        if _weights_key(self.model) != self.weights:
             raise ValueError("the model's weights changed since this GraphedSampler was built; build a new one")
         if (context is None) != (self.context is None):
             raise ValueError("pass a context exactly when the model is conditional")
@@ -84,3 +74,4 @@ class GraphedSampler:
         self.uniform.copy_(noise)
         self.graph.replay()
         return self.drawn.clone()
+

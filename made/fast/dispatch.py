@@ -17,7 +17,8 @@ from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 __all__ = ["FastPath", "FAST_PATHS", "fast_path", "get_fast_path", "count_optimizer_steps", "optimizer_steps",
-           "tensor_key", "traced", "BLOCKS_MIN_WEIGHTS", "BLOCKS_NOW_INPUTS", "BLOCKS_NEW_MASK_ROWS"]
+           "tensor_key", "traced", "replay_pays", "BLOCKS_MIN_WEIGHTS", "BLOCKS_NOW_INPUTS", "BLOCKS_NEW_MASK_ROWS",
+           "GRAPH_MIN_BATCHES"]
 
 FastPath = Literal["auto", "dense", "blocks", "off"]
 FAST_PATHS = ("auto", "dense", "blocks", "off")
@@ -34,6 +35,10 @@ BLOCKS_NOW_INPUTS = 1 << 14
 # rows for MNIST-sized layers, more for small ones), so a mask drawn for an ensemble over a
 # small validation set keeps the dense product.
 BLOCKS_NEW_MASK_ROWS = 1 << 11
+# On a GPU a small model's batch costs its kernel launches more than its arithmetic. Recording
+# a batch's kernels as a CUDA graph costs about three batches (two warm-ups and the recording);
+# it pays from this many equal batches, each then a copy in, one replay and a copy out.
+GRAPH_MIN_BATCHES = 4
 
 
 def get_fast_path() -> FastPath:
@@ -97,3 +102,9 @@ def traced() -> bool:
         or torch._C._are_functorch_transforms_active()
         or forward_ad._current_level >= 0
     )
+
+
+def replay_pays(device: torch.device, batches: int) -> bool:
+    """Whether ``batches`` equal batches on ``device`` are evaluated by replaying a CUDA graph
+    (:class:`made.fast.cuda_graphs.GraphedBatches`): on CUDA, unless turned off or traced."""
+    return device.type == "cuda" and _fast_path != "off" and not traced() and batches >= GRAPH_MIN_BATCHES

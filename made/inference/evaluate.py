@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ..fast.dispatch import replay_pays
+from ..fast.replay import GraphedBatches
+
 if TYPE_CHECKING:
     from ..model.made import MADE
     from ..training.mixture import Mixture
@@ -63,7 +66,8 @@ def batched_nll(
     float64 tensor on the model's device and moved at the end, so no batch waits
     for the host (on a GPU that wait costs more than a small model's forward). An
     ensemble runs mask by mask over all batches, so each mask is built once and its
-    layers' reused weights serve every batch. The model is not changed (its mask,
+    layers' reused weights serve every batch. On a GPU, from a few full batches on, the
+    full batches replay the first one's kernels from a CUDA graph (:mod:`made.fast.replay`). The model is not changed (its mask,
     training flag and ``validate_args`` stay as they are): evaluation is without
     dropout, and concurrent callers see nothing of it.
     """
@@ -86,13 +90,18 @@ def batched_nll(
     if len(masks) > 1:
         batches = list(batches)  # read once per mask
     total = torch.empty(data.shape[0], dtype=torch.float64, device=device)
+    replay = replay_pays(device, data.shape[0] // batch_size)
     for i, mask in enumerate(masks):
         joint = total if i == 0 else torch.empty_like(total)
         log_prob = model.frozen_log_prob(data.shape[0], mask)
+        graphed = None
         for start, (x, c) in zip(starts, batches):
             if start == 0:
                 model.check_input(x, c, values=False)  # shapes, dtype and device: the same for every batch
-            joint[start : start + x.shape[0]] = log_prob(x, c)
+                if replay:  # every full batch replays the first one's kernels
+                    graphed = GraphedBatches.or_none(log_prob, x, c)
+            full = graphed is not None and x.shape[0] == batch_size
+            joint[start : start + x.shape[0]] = graphed(x, c) if full else log_prob(x, c)
         if i > 0:
             torch.logaddexp(total, joint, out=total)
     if len(masks) > 1:
