@@ -51,10 +51,11 @@ from .schema import SchemaError, check_fields
 
 __all__ = [
     "ARGS_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "LOG_FILE", "METRICS_FILE", "CHECKPOINT_DIR", "STATE_FILE",
-    "MEMBERS_DIR", "STUDY_FILE", "TRIALS_DIR", "SAMPLES_IMAGE", "SAMPLES_ARRAY", "IMPUTED_FILE", "MASKS_PICTURE", "CHECKPOINT_FILE", "CHECKPOINT_TEMPORARY",
-    "checkpoint_file", "samples_file", "trial_folder", "save_model", "load_model", "save_mixture", "load_mixture",
-    "load_run_model", "load_run", "write_args", "read_args", "started_by_train", "holds_run", "is_finished", "check_resumable",
-    "new_run_folder", "write_metrics", "read_metrics", "clear_result", "copy_run",
+    "MEMBERS_DIR", "STUDY_FILE", "TRIALS_DIR", "SAMPLES_IMAGE", "SAMPLES_ARRAY", "IMPUTED_FILE", "MASKS_PICTURE",
+    "CHECKPOINT_FILE", "CHECKPOINT_TEMPORARY", "checkpoint_file", "samples_file", "trial_folder", "save_model",
+    "load_model", "save_mixture", "load_mixture", "load_run_model", "load_run", "write_args", "read_args",
+    "started_by_train", "holds_run", "is_finished", "check_resumable", "new_run_folder", "write_metrics",
+    "read_metrics", "clear_result", "copy_run",
 ]
 
 ARGS_FILE, CONFIG_FILE, WEIGHTS_FILE = "args.json", "config.json", "model.safetensors"
