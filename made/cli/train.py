@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +67,16 @@ def run(args: argparse.Namespace) -> int:
     settings = _resumed_settings(args) if args.resume else RunSettings.from_args(args)
     info, device = init_from_env(pick_device(settings.device))
     try:
-        return train_and_report(settings, args.resume or args.out, info, device, resume=bool(args.resume),
-                                overwrite=args.overwrite)
+        return _train_and_report(settings, args.resume or args.out, info, device, bool(args.resume),
+                                 args.overwrite)
     finally:
         shutdown()
 
 
-def train_and_report(settings: RunSettings, out: str | None, info: ProcessInfo, device: torch.device,
-                     resume: bool = False, overwrite: bool = False,
-                     on_epoch: Callable[[dict], None] | None = None) -> int:
+def _train_and_report(settings: RunSettings, out: str | None, info: ProcessInfo, device: torch.device,
+                      resume: bool, overwrite: bool) -> int:
     """Train the run of ``settings`` into ``out`` (:func:`made.pipeline.train_settings`) and, in the main
-    process, print what it trains and its test NLL; ``on_epoch`` sees each epoch's record."""
+    process, print what it trains and its test NLL."""
 
     def announce(data: RunData, model: MADE) -> None:
         splits = data.splits
@@ -87,7 +86,7 @@ def train_and_report(settings: RunSettings, out: str | None, info: ProcessInfo, 
               f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
               f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
 
-    metrics, folder = train_settings(settings, out, info, device, resume, overwrite, on_epoch, announce)
+    metrics, folder = train_settings(settings, out, info, device, resume, overwrite, on_start=announce)
     if metrics is None:  # another process of a distributed run: the main one saves and reports
         return 0
     print(f"test NLL {metrics['test_nll']:.3f} ± {metrics['test_nll_stderr']:.3f} nats "
