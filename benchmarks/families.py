@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from made.io.checkpoint import METRICS_FILE, load_model
+from made.io.run import METRICS_FILE, load_model
 from made.cli import main as made
 from made.data.columns import encode_splits, log_scales
 from made.data import load_dataset

@@ -1,20 +1,10 @@
-"""Moved to :mod:`made.io.atomic`, :mod:`made.io.checkpoint`, :mod:`made.io.training_state` and
-:mod:`made.model.settings`; kept so 0.2 code works."""
+"""Moved to :mod:`made.io.atomic`, :mod:`made.io.checkpoint`, :mod:`made.io.run`,
+:mod:`made.io.training_state` and :mod:`made.model.settings`; kept so 0.2 code works."""
 
 from .io.atomic import CheckpointError, atomic_write, check_no_links, read_json, write_json
-from .io.checkpoint import (
-    CONFIG_FILE,
-    FORMAT_VERSION,
-    METRICS_FILE,
-    WEIGHTS_FILE,
-    check_model_settings,
-    count_weights,
-    load_model,
-    mask_state,
-    save_model,
-)
+from .io.checkpoint import FORMAT_VERSION, check_model_settings, count_weights, mask_state
+from .io.run import CONFIG_FILE, METRICS_FILE, STATE_FILE, WEIGHTS_FILE, load_model, save_model
 from .io.training_state import (
-    STATE_FILE,
     clear_training_state,
     has_training_state,
     load_training_state,

@@ -22,7 +22,7 @@ from .data.datasets import DATASETS
 from .families import DEFAULT_MIN_SCALE
 from .io.schema import SchemaError
 from .model.network import BLOCK_TYPES
-from .model.settings import MAX_POOL, MODEL_ARGUMENTS
+from .model.settings import MAX_ENSEMBLE, MAX_POOL, MAX_SEED, MODEL_ARGUMENTS
 from .training.loop import DEFAULT_LR, LR_SCHEDULES, TrainConfig
 
 __all__ = ["Option", "DataSettings", "ModelSettings", "TrainSettings", "RunSettings", "add_options", "option_names",
@@ -30,8 +30,6 @@ __all__ = ["Option", "DataSettings", "ModelSettings", "TrainSettings", "RunSetti
            "MAX_ENSEMBLE"]
 
 DATASET_NAMES = ["digits", *DATASETS]
-MAX_ENSEMBLE = 100_000  # masks an ensemble may average: beyond it one evaluation runs for days
-MAX_SEED = 2**63 - 1
 
 
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .io.run import STUDY_FILE, is_finished
+
 __all__ = [
     "Param",
     "SEARCH_SPACE",
@@ -38,7 +40,6 @@ __all__ = [
 DEFAULT_PATIENCE = 15  # epochs without validation improvement before a trial stops (made train: 30)
 MIXTURE_SIZE = 4  # the best trials tried as a mixture at the end
 TRIAL_SHARE = 1 / 3  # the most of the budget one trial may train for, so that several are tried
-STUDY_FILE = "study.db"
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def ranked_trials(study: Any, host_key: str) -> list[Any]:
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("owner") == host_key and (Path(t.user_attrs["folder"]) / "metrics.json").is_file()]
+            if t.user_attrs.get("owner") == host_key and is_finished(t.user_attrs["folder"])]
     return sorted(done, key=lambda t: (t.value, t.number))
 
 

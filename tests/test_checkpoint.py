@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from conftest import all_binary
 from made import MADE
 from made.io.atomic import CheckpointError
-from made.io.checkpoint import load_model, save_model
+from made.io.run import load_model, save_model
 
 
 def test_round_trip_gives_identical_log_likelihoods(tmp_path):

@@ -101,7 +101,7 @@ def test_impute_csv_with_nan(agnostic_run, tmp_path, capsys):
 
 
 def test_impute_with_a_mask_file_reports_the_conditional_nll(agnostic_run, tmp_path, capsys):
-    from made.io.checkpoint import load_model
+    from made.io.run import load_model
     from made.data import load_dataset
 
     test = load_dataset("digits").test[:20]
@@ -153,7 +153,7 @@ def test_impute_errors(agnostic_run, tmp_path, capsys):
 def test_eval_reports_the_ensemble_and_its_standard_error(tmp_path, capsys):
     import torch
 
-    from made.io.checkpoint import load_model
+    from made.io.run import load_model
     from made.data import load_dataset
     from made.inference.evaluate import evaluate_nll
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from made import MADE
-from made.io.checkpoint import load_model, save_model
+from made.io.run import load_model, save_model
 import made.families as families
 from made.families import (
     Categorical,

@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 from made import MADE
 from made.io.atomic import CheckpointError
-from made.io.checkpoint import load_model, save_model
+from made.io.run import load_model, save_model
 from made.data import DataError, load_file
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,

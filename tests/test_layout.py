@@ -109,9 +109,11 @@ def test_made_modules_are_imported_at_the_top_unless_named():
     ("made.nn", "made.fast.dispatch", ["fast_path", "get_fast_path"]),
     ("made.nn", "made.model.layers", ["MaskedLinear"]),
     ("made.distribution", "made.model.distribution", ["MADEDistribution"]),
-    ("made.mixture", "made.training.mixture", ["Mixture", "load_run_model", "em_weights"]),
+    ("made.mixture", "made.training.mixture", ["Mixture", "em_weights", "MAX_MEMBERS"]),
+    ("made.mixture", "made.io.run", ["load_run_model", "load_mixture", "MEMBERS_DIR"]),
     ("made.network", "made.model.network", ["register_block", "BLOCK_TYPES"]),
-    ("made.checkpoint", "made.io.checkpoint", ["save_model", "load_model", "count_weights"]),
+    ("made.checkpoint", "made.io.checkpoint", ["count_weights", "mask_state", "FORMAT_VERSION"]),
+    ("made.checkpoint", "made.io.run", ["save_model", "load_model", "CONFIG_FILE", "STATE_FILE"]),
     ("made.checkpoint", "made.io.atomic", ["atomic_write", "write_json", "read_json", "CheckpointError"]),
     ("made.checkpoint", "made.io.training_state", ["save_training_state", "load_training_state"]),
     ("made.columns", "made.data.columns", ["encode_splits", "log_scales", "resolve_schema"]),
@@ -130,3 +132,35 @@ def test_made_modules_are_imported_at_the_top_unless_named():
 def test_the_0_2_module_paths_still_give_the_same_objects(old, new, names):
     for name in names:
         assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
+
+
+def run_folder_names() -> set[str]:
+    """Every file and folder name of a run folder, as :mod:`made.io.run` spells them."""
+    run = importlib.import_module("made.io.run")
+    return {value for name in run.__all__ if isinstance(value := getattr(run, name), str)}
+
+
+def run_folder_literals(source: str, names: set[str]) -> list[str]:
+    """Where a module spells a run-folder name in a string (docstrings aside): a string that is a folder
+    or file name, or one that holds a file name (``f"{run}/config.json"``, a help text naming it)."""
+    tree = ast.parse(source)
+    docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    files = {n for n in names if "." in n}
+    return [f"{node.lineno}: {node.value!r:.60}" for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and (node.value in names or any(f in node.value for f in files))]
+
+
+def test_the_run_folder_names_check_finds_them():
+    names = {"config.json", "members"}
+    source = ('"""Reads config.json."""\nA = "members"\nB = f"{x}/config.json"\nC = "no members here"\n'
+              'def f():\n    "the config.json docstring"\n    return "config.json"\n')
+    assert run_folder_literals(source, names) == ["2: 'members'", "3: '/config.json'", "7: 'config.json'"]
+
+
+def test_only_the_run_module_spells_run_folder_names():
+    names = run_folder_names()
+    assert {"config.json", "model.safetensors", "metrics.json", "log.jsonl", "args.json", "state.json", "study.db",
+            "members", "checkpoint", "trials"} <= names
+    spelled = {name_of(p): run_folder_literals(p.read_text(), names) for p in modules() if name_of(p) != "io/run.py"}
+    assert {n: s for n, s in spelled.items() if s} == {}

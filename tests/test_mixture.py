@@ -8,7 +8,8 @@ from conftest import all_binary, total_variation
 from made import MADE
 from made.cli import main
 from made.inference.evaluate import evaluate_nll
-from made.training.mixture import Mixture, em_weights, load_mixture, load_run_model
+from made.io.run import load_mixture, load_run_model, save_mixture
+from made.training.mixture import Mixture, em_weights
 
 
 def members() -> list[MADE]:
@@ -114,7 +115,7 @@ def test_run_folder_round_trip_and_cli(tmp_path):
     config = json.loads((runs[0] / "config.json").read_text())
     mix = Mixture(models).fit_weights(torch.from_numpy(split["valid"]).float())
     out = tmp_path / "mix"
-    mix.save(out, {k: config[k] for k in ("data", "eval", "schema", "context", "image_shape")})
+    save_mixture(out, mix, {k: config[k] for k in ("data", "eval", "schema", "context", "image_shape")})
     again, _ = load_mixture(out)
     x = torch.from_numpy(split["test"]).float()
     assert torch.equal(again.log_prob(x), mix.log_prob(x))

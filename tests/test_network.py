@@ -97,7 +97,7 @@ def test_weight_count_reads_the_network(blocks, standin_block):
 
 
 def test_blocks_and_dropout_round_trip_through_a_run_folder(tmp_path):
-    from made.io.checkpoint import load_model, save_model
+    from made.io.run import load_model, save_model
 
     model = MADE(6, [12], blocks=["residual"], dropout=0.25, num_masks=2, seed=3).double().eval()
     save_model(tmp_path, model)

@@ -1,12 +1,24 @@
 """made.pipeline: the library route of 'made train' gives the run folder and metrics the command line does."""
 
 import json
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import mixed_csv
 from made.cli import main
-from made.pipeline import build_model, data_spec, read_data, train_run
+from made.pipeline import (
+    build_model,
+    data_spec,
+    evaluate_run,
+    impute_run,
+    load_for_inference,
+    read_data,
+    sample_run,
+    train_run,
+)
 from made.training.loop import TrainConfig
 
 TIMINGS = {"seconds", "seconds_per_epoch"}
@@ -37,3 +49,48 @@ def test_build_model_refuses_a_model_too_big_for_memory(tmp_path, monkeypatch):
     monkeypatch.setattr("made.training.memory.available_memory", lambda: 1000)  # bytes: less than any model needs
     with pytest.raises(ValueError, match=r"hidden layers \(500,\) needs about .* GiB to train, more than the 0.0 GiB"):
         build_model(data)  # MADE's default hidden layer, checked before anything is allocated
+
+
+def readme_python_example() -> str:
+    """The README's example of made.pipeline (the Python block that loads a run folder)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    return next(b for b in blocks if "load_for_inference" in b)
+
+
+def test_the_readme_example_trains_loads_evaluates_samples_and_imputes(tmp_path, monkeypatch):
+    mixed_csv(tmp_path / "table.csv")
+    monkeypatch.chdir(tmp_path)  # the example's relative table.csv and runs/table
+    code = readme_python_example().replace("hidden_sizes=[200]", "hidden_sizes=[8]").replace("epochs=100", "epochs=2")
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 -- the README's own code, shrunk to a tiny run
+
+    run = tmp_path / "runs" / "table"
+    assert scope["metrics"] == json.loads((run / "metrics.json").read_text())
+    assert scope["test"]["test_nll"] == pytest.approx(scope["metrics"]["test_nll"], rel=1e-12)
+    samples, filled = scope["rows"], scope["filled"]
+    assert samples.shape == (10, 3) and filled.shape == (30, 3)
+    assert set(np.unique(samples[:, 0])) <= {0, 1} and set(np.unique(samples[:, 1])) <= {3, 7, 9}
+    assert not np.isnan(filled).any() and set(np.unique(filled[:, 0])) <= {0, 1}
+    assert np.array_equal(filled[:, 1:], np.repeat(samples[:, 1:], 3, axis=0))  # the observed cells kept
+
+
+def test_the_library_runs_what_the_commands_run(tmp_path, capsys):
+    mixed_csv(tmp_path / "mixed.csv")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "mixed.csv"), "--schema", "auto", "--hidden", "8", "--masks", "2",
+                 "--epochs", "2", "--quiet", "--out", str(run)]) == 0
+    model, config = load_for_inference(run)
+    for split in ("test", "valid"):
+        capsys.readouterr()
+        assert main(["eval", str(run), "--json", "--split", split, "--device", "cpu"]) == 0
+        assert evaluate_run(model, config, split=split).metrics == json.loads(capsys.readouterr().out)
+    assert main(["sample", str(run), "-n", "7", "--seed", "3", "--out", str(tmp_path / "s.npy"), "--quiet"]) == 0
+    assert np.array_equal(sample_run(model, config, 7, seed=3), np.load(tmp_path / "s.npy"))
+    holes = np.load(tmp_path / "s.npy").astype(float)
+    holes[::2, 2] = np.nan
+    np.save(tmp_path / "holes.npy", holes)
+    assert main(["impute", str(run), "--data", str(tmp_path / "holes.npy"), "--samples", "2", "--seed", "5",
+                 "--out", str(tmp_path / "filled.npy"), "--quiet"]) == 0
+    filled = impute_run(model, config, holes, samples=2, seed=5).rows
+    assert np.array_equal(filled, np.load(tmp_path / "filled.npy"))

@@ -95,7 +95,8 @@ def test_searched_options_are_train_options():
 def test_final_mixture_of_the_best_trials(tuned, tmp_path, capsys):
     import torch
 
-    from made.cli.tune import tuned_mixture
+    from made.io.run import save_mixture
+    from made.tuning import tuned_mixture
     from made.tune import ranked_trials
 
     ranked = ranked_trials(study_of(tuned), budget_key(tuned))
@@ -105,7 +106,7 @@ def test_final_mixture_of_the_best_trials(tuned, tmp_path, capsys):
     # EM maximizes a concave likelihood over the weights, whose corners are the members alone
     assert float(model.weights.sum()) == pytest.approx(1.0)
     assert metrics["valid_nll"] <= min(t.value for t in ranked[:2]) + 1e-4
-    model.save(tmp_path / "mix", extra)
+    save_mixture(tmp_path / "mix", model, extra)
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "mix"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)

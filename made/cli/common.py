@@ -1,38 +1,20 @@
-"""What several ``made`` commands share: the device, the data, run folders, tensors and rows written out."""
+"""What several ``made`` commands share: the device, the data, the run to infer with, and rows written out."""
 
 from __future__ import annotations
 
 import argparse
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from ..data import format_value
-from ..data.columns import check_fitted_schema
-from ..data.context import CONTEXT_SPEC
-from ..io.atomic import CheckpointError, atomic_write
-from ..io.checkpoint import CONFIG_FILE
-from ..io.schema import SchemaError, check_fields
+from ..io.atomic import atomic_write
 from ..model import MADE
 from ..pipeline import data_spec
-from ..training.mixture import load_run_model
-from .options import MAX_ENSEMBLE, MAX_SEED
-
-ARGS_FILE = "args.json"  # the options of 'made train' in its run folder, for --resume
-# The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
-RUN_SECTIONS = {
-    "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int,
-             "header": bool | None, "precision": Literal["file"]},
-    "eval": {"ensemble": int | None, "batch_size": int, "dtype": Literal["float32", "float64"]},
-}
-RUN_RANGES = {
-    "data": {"split_seed": lambda v: 0 <= v <= MAX_SEED},
-    "eval": {"ensemble": lambda v: v is None or 1 <= v <= MAX_ENSEMBLE, "batch_size": lambda v: v >= 1},
-}
+from ..pipeline import load_for_inference as pipeline_load
+from ..training.mixture import Mixture
 
 
 def pick_device(name: str) -> torch.device:
@@ -66,53 +48,9 @@ def args_data_spec(args: argparse.Namespace) -> dict:
     return data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header)
 
 
-def all_binary(schema: list[dict]) -> bool:
-    """Whether every column of ``schema`` is binary (the data is then read as 0/1)."""
-    return all(c["type"] == "binary" for c in schema)
-
-
-def run_schema(config: dict, model: MADE) -> list[dict]:
-    """The run's column schema (all binary for runs that predate schemas)."""
-    return config.get("schema") or [{"type": "binary"}] * model.num_inputs
-
-
-def load_run(run_dir: str, device: torch.device) -> tuple[MADE, dict]:
-    """The model and config of a run folder, with the sections ``made train`` adds checked too."""
-    run = Path(run_dir)
-    if (run / ARGS_FILE).is_file() and not (run / CONFIG_FILE).exists():
-        raise CheckpointError(f"{run}: training did not finish (no {CONFIG_FILE}); "
-                              f"continue it with made train --resume {run}")
-    model, config = load_run_model(run_dir, device)
-    try:
-        for section, hints in RUN_SECTIONS.items():
-            if section in config:  # header and precision: not in runs of made 0.2
-                check_fields(config[section], hints, f"{Path(run_dir) / CONFIG_FILE}: {section}",
-                             ranges=RUN_RANGES[section], optional=("header", "precision"))
-        if config.get("schema") is not None:
-            check_fitted_schema(config["schema"], model.family, f"{Path(run_dir) / CONFIG_FILE}: schema")
-        if config.get("context") is not None:
-            check_fields(config["context"], CONTEXT_SPEC, f"{Path(run_dir) / CONFIG_FILE}: context",
-                         ranges={"classes": lambda v: v >= 1})
-            if config["context"]["classes"] != model.context_size:
-                raise SchemaError(f"{Path(run_dir) / CONFIG_FILE}: context has {config['context']['classes']} "
-                                  f"classes, the model takes {model.context_size} context inputs")
-        elif model.context_size:
-            raise SchemaError(f"{Path(run_dir) / CONFIG_FILE}: the model takes a context but the config has none")
-        shape = config.get("image_shape")
-        if shape is not None and not (isinstance(shape, list) and len(shape) == 2 and
-                                      all(type(v) is int and v > 0 for v in shape)):
-            raise SchemaError(f"{Path(run_dir) / CONFIG_FILE}: image_shape must be two positive integers or null")
-    except SchemaError as err:
-        raise CheckpointError(str(err)) from None
-    return model, config
-
-
-def load_for_inference(args: argparse.Namespace) -> tuple[MADE, dict]:
+def load_for_inference(args: argparse.Namespace) -> tuple[MADE | Mixture, dict]:
     """The run of ``args.run_dir`` on ``args.device``, in its evaluation dtype and eval mode, with its config."""
-    model, config = load_run(args.run_dir, pick_device(args.device))
-    model = model.to(getattr(torch, config.get("eval", {}).get("dtype", "float32")))
-    model.eval()
-    return model, config
+    return pipeline_load(args.run_dir, pick_device(args.device))
 
 
 def _exact_dtype(rows: np.ndarray, preferred: np.dtype | None) -> np.dtype:
@@ -135,15 +73,3 @@ def save_rows(path: Path, rows: np.ndarray, dtype: np.dtype | None = None, heade
     lines = [",".join(header)] if header else []
     lines += [",".join(format_value(v) for v in row) for row in rows]
     atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-
-
-def batches(total: int, size: int, desc: str, quiet: bool) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` pairs covering ``range(total)``, with a progress bar when there is more than one."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, disable=True if quiet or total <= size else None)
-    for start in range(0, total, size):
-        stop = min(start + size, total)
-        yield start, stop
-        bar.update(stop - start)
-    bar.close()

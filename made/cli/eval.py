@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from ..data import Splits
-from ..data.columns import dimension_names, encode_splits, in_original_units, log_scales, num_columns
-from ..inference.evaluate import NLLResult, evaluate_nll, per_dimension_nll
+from ..data.columns import dimension_names
 from ..io.atomic import atomic_write
-from ..pipeline import context_tensor, load_splits, nll_units, to_tensor
-from .common import all_binary, args_data_spec, load_run, pick_device, run_schema
+from ..pipeline import eval_spec, evaluate_run, run_schema
+from .common import args_data_spec, load_for_inference
 from .options import ENSEMBLE, POSITIVE, add_data_args
 
 
@@ -38,40 +35,8 @@ def add_parser(subparsers: Any) -> None:
     evaluate.set_defaults(func=run)
 
 
-def _eval_spec(args: argparse.Namespace, config: dict) -> dict:
-    """The data to score: the run's own unless --dataset or --data is given, read with the run's
-    split seed and (for its own file) header setting unless those are given too."""
-    run = config.get("data")
-    if not (args.dataset or args.data):
-        if run is None:
-            raise ValueError(f"{args.run_dir} does not name its data; pass --dataset or --data")
-        spec = {**run, "precision": "file"}
-    else:
-        spec = args_data_spec(args)
-    if args.split_seed is None:
-        spec["split_seed"] = run["split_seed"] if run else 0
-    if args.header is None and run and (spec["path"], spec["dataset"]) == (run["path"], run["dataset"]):
-        spec["header"] = run.get("header")
-    return spec
-
-
-def _precision_note(run: dict | None, raw: Splits) -> str | None:
-    """For a run of made 0.2 (which read data files as float32): one line when this data holds values
-    that float32 rounds, so the NLL can differ from the run's metrics.json."""
-    if run is None or "precision" in run or run["path"] is None:
-        return None
-    parts = [raw.split(s) for s in ("train", "valid", "test")]
-    with np.errstate(over="ignore"):
-        rounded = any(p.dtype == np.float64 and not np.array_equal(p.astype(np.float32), p) for p in parts)
-    if not rounded:
-        return None
-    return ("made: note: this run was trained by made 0.2, which read its data as float32; the data is now "
-            "read at its full precision (float64), so the NLL can differ from the run's metrics.json")
-
-
-def _write_per_dim(path: Path, nll: torch.Tensor, schema: list[dict]) -> None:
+def _write_per_dim(path: Path, nll: np.ndarray, schema: list[dict]) -> None:
     """Per-dimension NLL in the data's units, and the dimensions that cost most on average."""
-    nll = nll.numpy() + log_scales(schema)
     names = dimension_names(schema)
     if path.suffix == ".npy":
         atomic_write(path, lambda tmp: np.save(tmp, nll))
@@ -83,42 +48,24 @@ def _write_per_dim(path: Path, nll: torch.Tensor, schema: list[dict]) -> None:
     print(f"wrote per-dimension NLL {list(nll.shape)} to {path}; highest mean (nats): {listing}", file=sys.stderr)
 
 
-def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
-    """The numpy dtype of a torch dtype, so the data is encoded in the model's precision."""
-    return torch.empty(0, dtype=dtype).numpy().dtype
-
-
 def run(args: argparse.Namespace) -> int:
     """``made eval``: print the NLL of a split (and write per-dimension NLL with --per-dim)."""
-    model, config = load_run(args.run_dir, pick_device(args.device))
-    dtype = getattr(torch, config.get("eval", {}).get("dtype", "float32"))
-    model = model.to(dtype)
+    model, config = load_for_inference(args)
     if args.per_dim and Path(args.per_dim).suffix not in (".npy", ".csv"):
         raise ValueError(f"--per-dim must end in .npy or .csv, got {args.per_dim}")
-    spec = _eval_spec(args, config)
-    schema = run_schema(config, model)
-    raw = load_splits(spec, binary=all_binary(schema))
-    if raw.num_inputs != num_columns(schema):
-        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
-    note = _precision_note(config.get("data"), raw)
-    if note:
-        print(note, file=sys.stderr)
-    splits = encode_splits(schema, raw, _numpy_dtype(dtype))
-    ensemble = args.ensemble if args.ensemble is not None else config.get("eval", {}).get("ensemble")
-    batch = args.batch_size or config.get("eval", {}).get("batch_size", 1000)
-    data, context = to_tensor(splits.split(args.split)), context_tensor(config.get("context"), raw, args.split)
-    result: NLLResult = in_original_units(evaluate_nll(model, data, batch, ensemble, context), schema)
-    metrics = {f"{args.split}_nll": result.nll, f"{args.split}_nll_stderr": result.stderr,
-               f"{args.split}_bits_per_dim": result.bits_per_dim, "ensemble": ensemble,
-               "num_examples": result.num_examples, "dataset": splits.name, "split": args.split,
-               "split_seed": spec["split_seed"] if spec["path"] else None, **nll_units(schema)}
+    given = args_data_spec(args) if args.dataset or args.data else None
+    spec = eval_spec(config, args.run_dir, given, args.split_seed, args.header)
+    result = evaluate_run(model, config, spec, args.split, args.ensemble, args.batch_size, bool(args.per_dim))
+    if result.note:
+        print(result.note, file=sys.stderr)
     if args.per_dim:
-        _write_per_dim(Path(args.per_dim), per_dimension_nll(model, data, batch, context), schema)
+        _write_per_dim(Path(args.per_dim), result.per_dim, run_schema(config, model))
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(result.metrics, indent=2))
     else:
+        nll, ensemble = result.result, result.metrics["ensemble"]
         masks = f", ensemble of {ensemble} masks" if ensemble else ""
         seed = f" (rows split with seed {spec['split_seed']})" if spec["path"] else ""
-        print(f"{splits.name} {args.split}{seed}: NLL {result.nll:.4f} ± {result.stderr:.4f} nats "
-              f"({result.bits_per_dim:.4f} bits/dim) over {result.num_examples} examples{masks}")
+        print(f"{result.name} {args.split}{seed}: NLL {nll.nll:.4f} ± {nll.stderr:.4f} nats "
+              f"({nll.bits_per_dim:.4f} bits/dim) over {nll.num_examples} examples{masks}")
     return 0

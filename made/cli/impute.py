@@ -10,13 +10,22 @@ import numpy as np
 import torch
 
 from ..data import DataError, Table, read_table
-from ..data.columns import decode, encode, encode_observed, log_scales, num_columns
-from ..data.context import context_from_value
+from ..data.columns import encode, num_columns
 from ..io.atomic import atomic_write
+from ..io.run import IMPUTED_FILE
 from ..model import MADE
-from ..pipeline import context_tensor, load_splits, to_tensor
+from ..pipeline import (
+    all_binary,
+    complete_rows,
+    conditional_nll,
+    context_tensor,
+    impute_run,
+    load_splits,
+    run_schema,
+    to_tensor,
+)
 from ..plots import save_inpainting
-from .common import all_binary, batches, load_for_inference, run_schema, save_rows
+from .common import load_for_inference, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args, add_header_arg
 
 
@@ -40,7 +49,8 @@ def add_parser(subparsers: Any) -> None:
     impute.add_argument("--mask", metavar="FILE", help="with --data: .npy or .csv of 0/1 the shape of the data, "
                         "1 = missing; the data's values there are hidden (and scored if present)")
     impute.add_argument("--out", metavar="FILE", help="with --data: .npy or .csv; N*K rows, the K completions of "
-                        "row i are rows i*K .. i*K+K-1 (default: RUN_DIR/imputed.npy)")
+                        "row i are rows i*K .. i*K+K-1 "
+                        f"(default: RUN_DIR/{IMPUTED_FILE})")
     impute.add_argument("--samples", type=POSITIVE, metavar="K", help="completions per row (default: 1; 6 with --inpaint)")
     impute.add_argument("--given", choices=["top", "bottom", "left", "right"], default="top",
                         help="with --inpaint: the half of each image that is observed (default: top)")
@@ -79,37 +89,6 @@ def _read_missing(args: argparse.Namespace, schema: list[dict]) -> tuple[Table, 
     return table, mask == 1
 
 
-def _conditional_nll(model: MADE, x: torch.Tensor, observed: torch.Tensor, ensemble: int | None,
-                     batch_size: int, quiet: bool, context: torch.Tensor | None = None) -> tuple[float, float, int]:
-    """Mean and standard error of -log p(x_missing | x_observed) over rows with something missing."""
-    rows = (~observed).any(dim=1)
-    x, observed = x[rows], observed[rows]
-    context = None if context is None else context[rows]
-    device, dtype = model.output.weight.device, model.output.weight.dtype
-    nll = torch.cat([
-        -model.conditional_log_prob(x[a:b].to(device, dtype), observed[a:b].to(device),
-                                    None if context is None else context[a:b].to(device, dtype),
-                                    ensemble=ensemble).cpu()
-        for a, b in batches(len(x), batch_size, "scoring", quiet)
-    ]).double()
-    n = nll.numel()
-    return float(nll.mean()), float(nll.std() / n**0.5) if n > 1 else float("nan"), n
-
-
-def _impute_rows(model: MADE, x: torch.Tensor, observed: torch.Tensor, samples: int, args: argparse.Namespace,
-                 ensemble: int | None, context: torch.Tensor | None = None) -> torch.Tensor:
-    """``[N, samples, D]`` completions, computed in batches of rows with a progress bar."""
-    device, dtype = model.output.weight.device, model.output.weight.dtype
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    parts = [
-        model.impute(x[a:b].to(device, dtype), observed[a:b].to(device), samples,
-                     None if context is None else context[a:b].to(device, dtype), ensemble=ensemble,
-                     generator=generator).transpose(0, 1).cpu()
-        for a, b in batches(len(x), args.batch_size, "imputing", args.quiet)
-    ]
-    return torch.cat(parts)
-
-
 def _given_half(image_shape: tuple[int, int], side: str) -> np.ndarray:
     """Bool ``[H*W]``: True on the observed half of the image."""
     h, w = image_shape
@@ -127,32 +106,24 @@ def run(args: argparse.Namespace) -> int:
         if args.mask or args.out or args.context is not None:
             raise ValueError("--mask, --out and --context go with --data, not with --inpaint")
         return _inpaint(args, model, config, ensemble, masks)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "imputed.npy"
+    out = Path(args.out) if args.out else Path(args.run_dir) / IMPUTED_FILE
     if out.suffix not in (".npy", ".csv"):
         raise ValueError(f"--out must end in .npy or .csv, got {out}")
-    schema = run_schema(config, model)
-    table, hidden = _read_missing(args, schema)
+    table, hidden = _read_missing(args, run_schema(config, model))
     data, samples = table.values, args.samples or 1
-    context = context_from_value(config.get("context"), args.context, len(data))
-    context = None if context is None else to_tensor(context)
+    done = impute_run(model, config, data, hidden, samples, ensemble, args.seed, args.context, args.batch_size,
+                      args.quiet, str(args.data), table.where)
+    save_rows(out, done.rows, data.dtype, table.header)
     if not hidden.any():
-        save_rows(out, np.repeat(data, samples, axis=0), data.dtype, table.header)
         print(f"nothing was missing in {args.data}: wrote its {len(data)} rows unchanged "
               f"({samples} cop{'y' if samples == 1 else 'ies'} each) to {out}")
         return 0
-    encoded, observed = encode_observed(schema, data, hidden, str(args.data), table.where)
-    x, seen = to_tensor(encoded), to_tensor(observed)
-    filled = _impute_rows(model, x, seen, samples, args, ensemble, context)
-    decoded = decode(schema, filled.reshape(-1, model.num_inputs).double().numpy())
-    rows = np.where(np.repeat(hidden, samples, axis=0), decoded, np.repeat(data, samples, axis=0))
-    save_rows(out, rows, data.dtype, table.header)
     print(f"filled {int(hidden.sum())} missing values in {len(data)} rows, {samples} completion(s) each "
           f"({masks}); wrote {len(data) * samples} rows to {out}")
-    if np.isnan(data).any():
+    if done.nll is None:
         print("the missing values are unknown (NaN), so there is no conditional NLL to report")
     else:
-        nll, stderr, n = _conditional_nll(model, x, seen, ensemble, args.batch_size, args.quiet, context)
-        nll += float(log_scales(schema) @ (~observed).sum(0)) / n  # the hidden real values in the data's units
+        nll, stderr, n = done.nll
         print(f"conditional NLL of the hidden values: {nll:.4f} ± {stderr:.4f} nats per row over {n} rows")
     return 0
 
@@ -175,13 +146,13 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
     observed = half.expand(data.shape[0], -1)
     picked = np.linspace(0, len(data) - 1, min(args.examples, len(data))).round().astype(int)
     shown = data[picked]
-    completions = _impute_rows(model, shown, observed[: len(shown)], args.samples or 6, args, ensemble,
-                               None if context is None else context[picked])
+    completions = complete_rows(model, shown, observed[: len(shown)], args.samples or 6, ensemble, args.seed,
+                                args.batch_size, args.quiet, None if context is None else context[picked])
     atomic_write(out, lambda tmp: save_inpainting(shown.numpy(), half.numpy(), completions.numpy(),
                                                   tuple(image_shape), tmp))
     print(f"wrote {len(shown)} {args.split} images given their {args.given} half, with {completions.shape[1]} "
           f"completions each ({masks}), to {out}")
-    nll, stderr, n = _conditional_nll(model, data, observed, ensemble, 1000, args.quiet, context)
+    nll, stderr, n = conditional_nll(model, data, observed, ensemble, 1000, args.quiet, context)
     print(f"conditional NLL of the other half given the {args.given} half, {args.split} split: "
           f"{nll:.4f} ± {stderr:.4f} nats per image over {n} images ({masks})")
     return 0

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..model import MADE
+from ..io.run import MASKS_PICTURE, load_run
 from ..plots import MAX_DRAWN_UNITS, save_mask_picture
-from .common import load_run
 from .options import NON_NEGATIVE, POSITIVE, SEED, masks_arg
 
 
@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
                        help="what the pool resamples (default: full)")
     masks.add_argument("--seed", type=SEED, default=0, help="(default: 0)")
     masks.add_argument("--mask-index", type=NON_NEGATIVE, default=0, metavar="I", help="which mask of the pool (default: 0)")
-    masks.add_argument("--out", metavar="FILE.png", help="picture to write (default: masks.png, or RUN_DIR/masks.png)")
+    masks.add_argument("--out", metavar="FILE.png", help=f"picture to write (default: {MASKS_PICTURE}, or RUN_DIR/{MASKS_PICTURE})")
     masks.set_defaults(func=run)
 
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mask_index:
         model.set_mask(args.mask_index)
     model.check_autoregressive()
-    out = Path(args.out) if args.out else Path(args.run_dir or ".") / "masks.png"
+    out = Path(args.out) if args.out else Path(args.run_dir or ".") / MASKS_PICTURE
     if out.suffix != ".png":
         raise ValueError(f"--out must end in .png, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
-
-from ..data.columns import decode
-from ..data.context import context_from_value
 from ..io.atomic import atomic_write
-from ..pipeline import to_tensor
+from ..io.run import SAMPLES_ARRAY, SAMPLES_IMAGE, samples_file
+from ..pipeline import sample_run
 from ..plots import save_image_grid
-from .common import batches, load_for_inference, run_schema, save_rows
+from .common import load_for_inference, save_rows
 from .options import ENSEMBLE, POSITIVE, add_drawing_args
 
 
@@ -24,8 +20,8 @@ def add_parser(subparsers: Any) -> None:
                                    "Writes a PNG grid for image-shaped data (digits, MNIST), else .npy or .csv.")
     sample.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
     sample.add_argument("-n", "--num-samples", type=POSITIVE, default=64, help="number of samples (default: 64)")
-    sample.add_argument("--out", metavar="FILE", help="samples.png, .npy or .csv (default: RUN_DIR/samples.png "
-                        "for image data, else RUN_DIR/samples.npy)")
+    sample.add_argument("--out", metavar="FILE", help=f".png, .npy or .csv (default: RUN_DIR/{SAMPLES_IMAGE} "
+                        f"for image data, else RUN_DIR/{SAMPLES_ARRAY})")
     sample.add_argument("--ensemble", type=ENSEMBLE, metavar="K",
                         help="draw from the mixture of K masks, a mask picked per sample (default: the run's mask)")
     add_drawing_args(sample, "samples drawn at once", 1000)
@@ -37,21 +33,13 @@ def run(args: argparse.Namespace) -> int:
     """``made sample``: draw samples and write them to --out."""
     model, config = load_for_inference(args)
     image_shape = config.get("image_shape")
-    out = Path(args.out) if args.out else Path(args.run_dir) / ("samples.png" if image_shape else "samples.npy")
+    out = Path(args.out) if args.out else samples_file(args.run_dir, bool(image_shape))
     if out.suffix not in (".png", ".npy", ".csv"):
         raise ValueError(f"--out must end in .png, .npy or .csv, got {out}")
     if out.suffix == ".png" and not image_shape:
         raise ValueError("this data is not image-shaped; write .npy or .csv instead of .png")
-    schema = run_schema(config, model)
-    context = context_from_value(config.get("context"), args.context, args.num_samples)
-    generator = torch.Generator(device=model.output.weight.device).manual_seed(args.seed)
-    context = None if context is None else to_tensor(context).to(model.output.weight.device)
-    parts = [
-        model.sample(stop - start, None if context is None else context[start:stop], generator=generator,
-                     ensemble=args.ensemble).cpu().numpy()
-        for start, stop in batches(args.num_samples, args.batch_size, "sampling", args.quiet)
-    ]
-    samples = decode(schema, np.concatenate(parts))
+    samples = sample_run(model, config, args.num_samples, args.ensemble, args.seed, args.context, args.batch_size,
+                         args.quiet)
     if out.suffix == ".png":
         atomic_write(out, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
     else:

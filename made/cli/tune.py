@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import io
 import shlex
-import shutil
 import sys
 import threading
 import time
@@ -15,13 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data.columns import encode_splits, in_original_units
-from ..inference.evaluate import NLLResult, evaluate_nll
-from ..io.atomic import read_json, write_json
-from ..io.checkpoint import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
-from ..pipeline import LOG_FILE, context_tensor, data_spec, load_splits, nll_units, to_tensor
+from ..config import RunSettings
+from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
+from ..pipeline import data_spec, load_splits, train_settings
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
-from ..training.mixture import MEMBERS_DIR, Mixture
 from ..tune import (
     DEFAULT_PATIENCE,
     MIXTURE_SIZE,
@@ -36,9 +32,10 @@ from ..tune import (
     train_argv,
     trial_line,
 )
-from .common import ARGS_FILE, all_binary, load_run, pick_device, run_schema
+from ..tuning import keep_result, tuned_mixture
+from .common import pick_device
 from .options import add_data_args
-from .train import command_parser, given_options, run_training
+from .train import command_parser, given_options
 
 if TYPE_CHECKING:
     import optuna
@@ -55,15 +52,15 @@ def add_parser(subparsers: Any) -> None:
         "pool, learning rate, weight decay, minibatch size) with Optuna's TPE sampler, stopping poor trials early "
         "on their validation NLL, and keep the best by validation NLL alone; at the end a mixture of the best "
         "trials replaces it if its validation NLL is lower. RUN_DIR becomes an ordinary run folder for 'made "
-        "eval', 'sample' and 'impute'; the trials stay in RUN_DIR/trials/N and the study in RUN_DIR/study.db, so "
-        "the same command continues an interrupted tune with the time it had left. Needs optuna.")
+        f"eval', 'sample' and 'impute'; the trials stay in RUN_DIR/{TRIALS_DIR}/N and the study in RUN_DIR/"
+        f"{STUDY_FILE}, so the same command continues an interrupted tune with the time it had left. Needs optuna.")
     add_data_args(tune, "digits")
     tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
     tune.add_argument("--minutes", type=float, default=10.0, metavar="M",
                       help="wall-clock budget for everything, the final evaluation included (default: 10)")
     tune.add_argument("--storage", metavar="URL", help="Optuna storage several machines share, e.g. "
                       "postgresql://HOST/DB; each machine keeps its own trials and budget (default: "
-                      "sqlite:///RUN_DIR/study.db)")
+                      f"sqlite:///RUN_DIR/{STUDY_FILE})")
     tune.add_argument("--study-name", default="made", help="name of the study in the storage (default: made)")
     tune.add_argument("--train-options", default="", metavar="'OPTIONS'",
                       help="further 'made train' options for every trial, in one quoted string, e.g. "
@@ -110,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     out = Path(args.out)
-    if (out / ARGS_FILE).exists():
+    if started_by_train(out):
         raise ValueError(f"{out} holds a 'made train' run; choose another --out")
     base, extra = _tune_train_argv(args)
     # read once before the study exists, so a mistyped or unreadable file leaves no study behind
@@ -161,13 +158,12 @@ class _Search:
         import optuna
 
         values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
-        folder = self.out / "trials" / str(trial.number)
+        folder = trial_folder(self.out, trial.number)
         trial.set_user_attr("owner", self.key)
         trial.set_user_attr("folder", str(folder.resolve()))
         argv = [*self.base, "--out", str(folder), "--overwrite", "--quiet",
                 "--seed", str(self.args.seed + trial.number), "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *self.extra]
         trial_args = command_parser()[0].parse_args(argv)
-        trial_args.argv = argv
 
         def on_epoch(record: dict) -> None:
             trial.report(record["best_valid_nll"], record["epoch"])
@@ -178,11 +174,11 @@ class _Search:
 
         start = time.perf_counter()
         try:
-            run_training(trial_args, self.info, self.device, on_epoch)
+            metrics, _ = train_settings(RunSettings.from_args(trial_args), folder, self.info, self.device,
+                                        overwrite=True, on_epoch=on_epoch)
         except FloatingPointError:
             trial.set_user_attr("outcome", "diverged")
             raise optuna.TrialPruned() from None
-        metrics = read_json(folder / METRICS_FILE)
         trial.set_user_attr("eval_seconds", time.perf_counter() - start - metrics["seconds"])  # all but training
         return float(metrics["valid_nll"])
 
@@ -234,68 +230,25 @@ class _Search:
             raise self.failures[0]
 
 
-def _clear_result(out: Path) -> None:
-    """Remove the result of an earlier finish of this tune (a single run's files or a mixture's members)."""
-    for name in (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LOG_FILE):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / MEMBERS_DIR, ignore_errors=True)
-
-
 def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budget, device: torch.device) -> None:
     """Make ``out`` the run folder of the best trial, or of a mixture of the best trials when its
     validation NLL is lower (weights fitted on validation); print what was chosen."""
     best = ranked[0]
     summary = {"trials_finished": len(ranked), "chosen_trials": [best.number], "weights": None,
                "settings": best.params, "minutes": args.minutes}
-    metrics = read_json(Path(best.user_attrs["folder"]) / METRICS_FILE)
     mixture = None
     members = ranked[:MIXTURE_SIZE]
     # the mixture scores valid twice and test once per member, as each trial did once
     cost = 1.5 * sum(t.user_attrs.get("eval_seconds", 0.0) for t in members)
     if not args.no_mixture and len(members) > 1 and budget.left() > cost:
         mixture = tuned_mixture(members, device, best.value)
-    _clear_result(out)
-    if mixture is None:
-        source = Path(best.user_attrs["folder"])
-        for name in (WEIGHTS_FILE, LOG_FILE, CONFIG_FILE):  # config.json last: a folder without it is no run
-            shutil.copyfile(source / name, out / name)
-        what = f"trial {best.number}"
-    else:
-        model, metrics, extra = mixture
-        model.save(out, extra)
-        summary.update(chosen_trials=[t.number for t in members], weights=model.weights.tolist())
-        what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in model.weights)})"
+    what = f"trial {best.number}"
+    if mixture is not None:
+        weights = mixture[0].weights
+        summary.update(chosen_trials=[t.number for t in members], weights=weights.tolist())
+        what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in weights)})"
     summary["seconds"] = budget.used()
-    write_json(out / METRICS_FILE, {**metrics, "tune": summary})
+    metrics = keep_result(out, best.user_attrs["folder"], mixture, summary)
     print(f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
           f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min")
     print(f"run folder: {out}")
-
-
-def tuned_mixture(trials: list, device: torch.device, beat: float) -> tuple[Mixture, dict, dict] | None:
-    """The mixture of the trials' models with weights fitted on validation, its metrics and config
-    sections; None when its validation NLL is not below ``beat`` (then test is never scored)."""
-    loaded = [load_run(t.user_attrs["folder"], device) for t in trials]
-    config = loaded[0][1]
-    dtype = getattr(torch, config["eval"]["dtype"])
-    model = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
-    schema = run_schema(config, model.members[0])
-    raw = load_splits(config["data"], binary=all_binary(schema))
-    splits = encode_splits(schema, raw)
-    batch = config["eval"]["batch_size"]
-    context = {s: context_tensor(config.get("context"), raw, s) for s in ("valid", "test")}
-    model.fit_weights(to_tensor(splits.valid), context["valid"], batch_size=batch)
-
-    def score(split: str) -> NLLResult:
-        return in_original_units(evaluate_nll(model, to_tensor(splits.split(split)), batch, None, context[split]), schema)
-
-    valid = score("valid")
-    if not valid.nll < beat:
-        return None
-    test = score("test")
-    metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
-               "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": None, "dataset": splits.name,
-               **nll_units(schema)}
-    extra = {k: config.get(k) for k in ("data", "schema", "context", "image_shape")}
-    extra["eval"] = {**config["eval"], "ensemble": None}  # each member averages its own masks
-    return model, metrics, extra

@@ -1,4 +1,5 @@
-r"""Model files: a run folder's ``model.safetensors`` (tensors) and ``config.json`` (settings and masks).
+r"""Model files: a model's weights (safetensors) and its config (JSON: settings and masks), at the paths
+:mod:`made.io.run` gives them in a run folder.
 
 Loading reads tensors with safetensors and settings with ``json``, and checks every JSON field against
 the type and values the code expects (:mod:`made.io.schema`, :mod:`made.model.settings`): nothing is ever
@@ -23,19 +24,16 @@ from ..families import make_family
 from ..model.made import MADE, NarrowLayerWarning
 from ..model.network import build_network
 from ..model.settings import MODEL_DEFAULTS, MODEL_HINTS, MODEL_RANGES, older_defaults
-from .atomic import CheckpointError, atomic_write, check_no_links, check_regular, read_json, write_json
+from .atomic import CheckpointError, atomic_write, check_regular, read_json, write_json
 from .schema import SchemaError, check_fields
 
 __all__ = [
     "FORMAT_VERSION",
-    "CONFIG_FILE",
-    "WEIGHTS_FILE",
-    "METRICS_FILE",
     "check_format_version",
     "count_weights",
     "check_model_settings",
-    "save_model",
-    "load_model",
+    "write_model",
+    "read_model",
     "mask_state",
     "load_tensors",
     "read_state_dict",
@@ -43,9 +41,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-
-
-CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "model.safetensors", "metrics.json"
 
 
 def check_model_settings(settings: Any, where: str) -> None:
@@ -85,9 +80,8 @@ def mask_state(model: MADE) -> dict:
     return {"pool_seeds": pool, "current_seed": current, "position": position}
 
 
-def save_model(run_dir: str | Path, model: MADE, extra: dict | None = None) -> None:
-    """Write ``model.safetensors`` and ``config.json`` (model config, mask state, then ``extra``)."""
-    run_dir = Path(run_dir)
+def write_model(weights: Path, config_path: Path, model: MADE, extra: dict | None = None) -> None:
+    """Write the weights file and then the config (model config, mask state, then ``extra``)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     config = {
         "format_version": FORMAT_VERSION,
@@ -96,45 +90,38 @@ def save_model(run_dir: str | Path, model: MADE, extra: dict | None = None) -> N
         "masks": mask_state(model),
     }
     config.update(extra or {})
-    atomic_write(run_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
-    write_json(run_dir / CONFIG_FILE, config)
+    atomic_write(weights, lambda tmp: save_file(tensors, tmp))
+    write_json(config_path, config)
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MADE, dict]:
-    """Rebuild the model of a run folder and return it with the folder's config.
+def read_model(config_path: Path, weights: Path) -> tuple[MADE, dict]:
+    """Rebuild a model from its config and weights files and return it with the config.
 
     Refuses an unknown format version, settings of the wrong type or value, a
     config that describes more weights than the file holds, and weights or masks
     that do not match the architecture the config describes.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"{run_dir}: not a run folder (no such directory)")
-    if not (run_dir / CONFIG_FILE).exists():
-        raise CheckpointError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
-    check_no_links(run_dir)
-    config = read_json(run_dir / CONFIG_FILE)
-    check_format_version(config, run_dir / CONFIG_FILE)
+    config = read_json(config_path)
+    check_format_version(config, config_path)
     settings = config.get("model")
     if isinstance(settings, dict):
         settings = older_defaults(settings)  # written by an older made: the settings added since rebuild it
-    check_model_settings(settings, f"{run_dir / CONFIG_FILE}: model")
-    weights = run_dir / WEIGHTS_FILE
+    check_model_settings(settings, f"{config_path}: model")
     shapes = _tensor_shapes(weights)
     try:
-        _check_size(settings, shapes, run_dir / CONFIG_FILE)
+        _check_size(settings, shapes, config_path)
         with warnings.catch_warnings():  # the run's training already said so
             warnings.simplefilter("ignore", NarrowLayerWarning)
             model = MADE(**settings)
     except CheckpointError:
         raise
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{run_dir / CONFIG_FILE}: invalid model settings ({err})") from None
+        raise CheckpointError(f"{config_path}: invalid model settings ({err})") from None
     state = read_state_dict(model, weights, load_tensors(weights))
     model.load_state_dict(state, strict="mask_pool" in state)  # other keys are checked one by one
-    _restore_pool(model, config.get("masks"), run_dir / CONFIG_FILE)
+    _restore_pool(model, config.get("masks"), config_path)
     check_masks(model, weights)
-    return model.to(device), config
+    return model, config
 
 
 def _restore_pool(model: MADE, masks: Any, source: Path) -> None:

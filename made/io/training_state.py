@@ -1,10 +1,11 @@
-r"""Training checkpoints: ``RUN_DIR/checkpoint/``, written so that a killed run resumes exactly.
+r"""Training checkpoints: a run folder's checkpoint folder (its layout: :mod:`made.io.run`), written so
+that a killed run resumes exactly.
 
-A checkpoint is ``state.json`` plus the safetensors files it names with their SHA-256:
-``state-EPOCH.safetensors`` (weights, optimizer tensors, RNG states) and ``best-EPOCH.safetensors`` (the
-best weights so far). The files are written first and ``state.json`` last, each by
+A checkpoint is a state record plus the safetensors files it names with their SHA-256: a state file
+(weights, optimizer tensors, RNG states) and a best file (the best weights so far). The files are
+written first and the record last, each by
 :func:`~made.io.atomic.atomic_write`, so a process killed at any moment leaves the previous checkpoint
-whole; files no committed ``state.json`` names are deleted on the next save or load (only names this
+whole; files no committed state record names are deleted on the next save or load (only names this
 module writes, never through a symbolic link).
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,12 @@ from .. import __version__
 from ..model.made import MADE
 from .atomic import CheckpointError, atomic_write, check_no_links, read_json, write_json
 from .checkpoint import FORMAT_VERSION, check_format_version, check_masks, load_tensors, read_state_dict
+from .run import CHECKPOINT_FILE, CHECKPOINT_TEMPORARY, STATE_FILE, checkpoint_file
 from .schema import SchemaError, check_fields
 
-__all__ = ["STATE_FILE", "has_training_state", "clear_training_state", "save_training_state",
+__all__ = ["has_training_state", "clear_training_state", "save_training_state",
            "load_training_state"]
 
-STATE_FILE = "state.json"
 OPTIMIZER_STATE_KEYS = {
     "Adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
     "AdamW": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
@@ -69,11 +69,6 @@ STATE_HINTS = {
     "files": dict[str, str],
     "sha256": dict[str, str],
 }
-_CHECKPOINT_FILE = re.compile(r"(state|best)-\d{6,}\.safetensors")
-_CHECKPOINT_TEMPORARY = re.compile(
-    r"\.state\.json\.[a-z0-9_]{8}\.tmp\.json|\.(state|best)-\d{6,}\.safetensors\.[a-z0-9_]{8}\.tmp\.safetensors"
-)
-
 
 def has_training_state(directory: str | Path) -> bool:
     """Whether ``directory`` holds a committed training checkpoint."""
@@ -109,10 +104,10 @@ def save_training_state(
     tensors["rng.order"] = order_generator.get_state()
     if torch.cuda.is_available():
         tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    files = {"state": f"state-{epoch:06d}.safetensors"}
+    files = {"state": checkpoint_file("state", epoch)}
     _write_tensors(directory / files["state"], tensors)
     if best_weights is not None:
-        files["best"] = f"best-{best_epoch:06d}.safetensors"
+        files["best"] = checkpoint_file("best", best_epoch)
         if not (directory / files["best"]).is_file():  # an existing one is the committed checkpoint's
             _write_tensors(directory / files["best"], best_weights)
     record = {
@@ -193,7 +188,7 @@ def _read_record(directory: Path, fingerprint: dict | None) -> dict:
     if set(files) - {"state", "best"} or "state" not in files or set(record["sha256"]) != set(files.values()):
         raise CheckpointError(f"{source}: 'files' must name a state file (and a best file) with their sha256")
     for name in files.values():
-        if not _CHECKPOINT_FILE.fullmatch(name):
+        if not CHECKPOINT_FILE.fullmatch(name):
             raise CheckpointError(f"{source}: {name!r} is not a checkpoint file name")
         if not (directory / name).is_file() or _sha256(directory / name) != record["sha256"][name]:
             raise CheckpointError(f"{directory / name}: missing, or not the file {STATE_FILE} was written with")
@@ -236,7 +231,7 @@ def _delete_unreferenced(directory: Path, keep: set[str]) -> None:
     files of their interrupted writes, each matched by its exact name (never a link)."""
     if directory.is_dir():
         for path in directory.iterdir():
-            own = _CHECKPOINT_FILE.fullmatch(path.name) or _CHECKPOINT_TEMPORARY.fullmatch(path.name)
+            own = CHECKPOINT_FILE.fullmatch(path.name) or CHECKPOINT_TEMPORARY.fullmatch(path.name)
             if own and path.name not in keep and not path.is_symlink():
                 path.unlink(missing_ok=True)
 

@@ -21,9 +21,11 @@ from .made import MADE
 from .network import BLOCK_TYPES
 
 __all__ = ["ModelArgument", "MODEL_ARGUMENTS", "MODEL_HINTS", "MODEL_DEFAULTS", "MODEL_RANGES", "MAX_POOL",
-           "older_defaults"]
+           "MAX_ENSEMBLE", "MAX_SEED", "older_defaults"]
 
 MAX_POOL = 1_000_000  # largest finite mask pool; beyond it use "unlimited"
+MAX_ENSEMBLE = 100_000  # masks an ensemble may average: beyond it one evaluation runs for days
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -8,33 +8,25 @@ normalized distribution whenever its members are. The weights are equal by defau
 :meth:`Mixture.fit_weights` runs EM on them with the members fixed, which never lowers
 the likelihood of the data it is fitted on (use validation data, never test).
 
-A mixture run folder holds ``config.json`` (the run's data, schema and evaluation
-sections, plus ``mixture``: weights and member ensembles) and one ordinary run folder
-per member in ``members/0``, ``members/1``, ... written by :func:`made.io.checkpoint.save_model`.
-:func:`load_run_model` reads either kind of run folder, so ``made eval``, ``made sample``
-and ``made impute`` take both.
+A mixture's run folder (its config with a ``mixture`` section: :meth:`Mixture.settings`, and one
+folder per member) is written and read by :mod:`made.io.run`, whose
+:func:`~made.io.run.load_run_model` reads either kind of run folder, so ``made eval``,
+``made sample`` and ``made impute`` take both.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
-
 import torch
 from torch import Tensor, nn
 
-from .. import __version__
 from ..inference.conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
 from ..inference.evaluate import per_example_nll
-from ..io.atomic import CheckpointError, read_json, write_json
-from ..io.checkpoint import CONFIG_FILE, FORMAT_VERSION, load_model, save_model
-from ..io.schema import SchemaError, check_fields
 from ..model.made import MADE
 
-__all__ = ["Mixture", "em_weights", "load_mixture", "load_run_model", "MEMBERS_DIR", "MAX_MEMBERS"]
+__all__ = ["Mixture", "em_weights", "MAX_MEMBERS", "MIXTURE_HINTS"]
 
-MEMBERS_DIR = "members"
 MAX_MEMBERS = 1000
 MIXTURE_HINTS = {"weights": list[float], "ensembles": list[int | None]}
 
@@ -242,45 +234,6 @@ class Mixture(nn.Module):
                 out[picked] = member.impute(x, observed, draws, context, self._ensemble(i, ensemble), generator)[picked]
         return out[0] if num_samples is None else out
 
-    # ------------------------------------------------------------ run folder
-    def save(self, run_dir: str | Path, extra: dict | None = None) -> None:
-        """Write the members into ``run_dir/members/I`` and ``config.json`` (``extra`` sections added)."""
-        run_dir = Path(run_dir)
-        for i, member in enumerate(self.members):
-            save_model(run_dir / MEMBERS_DIR / str(i), member)
-        config = {
-            "format_version": FORMAT_VERSION,
-            "made_version": __version__,
-            "mixture": {"weights": [float(w) for w in self.weights], "ensembles": list(self.ensembles)},
-            **(extra or {}),
-        }
-        write_json(run_dir / CONFIG_FILE, config)
-
-
-def load_mixture(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Mixture, dict]:
-    """Rebuild the mixture of a mixture run folder; every member is checked by :func:`load_model`."""
-    run_dir = Path(run_dir)
-    config = read_json(run_dir / CONFIG_FILE)
-    where = f"{run_dir / CONFIG_FILE}: mixture"
-    try:
-        check_fields(config.get("mixture"), MIXTURE_HINTS, where,
-                     ranges={"weights": lambda v: 1 <= len(v) <= MAX_MEMBERS,
-                             "ensembles": lambda v: all(k is None or k >= 1 for k in v)})
-    except SchemaError as err:
-        raise CheckpointError(str(err)) from None
-    section = config["mixture"]
-    members = [load_model(run_dir / MEMBERS_DIR / str(i), device)[0] for i in range(len(section["weights"]))]
-    try:
-        mixture = Mixture(members, section["weights"], section["ensembles"])
-    except ValueError as err:
-        raise CheckpointError(f"{where}: {err}") from None
-    return mixture.to(device), config
-
-
-def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MADE | Mixture, dict]:
-    """The model of any run folder: a :class:`Mixture` where ``config.json`` has a ``mixture``
-    section, else the single model :func:`load_model` reads."""
-    config_path = Path(run_dir) / CONFIG_FILE
-    if config_path.is_file() and "mixture" in read_json(config_path):
-        return load_mixture(run_dir, device)
-    return load_model(run_dir, device)
+    def settings(self) -> dict:
+        """The ``mixture`` section of its run folder's config: the weights and each member's ensemble."""
+        return {"weights": [float(w) for w in self.weights], "ensembles": list(self.ensembles)}
