@@ -232,14 +232,8 @@ class IncrementalSampler:
 
 
 @torch.no_grad()
-def sample_incremental(
-    model: MADE,
-    uniform: Tensor,
-    context: Tensor | None = None,
-    given: Tensor | None = None,
-    num_given: int = 0,
-    masks: Masks | None = None,
-) -> Tensor:
+def sample_incremental(model: MADE, uniform: Tensor, context: Tensor | None = None, given: Tensor | None = None,
+                       num_given: int = 0, masks: Masks | None = None) -> Tensor:
     """Exactly :func:`sample_naive`'s draws (same arguments) with each hidden unit computed once."""
     model.check_input(torch.zeros_like(uniform), context)
     return IncrementalSampler(model, masks).sample(uniform, context, given, num_given)

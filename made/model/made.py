@@ -391,15 +391,8 @@ class MADE(MaskPool, nn.Module):
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
         return sample_incremental(self, uniform, context).reshape(*shape, self.num_inputs)
 
-    def impute(
-        self,
-        x: Tensor,
-        observed: Tensor,
-        num_samples: int | None = None,
-        context: Tensor | None = None,
-        ensemble: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def impute(self, x: Tensor, observed: Tensor, num_samples: int | None = None, context: Tensor | None = None,
+               ensemble: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Fill the unobserved entries of ``x`` with exact draws from p(x_missing | x_observed).
 
         ``observed`` is a bool ``[N, D]`` mask; ``[N, D]`` back, or ``[num_samples, N, D]``

@@ -209,15 +209,8 @@ class Mixture(nn.Module):
         return torch.logsumexp(marginal + conditional, dim=0) - torch.logsumexp(marginal, dim=0)
 
     @torch.no_grad()
-    def impute(
-        self,
-        x: Tensor,
-        observed: Tensor,
-        num_samples: int | None = None,
-        context: Tensor | None = None,
-        ensemble: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def impute(self, x: Tensor, observed: Tensor, num_samples: int | None = None, context: Tensor | None = None,
+               ensemble: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Exact draws of the missing entries: per draw and row, a member picked with probability
         proportional to w_i q_i(x_observed), then its own draw. Shapes as :meth:`MADE.impute`."""
         if num_samples is not None and num_samples < 1:
