@@ -25,7 +25,7 @@ __all__ = [
     "Param",
     "SEARCH_SPACE",
     "DEFAULT_PATIENCE",
-    "MIXTURE_SIZE",
+    "mixture_candidates",
     "TRIAL_SHARE",
     "searched_options",
     "train_argv",
@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 DEFAULT_PATIENCE = 15  # epochs without validation improvement before a trial stops (made train: 30)
-MIXTURE_SIZE = 4  # the best trials tried as a mixture at the end
 TRIAL_SHARE = 1 / 3  # the most of the budget one trial may train for, so that several are tried
 
 
@@ -195,3 +194,17 @@ def trial_line(number: int, outcome: str, values: dict, best: float | None, seco
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
+
+
+def mixture_candidates(ranked: list[Any], seconds_left: float) -> list[Any]:
+    """The finished trials (best first) tried as a mixture at the end: as many as scoring them fits in
+    ``seconds_left``. A member costs about 1.5 times the evaluation its trial made (valid once to fit
+    the weights, and test); EM then gives the useless ones no weight, so more candidates never make
+    the validation likelihood worse."""
+    chosen, cost = [], 0.0
+    for trial in ranked:
+        cost += 1.5 * trial.user_attrs.get("eval_seconds", 0.0)
+        if cost >= seconds_left:
+            break
+        chosen.append(trial)
+    return chosen

@@ -102,7 +102,11 @@ def test_final_mixture_of_the_best_trials(tuned, tmp_path, capsys):
     ranked = ranked_trials(study_of(tuned), budget_key(tuned))
     assert len(ranked) >= 2 and [t.value for t in ranked] == sorted(t.value for t in ranked)
     assert tuned_mixture(ranked[:2], torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
-    model, metrics, extra = tuned_mixture(ranked[:2], torch.device("cpu"), beat=math.inf)
+    found = tuned_mixture(ranked[:2], torch.device("cpu"), beat=math.inf)
+    if found is None:  # EM gave one of the two under MIN_WEIGHT: then the mixture is the best trial alone
+        return
+    model, metrics, extra, kept = found
+    assert [t.number for t in kept] == [t.number for t in ranked[:2]]
     # EM maximizes a concave likelihood over the weights, whose corners are the members alone
     assert float(model.weights.sum()) == pytest.approx(1.0)
     assert metrics["valid_nll"] <= min(t.value for t in ranked[:2]) + 1e-4
@@ -161,3 +165,30 @@ def test_a_missing_data_file_leaves_no_study(tmp_path, capsys):
     assert main(["tune", "--data", str(tmp_path / "typo.csv"), "--out", str(tmp_path / "run")]) == 2
     assert "typo.csv: no such file" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_mixture_candidates_fit_the_budget_best_first():
+    from types import SimpleNamespace
+
+    from made.tune import mixture_candidates
+
+    ranked = [SimpleNamespace(number=n, user_attrs={"eval_seconds": 2.0}) for n in range(5)]
+    assert [t.number for t in mixture_candidates(ranked, 10.0)] == [0, 1, 2]  # 3 cost 9 s, 4 would cost 12
+    assert mixture_candidates(ranked, 2.0) == []
+    assert len(mixture_candidates(ranked, 1e9)) == 5
+
+
+def test_members_under_the_weight_floor_are_dropped(tuned):
+    """A copy of the worst trial is no help to the mixture: EM gives the pair's second a share under
+    MIN_WEIGHT or splits one member's weight; either way the kept weights are each at least the floor."""
+    import torch
+
+    from made.tune import ranked_trials
+    from made.tuning import MIN_WEIGHT, tuned_mixture
+
+    ranked = ranked_trials(study_of(tuned), budget_key(tuned))
+    found = tuned_mixture(ranked, torch.device("cpu"), beat=math.inf)
+    if found is not None:
+        model, _, _, kept = found
+        assert len(kept) == len(model.members) >= 2
+        assert float(model.weights.min()) >= MIN_WEIGHT and float(model.weights.sum()) == pytest.approx(1.0)

@@ -20,12 +20,12 @@ from ..pipeline import data_spec, load_splits, train_settings
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
 from ..tune import (
     DEFAULT_PATIENCE,
-    MIXTURE_SIZE,
     SEARCH_SPACE,
     TRIAL_SHARE,
     Budget,
     budget_key,
     fail_interrupted,
+    mixture_candidates,
     open_study,
     ranked_trials,
     searched_options,
@@ -50,8 +50,8 @@ def add_parser(subparsers: Any) -> None:
         "tune", help="find training settings for your data within a time budget",
         description="Search the training settings of a MADE (hidden layers and widths, direct connection, mask "
         "pool, learning rate, weight decay, minibatch size) with Optuna's TPE sampler, stopping poor trials early "
-        "on their validation NLL, and keep the best by validation NLL alone; at the end a mixture of the best "
-        "trials replaces it if its validation NLL is lower. RUN_DIR becomes an ordinary run folder for 'made "
+        "on their validation NLL, and keep the best by validation NLL alone; at the end a mixture of the finished "
+        "trials (weights fitted on validation) replaces it if its validation NLL is lower. RUN_DIR becomes an ordinary run folder for 'made "
         f"eval', 'sample' and 'impute'; the trials stay in RUN_DIR/{TRIALS_DIR}/N and the study in RUN_DIR/"
         f"{STUDY_FILE}, so the same command continues an interrupted tune with the time it had left. Needs optuna.")
     add_data_args(tune, "digits")
@@ -231,20 +231,18 @@ class _Search:
 
 
 def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budget, device: torch.device) -> None:
-    """Make ``out`` the run folder of the best trial, or of a mixture of the best trials when its
+    """Make ``out`` the run folder of the best trial, or of a mixture of the finished trials when its
     validation NLL is lower (weights fitted on validation); print what was chosen."""
     best = ranked[0]
     summary = {"trials_finished": len(ranked), "chosen_trials": [best.number], "weights": None,
                "settings": best.params, "minutes": args.minutes}
     mixture = None
-    members = ranked[:MIXTURE_SIZE]
-    # the mixture scores valid twice and test once per member, as each trial did once
-    cost = 1.5 * sum(t.user_attrs.get("eval_seconds", 0.0) for t in members)
-    if not args.no_mixture and len(members) > 1 and budget.left() > cost:
+    members = mixture_candidates(ranked, budget.left())
+    if not args.no_mixture and len(members) > 1:
         mixture = tuned_mixture(members, device, best.value)
     what = f"trial {best.number}"
     if mixture is not None:
-        weights = mixture[0].weights
+        weights, members = mixture[0].weights, mixture[3]
         summary.update(chosen_trials=[t.number for t in members], weights=weights.tolist())
         what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in weights)})"
     summary["seconds"] = budget.used()
