@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from made.cli import build_parser, main
-from made.tune import SEARCH_SPACE, budget_key, searched_options, train_argv
+from made.tune import SEARCH_SPACE, STARTING_TRIALS, budget_key, searched_options, train_argv
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,15 @@ def test_choice_is_the_best_validation_nll(tuned):
         assert metrics["test_nll"] == chosen["test_nll"]
 
 
-def test_first_trial_is_the_default_settings(tuned):
-    first = study_of(tuned).trials[0]
+def test_first_trials_are_the_papers_two_protocols_with_made_defaults(tuned):
+    first, second = study_of(tuned).trials[:2]
     assert first.params == {p.name: p.default for p in SEARCH_SPACE}
     args = build_parser().parse_args(["train", *train_argv(first.params)])
     assert args.hidden == [500] and args.masks == 1 and not args.direct and args.optimizer == "adamw"
+    assert args.valid_ensemble is None and args.test_ensemble is None  # a single mask: no ensemble
+    assert second.params == {**first.params, "masks": "unlimited", "direct": True}
+    args = build_parser().parse_args(["train", *train_argv(second.params)])
+    assert args.masks == "unlimited" and args.direct and (args.valid_ensemble, args.test_ensemble) == (32, 300)
 
 
 def test_tune_refuses_other_data_in_the_same_study(data, tmp_path, capsys):
@@ -152,7 +156,7 @@ def test_a_tune_that_failed_before_any_trial_can_be_rerun_with_other_data(tmp_pa
     from made.tune import open_study
 
     first = open_study(tmp_path, None, "made", {"data": ["--data", "typo.csv"]}, 0)
-    assert len(first.get_trials()) == 1  # the queued default trial, not started
+    assert len(first.get_trials()) == len(STARTING_TRIALS)  # queued, not started
     again = open_study(tmp_path, None, "made", {"data": ["--data", "right.csv"]}, 0)
     assert again.user_attrs["record"] == {"data": ["--data", "right.csv"]}
     trial = again.ask()
