@@ -28,6 +28,8 @@ __all__ = [
     "UNLIMITED_OPTIONS",
     "DEFAULT_PATIENCE",
     "mixture_candidates",
+    "evaluation_size",
+    "evaluation_estimate",
     "TRIAL_SHARE",
     "searched_options",
     "train_argv",
@@ -221,3 +223,19 @@ def mixture_candidates(ranked: list[Any], seconds_left: float) -> list[Any]:
             break
         chosen.append(trial)
     return chosen
+
+
+def evaluation_size(values: dict[str, Any]) -> float:
+    """What a trial's final evaluation costs, up to a factor: the masks it averages times its width."""
+    masks = values["masks"]
+    passes = UNLIMITED_OPTIONS["test_ensemble"] if masks == "unlimited" else int(masks)
+    return passes * values["width"] * (values["layers"] + 2 * values.get("residual_blocks", 0))
+
+
+def evaluation_estimate(values: dict[str, Any], finished: list[Any]) -> float:
+    """Seconds the final evaluation of a trial with ``values`` should take, scaled from the finished
+    trials' (the slowest per unit of :func:`evaluation_size`); 0 before any finished. A pool of 300
+    masks costs 300 times what one mask does, so one-mask trials alone would badly underestimate it."""
+    rates = [t.user_attrs["eval_seconds"] / evaluation_size(t.params)
+             for t in finished if "eval_seconds" in t.user_attrs]
+    return max(rates, default=0.0) * evaluation_size(values)

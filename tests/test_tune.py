@@ -196,3 +196,17 @@ def test_members_under_the_weight_floor_are_dropped(tuned):
         model, _, _, kept = found
         assert len(kept) == len(model.members) >= 2
         assert float(model.weights.min()) >= MIN_WEIGHT and float(model.weights.sum()) == pytest.approx(1.0)
+
+
+def test_evaluation_estimate_scales_with_the_masks_averaged():
+    from types import SimpleNamespace
+
+    from made.tune import STARTING_TRIALS, evaluation_estimate
+
+    one_mask, sampling = STARTING_TRIALS
+    finished = [SimpleNamespace(params=one_mask, user_attrs={"eval_seconds": 0.02})]
+    assert evaluation_estimate(one_mask, []) == 0.0
+    assert evaluation_estimate(one_mask, finished) == pytest.approx(0.02)
+    assert evaluation_estimate(sampling, finished) == pytest.approx(0.02 * 300)  # 300 masks of the same network
+    wider = {**sampling, "width": 1000, "layers": 2}
+    assert evaluation_estimate(wider, finished) == pytest.approx(0.02 * 300 * 4)

@@ -106,8 +106,8 @@ def report(lines: list[dict]) -> str:
     """RESULTS.md: our test log-likelihood beside HCLT's, set by set."""
     rows = [
         "| set | D | ours: test LL ± s.e. | HCLT mean of 5 | HCLT best | margin vs mean (nats) | margin (s.e.) "
-        "| margin vs best (nats) | margin vs best (s.e.) | ours: valid LL | tune time | chosen |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| margin vs best (nats) | margin vs best (s.e.) | ours: valid LL | tune time | chosen | commit |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for line in sorted(lines, key=lambda r: HCLT[r["set"]][0]):
         d, mean, best = HCLT[line["set"]]
@@ -119,7 +119,7 @@ def report(lines: list[dict]) -> str:
             f"| {line['set']} | {d} | {ours:.3f} ± {se:.3f} | {mean:.3f} | {best:.3f} | {margin:+.3f} | "
             f"{margin / se if se and math.isfinite(se) else float('nan'):+.1f} | {over_best:+.3f} | "
             f"{over_best / se if se and math.isfinite(se) else float('nan'):+.1f} | {-line['valid_nll']:.3f} | "
-            f"{line['tune_seconds'] / 60:.1f} min ({line['trials_finished']} trials) | {what} |"
+            f"{line['tune_seconds'] / 60:.1f} min ({line['trials_finished']} trials) | {what} | {line['commit']} |"
         )
     machines = sorted({line["cpu"] for line in lines})
     commands = [f"    {line['command']}" for line in sorted(lines, key=lambda r: HCLT[r["set"]][0])]

@@ -24,6 +24,7 @@ from ..tune import (
     TRIAL_SHARE,
     Budget,
     budget_key,
+    evaluation_estimate,
     fail_interrupted,
     mixture_candidates,
     open_study,
@@ -158,6 +159,12 @@ class _Search:
         import optuna
 
         values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
+        # the trial's own evaluation must fit too: a 300-mask pool costs far more than a one-mask trial's
+        estimate = evaluation_estimate(values, ranked_trials(self.study, self.key))
+        seconds = min(seconds, self.budget.left() - self.reserve - estimate)
+        if seconds <= 0:
+            trial.set_user_attr("outcome", "no time left to evaluate it")
+            raise optuna.TrialPruned()
         folder = trial_folder(self.out, trial.number)
         trial.set_user_attr("owner", self.key)
         trial.set_user_attr("folder", str(folder.resolve()))

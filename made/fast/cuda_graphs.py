@@ -56,7 +56,8 @@ class GraphedSampler:
             if model.context_size else None
         )
         with torch.no_grad():
-            self.graph, self.drawn = record_graph(lambda: self.sampler.sample(self.uniform, self.context), device, warmup)
+            draw = lambda: self.sampler.sample(self.uniform, self.context)  # noqa: E731
+            self.graph, self.drawn = record_graph(draw, device, warmup)
 
     @torch.no_grad()
     def sample(self, context: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:

@@ -17,7 +17,8 @@ from torch import Tensor
 __all__ = ["record_graph", "GraphedBatches"]
 
 
-def record_graph(fn: Callable[[], Tensor], device: torch.device, warmup: int = 2) -> tuple[torch.cuda.CUDAGraph, Tensor]:
+def record_graph(fn: Callable[[], Tensor], device: torch.device,
+                 warmup: int = 2) -> tuple[torch.cuda.CUDAGraph, Tensor]:
     """Warm ``fn`` up on a side stream (library handles and workspaces), then record one call."""
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
