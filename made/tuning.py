@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .data.columns import encode_splits, in_original_units
-from .inference.evaluate import NLLResult, evaluate_nll, per_example_nll
+from .inference.evaluate import evaluate_nll, summarize_nll
 from .io.run import clear_result, copy_run, load_run, read_metrics, save_mixture, write_metrics
 from .pipeline import all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
 from .training.mixture import Mixture, em_weights
@@ -35,23 +35,18 @@ def tuned_mixture(trials: list[Any], device: torch.device, beat: float) -> tuple
     splits = encode_splits(schema, raw)
     batch = config["eval"]["batch_size"]
     context = {s: context_tensor(config.get("context"), raw, s) for s in ("valid", "test")}
-    valid_data = to_tensor(splits.valid)
-    log_probs = torch.stack([-per_example_nll(m.to(dtype), valid_data, batch, c["eval"]["ensemble"], context["valid"])
-                             for m, c in loaded])  # each member scored once; EM then runs on these
-    weights = em_weights(log_probs)
-    kept = [i for i, w in enumerate(weights.tolist()) if w >= MIN_WEIGHT]
+    candidates = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
+    # every member scores valid once: EM, the choice of members and the mixture's figure all read these
+    parts = candidates.member_log_probs(to_tensor(splits.valid), batch, None, context["valid"])
+    kept = [i for i, w in enumerate(em_weights(parts).tolist()) if w >= MIN_WEIGHT]
     if len(kept) < 2:
         return None
-    model = Mixture([loaded[i][0].to(dtype) for i in kept], ensembles=[loaded[i][1]["eval"]["ensemble"] for i in kept])
-    model.weights.copy_(em_weights(log_probs[kept]).to(model.weights))
-
-    def score(split: str) -> NLLResult:
-        return in_original_units(evaluate_nll(model, to_tensor(splits.split(split)), batch, None, context[split]), schema)
-
-    valid = score("valid")
+    model = Mixture([candidates.members[i] for i in kept], ensembles=[candidates.ensembles[i] for i in kept])
+    model.weights.copy_(em_weights(parts[kept]).to(model.weights))
+    valid = in_original_units(summarize_nll(-model.mixed_log_prob(parts[kept]), model.num_inputs), schema)
     if not valid.nll < beat:
         return None
-    test = score("test")
+    test = in_original_units(evaluate_nll(model, to_tensor(splits.test), batch, None, context["test"]), schema)
     metrics = {"test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
                "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": None, "dataset": splits.name,
                **nll_units(schema)}

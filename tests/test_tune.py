@@ -96,28 +96,69 @@ def test_searched_options_are_train_options():
     assert searched_options() <= option_names(RunSettings)
 
 
-def test_final_mixture_of_the_best_trials(tuned, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def member_runs(data, tmp_path_factory):
+    """Two finished runs standing for tune trials, best first: MADEs on two random orderings, each
+    weak where the other is strong, so EM gives both a share (seeded: the same every time)."""
+    from types import SimpleNamespace
+
+    root, trials = tmp_path_factory.mktemp("members"), []
+    for seed in (1, 2):
+        folder = root / str(seed)
+        assert main(["train", "--data", str(data), "--out", str(folder), "--quiet", "--epochs", "40",
+                     "--ordering", "random", "--seed", str(seed)]) == 0
+        valid = json.loads((folder / "metrics.json").read_text())["valid_nll"]
+        trials.append(SimpleNamespace(number=seed, value=valid, user_attrs={"folder": str(folder)}))
+    return sorted(trials, key=lambda t: t.value)
+
+
+def test_final_mixture_of_the_best_trials(data, tuned, member_runs, tmp_path, capsys):
     import torch
 
+    from made.inference.evaluate import evaluate_nll
     from made.io.run import save_mixture
-    from made.tuning import tuned_mixture
     from made.tune import ranked_trials
+    from made.tuning import tuned_mixture
 
     ranked = ranked_trials(study_of(tuned), budget_key(tuned))
     assert len(ranked) >= 2 and [t.value for t in ranked] == sorted(t.value for t in ranked)
-    assert tuned_mixture(ranked[:2], torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
-    found = tuned_mixture(ranked[:2], torch.device("cpu"), beat=math.inf)
-    if found is None:  # EM gave one of the two under MIN_WEIGHT: then the mixture is the best trial alone
-        return
-    model, metrics, extra, kept = found
-    assert [t.number for t in kept] == [t.number for t in ranked[:2]]
+    assert tuned_mixture(member_runs, torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
+    model, metrics, extra, kept = tuned_mixture(member_runs, torch.device("cpu"), beat=math.inf)
+    assert kept == member_runs
     # EM maximizes a concave likelihood over the weights, whose corners are the members alone
     assert float(model.weights.sum()) == pytest.approx(1.0)
-    assert metrics["valid_nll"] <= min(t.value for t in ranked[:2]) + 1e-4
+    assert metrics["valid_nll"] <= min(t.value for t in member_runs) + 1e-4
+    # the figure derived from the members' scores is the mixture's own evaluation of valid
+    valid = torch.as_tensor(np.load(data)["valid"], dtype=model.output.weight.dtype)
+    assert metrics["valid_nll"] == pytest.approx(evaluate_nll(model, valid).nll, rel=1e-12)
     save_mixture(tmp_path / "mix", model, extra)
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "mix"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)
+
+
+def test_members_under_the_weight_floor_are_dropped(member_runs, monkeypatch):
+    """Of two members, one has at most half the weight: both are kept over the floor, and with the
+    floor just above the smaller weight the mixture is refused (fewer than two kept)."""
+    import torch
+
+    import made.tuning as tuning
+
+    model, _, _, kept = tuning.tuned_mixture(member_runs, torch.device("cpu"), beat=math.inf)
+    assert len(kept) == len(model.members) == 2 and float(model.weights.min()) >= tuning.MIN_WEIGHT
+    monkeypatch.setattr(tuning, "MIN_WEIGHT", float(model.weights.min()) + 1e-9)
+    assert tuning.tuned_mixture(member_runs, torch.device("cpu"), beat=math.inf) is None
+
+
+def test_mixture_candidates_fit_the_budget_best_first():
+    from types import SimpleNamespace
+
+    from made.tune import mixture_candidates
+
+    ranked = [SimpleNamespace(number=n, user_attrs={"eval_seconds": 2.0}) for n in range(5)]
+    assert [t.number for t in mixture_candidates(ranked, 10.0)] == [0, 1, 2]  # 3 cost 9 s, 4 would cost 12
+    assert mixture_candidates(ranked, 2.0) == []
+    assert len(mixture_candidates(ranked, 1e9)) == 5
 
 
 def test_interrupted_tune_continues_with_the_budget_left(data, tuned):
@@ -169,33 +210,6 @@ def test_a_missing_data_file_leaves_no_study(tmp_path, capsys):
     assert main(["tune", "--data", str(tmp_path / "typo.csv"), "--out", str(tmp_path / "run")]) == 2
     assert "typo.csv: no such file" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
-
-
-def test_mixture_candidates_fit_the_budget_best_first():
-    from types import SimpleNamespace
-
-    from made.tune import mixture_candidates
-
-    ranked = [SimpleNamespace(number=n, user_attrs={"eval_seconds": 2.0}) for n in range(5)]
-    assert [t.number for t in mixture_candidates(ranked, 10.0)] == [0, 1, 2]  # 3 cost 9 s, 4 would cost 12
-    assert mixture_candidates(ranked, 2.0) == []
-    assert len(mixture_candidates(ranked, 1e9)) == 5
-
-
-def test_members_under_the_weight_floor_are_dropped(tuned):
-    """A copy of the worst trial is no help to the mixture: EM gives the pair's second a share under
-    MIN_WEIGHT or splits one member's weight; either way the kept weights are each at least the floor."""
-    import torch
-
-    from made.tune import ranked_trials
-    from made.tuning import MIN_WEIGHT, tuned_mixture
-
-    ranked = ranked_trials(study_of(tuned), budget_key(tuned))
-    found = tuned_mixture(ranked, torch.device("cpu"), beat=math.inf)
-    if found is not None:
-        model, _, _, kept = found
-        assert len(kept) == len(model.members) >= 2
-        assert float(model.weights.min()) >= MIN_WEIGHT and float(model.weights.sum()) == pytest.approx(1.0)
 
 
 def test_evaluation_estimate_scales_with_the_masks_averaged():

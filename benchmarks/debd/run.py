@@ -102,6 +102,11 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def in_se(margin: float, se: float) -> float:
+    """``margin`` in standard errors (NaN without a finite, positive one)."""
+    return margin / se if se and math.isfinite(se) else float("nan")
+
+
 def report(lines: list[dict]) -> str:
     """RESULTS.md: our test log-likelihood beside HCLT's, set by set."""
     rows = [
@@ -117,8 +122,7 @@ def report(lines: list[dict]) -> str:
         what = f"trial {chosen[0]}" if len(chosen) == 1 else f"mixture of {len(chosen)}"
         rows.append(
             f"| {line['set']} | {d} | {ours:.3f} ± {se:.3f} | {mean:.3f} | {best:.3f} | {margin:+.3f} | "
-            f"{margin / se if se and math.isfinite(se) else float('nan'):+.1f} | {over_best:+.3f} | "
-            f"{over_best / se if se and math.isfinite(se) else float('nan'):+.1f} | {-line['valid_nll']:.3f} | "
+            f"{in_se(margin, se):+.1f} | {over_best:+.3f} | {in_se(over_best, se):+.1f} | {-line['valid_nll']:.3f} | "
             f"{line['tune_seconds'] / 60:.1f} min ({line['trials_finished']} trials) | {what} | {line['commit']} |"
         )
     machines = sorted({line["cpu"] for line in lines})

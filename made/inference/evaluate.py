@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..model.made import MADE
     from ..training.mixture import Mixture
 
-__all__ = ["NLLResult", "per_example_nll", "batched_nll", "per_dimension_nll", "evaluate_nll"]
+__all__ = ["NLLResult", "per_example_nll", "batched_nll", "per_dimension_nll", "summarize_nll", "evaluate_nll"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ def batched_nll(
     for the host (on a GPU that wait costs more than a small model's forward). An
     ensemble runs mask by mask over all batches, so each mask is built once and its
     layers' reused weights serve every batch. On a GPU, from a few full batches on, the
-    full batches replay the first one's kernels from a CUDA graph (:mod:`made.fast.replay`). The model is not changed (its mask,
-    training flag and ``validate_args`` stay as they are): evaluation is without
-    dropout, and concurrent callers see nothing of it.
+    full batches replay the first one's kernels from a CUDA graph (:mod:`made.fast.replay`).
+    The model is not changed (its mask, training flag and ``validate_args`` stay as they
+    are): evaluation is without dropout, and concurrent callers see nothing of it.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -135,8 +135,12 @@ def evaluate_nll(
     context: Tensor | None = None,
 ) -> NLLResult:
     """Mean NLL over all of ``data`` with ``std / sqrt(N)`` as its standard error."""
-    nll = per_example_nll(model, data, batch_size, ensemble, context)
+    return summarize_nll(per_example_nll(model, data, batch_size, ensemble, context), model.num_inputs, ensemble)
+
+
+def summarize_nll(nll: Tensor, num_inputs: int, ensemble: int | None = None) -> NLLResult:
+    """The mean of per-example NLLs ``nll`` (``[N]``) with ``std / sqrt(N)`` as its standard error."""
     n = nll.numel()
     stderr = float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     mean = float(nll.mean())
-    return NLLResult(mean, stderr, mean / (model.num_inputs * math.log(2)), n, ensemble)
+    return NLLResult(mean, stderr, mean / (num_inputs * math.log(2)), n, ensemble)

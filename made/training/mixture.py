@@ -121,6 +121,10 @@ class Mixture(nn.Module):
     def log_prob(self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[N]``: log-sum-exp of ``log w_i + log p_i(x)``."""
         parts = torch.stack([m.log_prob(x, context, self._ensemble(i, ensemble)) for i, m in enumerate(self.members)])
+        return self.mixed_log_prob(parts)
+
+    def mixed_log_prob(self, parts: Tensor) -> Tensor:
+        """``log p(x)`` ``[N]`` from the members' ``log p_i(x)`` ``[M, N]`` (:meth:`member_log_probs`)."""
         return torch.logsumexp(self._log_weights(parts) + parts, dim=0)
 
     def member_log_probs(
@@ -137,8 +141,7 @@ class Mixture(nn.Module):
     ) -> Tensor:
         """``-log p(x)`` for every row, float64 ``[N]``: what :func:`made.inference.evaluate.per_example_nll`
         returns for a mixture."""
-        parts = self.member_log_probs(data, batch_size, ensemble, context)
-        return -torch.logsumexp(self._log_weights(parts) + parts, dim=0)
+        return -self.mixed_log_prob(self.member_log_probs(data, batch_size, ensemble, context))
 
     def fit_weights(
         self, valid: Tensor, context: Tensor | None = None, iterations: int = 100, batch_size: int = 1000
