@@ -50,3 +50,35 @@ def test_a_candidate_replaces_the_rows_options_in_place():
     assert command[command.index("--adadelta-eps") + 1] == "1e-7"
     assert same_arguments(command, [*row.command("base"), "--masks", "8", "--adadelta-eps", "1e-7"])
     assert not same_arguments(command, row.command("base"))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"paper_{name}", PAPER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cpu_mnist_members_are_valid_made_train_commands(tmp_path):
+    mnist_cpu = _load("mnist_cpu")
+    parser = build_parser()
+    for name in mnist_cpu.MEMBERS:
+        command = mnist_cpu.member_command(name, tmp_path / "binarized_mnist.npz", tmp_path, 100)
+        assert command[1:4] == ["-m", "made", "train"]
+        args = parser.parse_args(command[3:])
+        assert args.hidden == [8000] and args.direct and args.ordering == "natural" and args.max_minutes == 100
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "args.json").write_text("{}")  # a started run resumes instead of starting again
+        assert mnist_cpu.member_command(name, tmp_path, tmp_path, 100)[3:6] == ["train", "--resume", str(tmp_path / name)]
+
+
+def test_the_cpu_mnist_report_shows_each_member_and_what_validation_chose():
+    line = {"set": "binarized_mnist", "test_nll": 87.5, "test_nll_stderr": 0.2, "valid_nll": 88.3, "minutes": 100.0,
+            "wall_seconds": 6300.0, "kept": ["a", "b"], "member_valid": {"a": 89.1, "b": 89.4},
+            "member_test": {"a": 88.2, "b": 88.6}, "member_options": {"a": ["--hidden", "8000"], "b": ["--dropout", "0.1"]},
+            "cpu": "AMD EPYC", "threads": "2 (one per member)", "commit": "abc"}
+    table = "\n".join(paper_report.mnist_cpu_section([line]))
+    assert "| member a | 89.10 | 88.20 | `--hidden 8000` | AMD EPYC | abc |" in table
+    assert "| **chosen on validation: mixture of a, b** | 88.30 | **87.50 ± 0.20** | 100 min per member, 105 min" in table
+    assert "88.40" in table
+    assert "Not yet run." in "\n".join(paper_report.mnist_cpu_section([]))

@@ -1,8 +1,7 @@
-r"""The new recipe on the paper's sets: ``made tune`` (no other option than its budget) on adult,
-connect4 and ocr_letters (10 minutes each, beside the paper's Table 4 rows) and on binarized MNIST
-(2 hours on the CPU, beside Table 6).
+r"""The new recipe on the paper's UCI sets: ``made tune`` (10 minutes, no other option) on adult,
+connect4 and ocr_letters, beside the paper's Table 4 rows.
 
-    python benchmarks/paper/recipe.py --data-dir ../shared/data            # all four, resumable
+    python benchmarks/paper/recipe.py --data-dir ../shared/data            # all three, resumable
     python benchmarks/paper/recipe.py adult --data-dir ../shared/data      # one
 
 Each set is the same ``made tune --data DIR/NAME.npz --out RUNS/NAME --minutes M`` and
@@ -25,35 +24,28 @@ from run import read_results, run_set  # noqa: E402  (benchmarks/debd/run.py)
 
 # The paper's best MADE figure per set (Table 4: the lower of fixed mask and mask sampling), test NLL in nats.
 PAPER_BEST = {"adult": 13.12, "connect4": 11.90, "ocr_letters": 28.34}
-# Binarized MNIST: the figure to get below on the CPU (Table 6, one layer of 8000 units, one mask; the
-# paper's best MADE, 2 layers of 8000 and 32 masks on a GPU, is 86.64), and the tune's budget there.
-MNIST_TARGET = 88.40
-MNIST_MINUTES = 120.0
-TARGETS = {**PAPER_BEST, "binarized_mnist": MNIST_TARGET}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sets", nargs="*", help=f"sets to run (default: {', '.join(TARGETS)})")
+    parser.add_argument("sets", nargs="*", help=f"sets to run (default: {', '.join(PAPER_BEST)})")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder of NAME.npz")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help=f"made tune's budget per set (default: 10; binarized_mnist {MNIST_MINUTES:g})")
+    parser.add_argument("--minutes", type=float, default=10.0, help="made tune's budget per set (default: 10)")
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "recipe", help="where the tune run folders go")
     parser.add_argument("--results", type=Path, default=HERE / "recipe.jsonl", help="one JSON line per set")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.sets) - set(TARGETS))
+    unknown = sorted(set(args.sets) - set(PAPER_BEST))
     if unknown:
-        parser.error(f"unknown sets {unknown}; choose from {', '.join(TARGETS)}")
-    for name in args.sets or list(TARGETS):
-        minutes = args.minutes or (MNIST_MINUTES if name == "binarized_mnist" else 10.0)
-        done = [r for r in read_results(args.results) if r["set"] == name and r["minutes"] == minutes]
+        parser.error(f"unknown sets {unknown}; choose from {', '.join(PAPER_BEST)}")
+    for name in args.sets or list(PAPER_BEST):
+        done = [r for r in read_results(args.results) if r["set"] == name and r["minutes"] == args.minutes]
         if done:
             print(f"{name}: done (test NLL {done[-1]['test_nll']:.3f}), skipped")
             continue
-        line = run_set(name, args.data_dir.resolve(), args.runs, minutes)
+        line = run_set(name, args.data_dir.resolve(), args.runs, args.minutes)
         with args.results.open("a") as handle:
             handle.write(json.dumps(line, sort_keys=True) + "\n")
-        print(f"{name}: test NLL {line['test_nll']:.3f} ± {line['test_nll_stderr']:.3f} (paper {TARGETS[name]})")
+        print(f"{name}: test NLL {line['test_nll']:.3f} ± {line['test_nll_stderr']:.3f} (paper {PAPER_BEST[name]})")
     return 0
 
 
