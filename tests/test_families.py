@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from made import MADE
+from made.distribution import MADEDistribution
 from made.io.run import load_model, save_model
 import made.families as families
 from made.families import (
@@ -452,6 +453,17 @@ def test_a_registered_family_is_made_by_name_and_models_its_columns_in_a_mixed_f
     assert not bool(model.family.outside_support(drawn).any()) and drawn[:, [0, 2]].max() > 1
     with pytest.raises(ValueError, match=r"column 0: unknown keys \['categories'\] for a count column"):
         Mixed(1, [{"type": "count", "categories": 3}])
+
+
+def test_the_distribution_support_of_a_registered_family_is_that_familys_rule(registry):
+    define_geometric()
+    model = MADE(3, [12], family=[{"type": "count"}, {"type": "binary"}, {"type": "count"}], seed=1)
+    support = MADEDistribution(model).support
+    values = torch.tensor([[5.0, 1.0, 0.0], [2.5, 0.0, 1.0], [3.0, 2.0, 0.0], [-1.0, 0.0, 0.0], [float("inf"), 0.0, 0.0]])
+    assert support.check(values).tolist() == [True, False, False, False, False]  # counts beyond 1 are in it
+    assert support.check(values[:2].reshape(2, 1, 3)).tolist() == [[True], [False]]  # any batch shape
+    assert MADEDistribution(MADE(2, [8], family="geometric")).support.check(
+        torch.tensor([[7.0, 0.0], [0.5, 1.0]])).tolist() == [True, False]
 
 
 def test_the_registry_names_what_it_knows_and_refuses_a_second_family_of_one_name(registry):

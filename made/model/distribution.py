@@ -74,36 +74,35 @@ def flatten_batch(
 
 
 # ----------------------------------------------------------------- support
-class _ColumnSupport(constraints.Constraint):
-    """Each dimension in its own column's support: integers in ``[low, high]``, or any real
-    (NaN excluded) where ``real`` is set. For models whose columns mix kinds."""
+class _FamilySupport(constraints.Constraint):
+    """The family's own rule (:meth:`Family.outside_support`, finite values only), per row of ``[..., D]``:
+    for families whose columns mix kinds and for registered families, whose rule only they know."""
 
     event_dim = 1
 
-    def __init__(self, low: Tensor, high: Tensor, real: Tensor) -> None:
-        self.low, self.high, self.real = low, high, real
+    def __init__(self, family: Family) -> None:
+        self.family = family
         super().__init__()
 
     def check(self, value: Tensor) -> Tensor:
-        whole = (value % 1 == 0) & (self.low <= value) & (value <= self.high)
-        return torch.where(self.real, value == value, whole).all(dim=-1)
+        rows = value.reshape(-1, value.shape[-1])
+        bad = self.family.outside_support(rows) | ~torch.isfinite(rows)
+        return ~bad.any(dim=-1).reshape(value.shape[:-1])
 
 
 def family_support(family: Family, device: torch.device | str | None = None) -> constraints.Constraint:
     """The support of the joint ``p(x)`` over ``[D]``: boolean for Bernoulli, real for Gaussians and
-    mixtures of them, integers ``0..K_d-1`` per dimension for categorical, per column when mixed."""
-    columns = family.columns
-    kinds = {c["type"] for c in columns}
+    mixtures of them, integers ``0..K_d-1`` per dimension for categorical; otherwise (columns of mixed
+    kinds, a registered family) the family's own rule."""
+    kinds = {c["type"] for c in family.columns}
     if kinds == {"binary"}:
         return constraints.independent(constraints.boolean, 1)
     if kinds == {"real"}:
         return constraints.independent(constraints.real, 1)
-    # A binary column is an integer in 0..1; a real column's bound is unused (checked as real).
-    high = [c["categories"] - 1.0 if c["type"] == "categorical" else 1.0 for c in columns]
     if kinds == {"categorical"}:
-        return constraints.independent(constraints.integer_interval(0, torch.tensor(high, device=device)), 1)
-    real = torch.tensor([c["type"] == "real" for c in columns], device=device)
-    return _ColumnSupport(torch.zeros(len(columns), device=device), torch.tensor(high, device=device), real)
+        high = torch.tensor([c["categories"] - 1.0 for c in family.columns], device=device)
+        return constraints.independent(constraints.integer_interval(0, high), 1)
+    return _FamilySupport(family)
 
 
 # ------------------------------------------------------------ distribution
