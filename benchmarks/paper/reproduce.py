@@ -140,7 +140,7 @@ def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
         "device": args.device,
         "machine": machine(args.device),
         "date": time.strftime("%Y-%m-%d"),
-        "commit": git_commit(),
+        "commit": args.commit,
         "made_version": __version__,
     }
 
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="measure again rows already in the results")
     parser.add_argument("--progress", action="store_true", help="show made train's progress bar")
     args = parser.parse_args(argv)
+    args.commit = git_commit()  # the code this process imported, however long the sweep and whatever lands meanwhile
     results = read_results(args.results)
     if args.rows == ["list"]:
         list_rows(results)
