@@ -139,3 +139,11 @@ def test_eval_json_of_a_mixture_is_its_nll(tmp_path, capsys):
     mix, _ = load_mixture(tmp_path / "mix")
     test = np.load(tmp_path / "data.npz")["test"]
     assert report["test_nll"] == pytest.approx(evaluate_nll(mix, torch.from_numpy(test).float()).nll, rel=1e-6)
+
+
+def test_an_ensemble_larger_than_a_members_pool_names_that_member():
+    mixture = Mixture([MADE(4, [8], num_masks=8, seed=1), MADE(4, [8], num_masks=2, seed=2)]).double()
+    x = all_binary(4)
+    torch.testing.assert_close(mixture.log_prob(x, ensemble=2).exp().sum(), torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="member 1 has a pool of 2; without it each member averages its own masks"):
+        mixture.log_prob(x, ensemble=3)

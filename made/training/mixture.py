@@ -112,7 +112,13 @@ class Mixture(nn.Module):
 
     def _ensemble(self, i: int, ensemble: int | None) -> int | None:
         """Member i's mask count: ``ensemble`` when given (for every member), else its own."""
-        return ensemble if ensemble is not None else self.ensembles[i]
+        if ensemble is None:
+            return self.ensembles[i]
+        pool = self.members[i].num_masks
+        if pool != "unlimited" and not isinstance(ensemble, bool) and isinstance(ensemble, int) and ensemble > pool:
+            raise ValueError(f"an ensemble of {ensemble} masks is asked of every member of this mixture, but member {i} "
+                             f"has a pool of {pool}; without it each member averages its own masks")
+        return ensemble
 
     def _log_weights(self, like: Tensor) -> Tensor:
         return self.weights.to(device=like.device, dtype=like.dtype).log()[:, None]
