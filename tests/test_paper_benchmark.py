@@ -75,10 +75,11 @@ def test_the_cpu_mnist_members_are_valid_made_train_commands(tmp_path):
 def test_the_cpu_mnist_report_shows_each_member_and_what_validation_chose():
     line = {"set": "binarized_mnist", "test_nll": 87.5, "test_nll_stderr": 0.2, "valid_nll": 88.3, "minutes": 100.0,
             "wall_seconds": 6300.0, "kept": ["a", "b"], "member_valid": {"a": 89.1, "b": 89.4},
-            "member_test": {"a": 88.2, "b": 88.6}, "member_options": {"a": ["--hidden", "8000"], "b": ["--dropout", "0.1"]},
+            "member_test": {"a": 88.2, "b": 88.6}, "member_seconds": {"a": 1800.0, "b": 1200.0}, "member_options": {"a": ["--hidden", "8000"], "b": ["--dropout", "0.1"]},
             "cpu": "AMD EPYC", "threads": "2 (one per member)", "commit": "abc"}
     table = "\n".join(paper_report.mnist_cpu_section([line]))
-    assert "| member a | 89.10 | 88.20 | `--hidden 8000` | AMD EPYC | abc |" in table
-    assert "| **chosen on validation: mixture of a, b** | 88.30 | **87.50 ± 0.20** | 100 min per member, 105 min" in table
+    assert "| member a | 89.10 | 88.20 | `--hidden 8000` (30 min) | AMD EPYC | abc |" in table
+    assert ("| **chosen on validation: mixture of a, b** | 88.30 | **87.50 ± 0.20** | members' training 50 "
+            "thread-minutes in all, two at a time (100 min cap each) |") in table
     assert "88.40" in table
     assert "Not yet run." in "\n".join(paper_report.mnist_cpu_section([]))

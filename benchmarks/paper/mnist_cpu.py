@@ -1,6 +1,6 @@
 r"""Binarized MNIST on the 2-core CPU, below the paper's one-layer 8000-unit one-mask figure (88.40).
 
-    python benchmarks/paper/mnist_cpu.py --data-dir ../shared/data      # about 80 minutes, resumable
+    python benchmarks/paper/mnist_cpu.py --data-dir ../shared/data      # about 70 minutes, resumable
 
 Why not ``made tune`` here: its search space stops at 2000 units, and on MNIST a MADE's width is what
 buys likelihood (output d sees only the units of degree below d: about width x d/784 of them). The
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "valid_nll": metrics["valid_nll"], "members": metrics["tune"]["members"], "kept": metrics["tune"]["kept"],
             "member_valid": metrics["tune"]["member_valid"], "member_test": {
                 name: read_metrics(args.runs / name)["test_nll"] for name in MEMBERS},
+            "member_seconds": {name: read_metrics(args.runs / name)["seconds"] for name in MEMBERS},
             "command": "python benchmarks/paper/mnist_cpu.py --data-dir DIR", "member_options": {
                 name: [*COMMON, *options] for name, options in MEMBERS.items()},
             "minutes": args.minutes, "wall_seconds": time.perf_counter() - start, "cpu": cpu_model(),
