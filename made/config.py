@@ -216,8 +216,8 @@ class TrainSettings:
                             parse=POSITIVE, group="optimization")
     epochs: int = setting(1000, "maximum number of epochs (default: 1000)", parse=POSITIVE, group="optimization")
     # how long, not what: --resume may change it, but it is listed and kept with the training settings
-    max_minutes: float | None = setting(None, "wall-clock budget: stop after the epoch that passes it, keeping "
-                                        "the best weights (default: none)", parse=POSITIVE_FLOAT, metavar="M",
+    max_minutes: float | None = setting(None, "wall-clock budget: stop at the minibatch that passes it (several "
+                                        "processes: after its epoch), keeping the best weights (default: none)", parse=POSITIVE_FLOAT, metavar="M",
                                         group="optimization", resume=True)
     weight_decay: float = setting(0.0, "L2 weight decay; with adamw, decoupled from the gradient (default: 0)",
                                   parse=NON_NEGATIVE_FLOAT, group="optimization")

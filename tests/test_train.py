@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from made import MADE
 from made.data import load_dataset
@@ -102,11 +103,21 @@ def test_training_with_a_pool_cycles_masks():
     assert seeds == model.mask_seeds * 2
 
 
-def test_time_budget_stops_after_the_epoch_that_exceeds_it():
+def test_time_budget_stops_at_the_minibatch_that_passes_it():
+    """One process ends even its first epoch at the minibatch past the budget: an epoch of a large set
+    can outlast a whole tune trial (msnbc: one 12-minute epoch in a 10-minute tune)."""
     train, valid, _ = digits()
     model = MADE(64, [20], seed=0)
-    history = fit(model, train[:200], valid, TrainConfig(epochs=50, max_seconds=1e-9))
-    assert history.epochs == 1 and history.best_epoch == 1
+    steps = []
+    hook = register_optimizer_step_post_hook(lambda *_: steps.append(1))
+    try:
+        history = fit(model, train[:200], valid, TrainConfig(epochs=50, batch_size=10, max_seconds=1e-9))
+        assert history.epochs == 1 and history.best_epoch == 1 and len(steps) == 1  # 1 of the epoch's 20 steps
+        steps.clear()
+        fit(MADE(64, [20], seed=0), train[:200], valid, TrainConfig(epochs=1, batch_size=10, max_seconds=3600))
+        assert len(steps) == 20  # a budget not yet passed cuts nothing
+    finally:
+        hook.remove()
     with pytest.raises(ValueError, match="max_seconds"):
         TrainConfig(max_seconds=0)
 

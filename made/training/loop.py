@@ -54,7 +54,7 @@ class TrainConfig:
     valid_ensemble: int | None = None  # masks averaged for validation; None: the whole pool (300 if unlimited)
     eval_batch_size: int = 1000
     checkpoint_every: int = 1  # epochs between training checkpoints (when fit is given a checkpoint_dir)
-    max_seconds: float | None = None  # wall-clock budget: stop after the epoch that exceeds it
+    max_seconds: float | None = None  # wall-clock budget: stop once it is passed (one process: mid-epoch)
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -269,9 +269,13 @@ def _train_until_stopped(
     """Train epoch after epoch from ``history`` until patience, ``epochs`` or the time budget stops it,
     checkpointing as configured; returns the best weights so far."""
     config, model, start, seconds_before = run.config, run.model, time.perf_counter(), history.seconds
+    # One process ends an epoch at the minibatch that passes the budget (an epoch of a large set can outlast
+    # a whole tune trial); several keep to whole epochs, so that none waits for a minibatch the others skip.
+    single = config.max_seconds is not None and run.info.world_size == 1
+    deadline = start + config.max_seconds - seconds_before if single else None
     for epoch in range(history.epochs + 1, config.epochs + 1):
         total, seen, step = _train_epoch(model, run.net, run.optimizer, run.order_gen, run.train, run.train_context,
-                                         config, epoch, step, run.info, run.device)
+                                         config, epoch, step, run.info, run.device, deadline)
         valid_nll = _validation_nll(model, run.valid, config, run.valid_masks, run.info, run.device,
                                     run.valid_context)
         if valid_nll < history.best_valid_nll:
@@ -331,9 +335,11 @@ def _starting_point(
 def _train_epoch(
     model: MADE, net: nn.Module, optimizer: torch.optim.Optimizer, order_gen: torch.Generator, train: Tensor,
     train_context: Tensor | None, config: TrainConfig, epoch: int, step: int, info: ProcessInfo, device: torch.device,
+    deadline: float | None = None,
 ) -> tuple[float, int, int]:
     """One pass over the shuffled training rows, a mask per minibatch: the summed NLL over all processes,
-    the rows seen and the step after it."""
+    the rows seen and the step after it. The pass ends early after the minibatch that passes ``deadline``
+    (a ``time.perf_counter()`` value)."""
     model.train()
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(epoch, config)
@@ -349,6 +355,8 @@ def _train_epoch(
         total += float(nll_sum.detach())
         seen += x.shape[0]
         step += 1
+        if deadline is not None and time.perf_counter() > deadline:
+            break
     total, seen = all_sum([total, seen], info, device)
     if not math.isfinite(total):
         raise FloatingPointError(f"training loss became {total} at epoch {epoch}; try a smaller --lr")
@@ -395,9 +403,11 @@ def _validation_nll(
 
 def _check_resumed(saved: dict, config: TrainConfig, rows: int, directory: Path) -> None:
     """A checkpoint's progress must fit the run's settings: no more epochs than it allows and
-    exactly the minibatch steps those epochs take, so a resumed run trains what was left."""
+    exactly the minibatch steps those epochs take, so a resumed run trains what was left (a finished
+    run's last epoch may have been cut short by the time budget)."""
     per_epoch = math.ceil(rows / config.batch_size)
-    if saved["epoch"] > config.epochs or saved["step"] != saved["epoch"] * per_epoch:
+    low = (saved["epoch"] - 1) * per_epoch + 1 if saved.get("finished", False) else saved["epoch"] * per_epoch
+    if saved["epoch"] > config.epochs or not low <= saved["step"] <= saved["epoch"] * per_epoch:
         raise CheckpointError(f"{directory / STATE_FILE}: progress of epoch {saved['epoch']}, step {saved['step']} "
                               f"does not fit a run of {config.epochs} epochs of {per_epoch} steps; cannot resume")
 
