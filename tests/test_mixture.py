@@ -145,5 +145,6 @@ def test_an_ensemble_larger_than_a_members_pool_names_that_member():
     mixture = Mixture([MADE(4, [8], num_masks=8, seed=1), MADE(4, [8], num_masks=2, seed=2)]).double()
     x = all_binary(4)
     torch.testing.assert_close(mixture.log_prob(x, ensemble=2).exp().sum(), torch.tensor(1.0, dtype=torch.float64))
-    with pytest.raises(ValueError, match="member 1 has a pool of 2; without it each member averages its own masks"):
+    message = "member 1 of this mixture: ensemble of 3 masks asked, but the pool has only 2; without it each member"
+    with pytest.raises(ValueError, match=message + " averages its own masks"):
         mixture.log_prob(x, ensemble=3)

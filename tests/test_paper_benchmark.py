@@ -69,13 +69,15 @@ def test_the_cpu_mnist_members_are_valid_made_train_commands(tmp_path):
         assert args.hidden == [8000] and args.direct and args.ordering == "natural" and args.max_minutes == 100
         (tmp_path / name).mkdir()
         (tmp_path / name / "args.json").write_text("{}")  # a started run resumes instead of starting again
-        assert mnist_cpu.member_command(name, tmp_path, tmp_path, 100)[3:6] == ["train", "--resume", str(tmp_path / name)]
+        resumed = mnist_cpu.member_command(name, tmp_path, tmp_path, 100)
+        assert resumed[3:6] == ["train", "--resume", str(tmp_path / name)]
 
 
 def test_the_cpu_mnist_report_shows_each_member_and_what_validation_chose():
     line = {"set": "binarized_mnist", "test_nll": 87.5, "test_nll_stderr": 0.2, "valid_nll": 88.3, "minutes": 100.0,
             "wall_seconds": 6300.0, "kept": ["a", "b"], "member_valid": {"a": 89.1, "b": 89.4},
-            "member_test": {"a": 88.2, "b": 88.6}, "member_seconds": {"a": 1800.0, "b": 1200.0}, "member_options": {"a": ["--hidden", "8000"], "b": ["--dropout", "0.1"]},
+            "member_test": {"a": 88.2, "b": 88.6}, "member_seconds": {"a": 1800.0, "b": 1200.0},
+            "member_options": {"a": ["--hidden", "8000"], "b": ["--dropout", "0.1"]},
             "cpu": "AMD EPYC", "threads": "2 (one per member)", "commit": "abc"}
     table = "\n".join(paper_report.mnist_cpu_section([line]))
     assert "| member a | 89.10 | 88.20 | `--hidden 8000` (30 min) | AMD EPYC | abc |" in table

@@ -20,7 +20,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from paper_rows import MISSING, NOTES, ROWS, Row, read_results, same_arguments  # noqa: E402
 from recipe import PAPER_BEST  # noqa: E402
-from mnist_cpu import TARGET as MNIST_TARGET  # noqa: E402
 
 HEADER = """# Reproducing the MADE paper's tables
 
@@ -138,8 +137,8 @@ def mnist_cpu_section(lines: list[dict]) -> list[str]:
            "a time (one thread each), then mixed as `made tune` mixes its trials (EM weights on validation); test "
            "scored once by `made eval RUN --json`. Not `made tune` itself: its widths stop at 2000 units, and its "
            "first trial here (500 units, no direct connection) was at valid 101.7 after 48 epochs. Target: the "
-           f"paper's one-layer 8000-unit one-mask figure, {MNIST_TARGET:.2f} (Table 6; its best MADE, 2 layers and "
-           "32 masks on a GPU, 86.64).", ""]
+           f"paper's one-layer 8000-unit one-mask figure, {ROWS['mnist-8000-1mask'].paper:.2f} (Table 6; its best "
+           "MADE, 2 layers and 32 masks on a GPU, 86.64).", ""]
     if not lines:
         return [*out, "Not yet run.", ""]
     line = lines[-1]
@@ -166,7 +165,8 @@ def render(results: list[dict]) -> str:
     out += table(uci, measured, with_missing=True)
     out += ["", "The paper's NIPS-0-12 mask-sampling figure is 277.28 in Table 4 and 275.92 ± 1.01 in Supplementary "
             "Table 1; the table above quotes Table 4.", ""]
-    out += recipe_section(read_lines(HERE / "recipe.jsonl"), PAPER_BEST, "the paper's best MADE figure for the set (Table 4)")
+    out += recipe_section(read_lines(HERE / "recipe.jsonl"), PAPER_BEST,
+                          "the paper's best MADE figure for the set (Table 4)")
     out += ["## Binarized MNIST (Table 6, Supplementary Table 2, Figure 2)", ""]
     out += table(mnist, measured, with_missing=False)
     out += ["", "Figure 2's values (500 hidden units, 1 and 8 masks) are digitized from the plot (about ±0.02); "

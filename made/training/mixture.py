@@ -114,10 +114,11 @@ class Mixture(nn.Module):
         """Member i's mask count: ``ensemble`` when given (for every member), else its own."""
         if ensemble is None:
             return self.ensembles[i]
-        pool = self.members[i].num_masks
-        if pool != "unlimited" and not isinstance(ensemble, bool) and isinstance(ensemble, int) and ensemble > pool:
-            raise ValueError(f"an ensemble of {ensemble} masks is asked of every member of this mixture, but member {i} "
-                             f"has a pool of {pool}; without it each member averages its own masks")
+        try:
+            self.members[i].ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
+        except ValueError as error:
+            raise ValueError(f"member {i} of this mixture: {error}; without it each member averages its own "
+                             "masks") from None
         return ensemble
 
     def _log_weights(self, like: Tensor) -> Tensor:
