@@ -1,10 +1,12 @@
-"""The end of ``made tune``, as a library: the best trial, or a mixture of the best trials, becomes the
-tune's run folder (the search itself: :mod:`made.tune`; the folder's layout: :mod:`made.io.run`)."""
+"""Mixtures of finished runs, and the end of ``made tune`` as a library: the best trial, or a mixture of
+the best trials, becomes the tune's run folder (the search itself: :mod:`made.tune`; the folder's layout:
+:mod:`made.io.run`). ``made mix`` mixes any runs of the same data with :func:`mix_runs` too."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -14,7 +16,7 @@ from .io.run import clear_result, copy_run, load_run, read_metrics, save_mixture
 from .pipeline import all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
 from .training.mixture import Mixture, em_weights
 
-__all__ = ["MIN_WEIGHT", "tuned_mixture", "keep_result"]
+__all__ = ["MIN_WEIGHT", "MixedRuns", "mix_runs", "keep_result"]
 
 
 # Members whose fitted weight is below this are dropped and the others refitted: they would cost
@@ -22,12 +24,32 @@ __all__ = ["MIN_WEIGHT", "tuned_mixture", "keep_result"]
 MIN_WEIGHT = 0.01
 
 
-def tuned_mixture(trials: list[Any], device: torch.device, beat: float) -> tuple[Mixture, dict, dict, list] | None:
-    """The mixture of the trials' models (Optuna trials whose ``folder`` attribute is their run folder) with
-    weights fitted on validation by EM, less members below :data:`MIN_WEIGHT`: the mixture, its metrics,
-    config sections and the trials kept; None when fewer than two are kept or its validation NLL is not
-    below ``beat`` (then test is never scored)."""
-    loaded = [load_run(t.user_attrs["folder"], device) for t in trials]
+@dataclass
+class MixedRuns:
+    """A mixture of run folders' models: the model, its metrics (valid and test), the config sections of
+    its run folder and which of the folders it kept (their indices, in the order given)."""
+
+    model: Mixture
+    metrics: dict
+    extra: dict
+    kept: list[int]
+
+
+def mix_runs(folders: list[str | Path], device: torch.device, fit_weights: bool = True,
+             beat: float = math.inf) -> MixedRuns | None:
+    """The mixture of the finished runs in ``folders`` (single models of the same data), each member
+    averaging its own masks as its run does. ``fit_weights``: weights fitted by EM on validation, members
+    below :data:`MIN_WEIGHT` dropped and the rest refitted; None when fewer than two are kept. Otherwise
+    equal weights. None too when the mixture's validation NLL is not below ``beat`` (then test is never
+    scored)."""
+    loaded = [load_run(folder, device) for folder in folders]
+    for folder, (model, config) in zip(folders, loaded):
+        if isinstance(model, Mixture):
+            raise ValueError(f"{folder} is a mixture; mix the runs it was made of instead")
+        differ = [k for k in ("data", "schema") if config.get(k) != loaded[0][1].get(k)]
+        if differ:
+            raise ValueError(f"{folder} was trained on other data than {folders[0]} (its {' and '.join(differ)} "
+                             "differ); a mixture's members model the same data")
     config = loaded[0][1]
     dtype = getattr(torch, config["eval"]["dtype"])
     schema = run_schema(config, loaded[0][0])
@@ -38,11 +60,14 @@ def tuned_mixture(trials: list[Any], device: torch.device, beat: float) -> tuple
     candidates = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
     # every member scores valid once: EM, the choice of members and the mixture's figure all read these
     parts = candidates.member_log_probs(to_tensor(splits.valid), batch, None, context["valid"])
-    kept = [i for i, w in enumerate(em_weights(parts).tolist()) if w >= MIN_WEIGHT]
-    if len(kept) < 2:
-        return None
+    kept = list(range(len(folders)))
+    if fit_weights:
+        kept = [i for i, w in enumerate(em_weights(parts).tolist()) if w >= MIN_WEIGHT]
+        if len(kept) < 2:
+            return None
     model = Mixture([candidates.members[i] for i in kept], ensembles=[candidates.ensembles[i] for i in kept])
-    model.weights.copy_(em_weights(parts[kept]).to(model.weights))
+    if fit_weights:
+        model.weights.copy_(em_weights(parts[kept]).to(model.weights))
     valid = in_original_units(summarize_nll(-model.mixed_log_prob(parts[kept]), model.num_inputs), schema)
     if not valid.nll < beat:
         return None
@@ -52,21 +77,20 @@ def tuned_mixture(trials: list[Any], device: torch.device, beat: float) -> tuple
                **nll_units(schema)}
     extra = {k: config.get(k) for k in ("data", "schema", "context", "image_shape")}
     extra["eval"] = {**config["eval"], "ensemble": None}  # each member averages its own masks
-    return model, metrics, extra, [trials[i] for i in kept]
+    return MixedRuns(model, metrics, extra, kept)
 
 
-def keep_result(out: str | Path, best_folder: str | Path, mixture: tuple[Mixture, dict, dict, list] | None,
-                summary: dict) -> dict:
-    """Make ``out`` the run folder of the best trial's ``best_folder``, or of ``mixture`` (as
-    :func:`tuned_mixture` gives it), replacing an earlier result; its metrics carry the tune's ``summary``
-    and are returned."""
+def keep_result(out: str | Path, chosen: str | Path | MixedRuns, summary: dict) -> dict:
+    """Make ``out`` the run folder of ``chosen``: a finished single model's run folder (copied) or a
+    mixture, replacing an earlier result; its metrics carry ``summary`` (under the key it has) and are
+    returned."""
     clear_result(out)
-    if mixture is None:
-        copy_run(best_folder, out)
-        metrics = read_metrics(best_folder)
+    if isinstance(chosen, MixedRuns):
+        save_mixture(out, chosen.model, chosen.extra)
+        metrics = chosen.metrics
     else:
-        model, metrics, extra, _ = mixture
-        save_mixture(out, model, extra)
-    metrics = {**metrics, "tune": summary}
+        copy_run(chosen, out)
+        metrics = read_metrics(chosen)
+    metrics = {**metrics, **summary}
     write_metrics(out, metrics)
     return metrics

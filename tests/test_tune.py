@@ -98,18 +98,19 @@ def test_searched_options_are_train_options():
 
 @pytest.fixture(scope="module")
 def member_runs(data, tmp_path_factory):
-    """Two finished runs standing for tune trials, best first: MADEs on two random orderings, each
+    """Two finished run folders standing for tune trials, best first: MADEs on two random orderings, each
     weak where the other is strong, so EM gives both a share (seeded: the same every time)."""
-    from types import SimpleNamespace
-
-    root, trials = tmp_path_factory.mktemp("members"), []
+    root, runs = tmp_path_factory.mktemp("members"), []
     for seed in (1, 2):
         folder = root / str(seed)
         assert main(["train", "--data", str(data), "--out", str(folder), "--quiet", "--epochs", "40",
                      "--ordering", "random", "--seed", str(seed)]) == 0
-        valid = json.loads((folder / "metrics.json").read_text())["valid_nll"]
-        trials.append(SimpleNamespace(number=seed, value=valid, user_attrs={"folder": str(folder)}))
-    return sorted(trials, key=lambda t: t.value)
+        runs.append(folder)
+    return sorted(runs, key=valid_nll)
+
+
+def valid_nll(folder):
+    return json.loads((folder / "metrics.json").read_text())["valid_nll"]
 
 
 def test_final_mixture_of_the_best_trials(data, tuned, member_runs, tmp_path, capsys):
@@ -118,23 +119,23 @@ def test_final_mixture_of_the_best_trials(data, tuned, member_runs, tmp_path, ca
     from made.inference.evaluate import evaluate_nll
     from made.io.run import save_mixture
     from made.tune import ranked_trials
-    from made.tuning import tuned_mixture
+    from made.tuning import mix_runs
 
     ranked = ranked_trials(study_of(tuned), budget_key(tuned))
     assert len(ranked) >= 2 and [t.value for t in ranked] == sorted(t.value for t in ranked)
-    assert tuned_mixture(member_runs, torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
-    model, metrics, extra, kept = tuned_mixture(member_runs, torch.device("cpu"), beat=math.inf)
-    assert kept == member_runs
+    assert mix_runs(member_runs, torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
+    mixed = mix_runs(member_runs, torch.device("cpu"))
+    assert mixed.kept == [0, 1]
     # EM maximizes a concave likelihood over the weights, whose corners are the members alone
-    assert float(model.weights.sum()) == pytest.approx(1.0)
-    assert metrics["valid_nll"] <= min(t.value for t in member_runs) + 1e-4
+    assert float(mixed.model.weights.sum()) == pytest.approx(1.0)
+    assert mixed.metrics["valid_nll"] <= min(valid_nll(f) for f in member_runs) + 1e-4
     # the figure derived from the members' scores is the mixture's own evaluation of valid
-    valid = torch.as_tensor(np.load(data)["valid"], dtype=model.output.weight.dtype)
-    assert metrics["valid_nll"] == pytest.approx(evaluate_nll(model, valid).nll, rel=1e-12)
-    save_mixture(tmp_path / "mix", model, extra)
+    valid = torch.as_tensor(np.load(data)["valid"], dtype=mixed.model.output.weight.dtype)
+    assert mixed.metrics["valid_nll"] == pytest.approx(evaluate_nll(mixed.model, valid).nll, rel=1e-12)
+    save_mixture(tmp_path / "mix", mixed.model, mixed.extra)
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "mix"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)
+    assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(mixed.metrics["test_nll"], rel=1e-6)
 
 
 def test_members_under_the_weight_floor_are_dropped(member_runs, monkeypatch):
@@ -144,10 +145,67 @@ def test_members_under_the_weight_floor_are_dropped(member_runs, monkeypatch):
 
     import made.tuning as tuning
 
-    model, _, _, kept = tuning.tuned_mixture(member_runs, torch.device("cpu"), beat=math.inf)
-    assert len(kept) == len(model.members) == 2 and float(model.weights.min()) >= tuning.MIN_WEIGHT
-    monkeypatch.setattr(tuning, "MIN_WEIGHT", float(model.weights.min()) + 1e-9)
-    assert tuning.tuned_mixture(member_runs, torch.device("cpu"), beat=math.inf) is None
+    mixed = tuning.mix_runs(member_runs, torch.device("cpu"))
+    assert len(mixed.kept) == len(mixed.model.members) == 2 and float(mixed.model.weights.min()) >= tuning.MIN_WEIGHT
+    monkeypatch.setattr(tuning, "MIN_WEIGHT", float(mixed.model.weights.min()) + 1e-9)
+    assert tuning.mix_runs(member_runs, torch.device("cpu")) is None
+
+
+def test_made_mix_writes_an_equal_weight_mixture_that_eval_reads(data, member_runs, tmp_path, capsys):
+    """The default mixture has equal weights, and its stored test NLL is -log of the mean of the members'
+    probabilities, each member's own made eval per example; made eval of the folder agrees."""
+    import torch
+
+    from made.io.run import load_run
+
+    out = tmp_path / "mixed"
+    assert main(["mix", *map(str, member_runs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mixture of 2 runs" in printed and str(out) in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["mix"] == {"runs": list(map(str, member_runs)), "weights": [0.5, 0.5], "fitted": False}
+    test = torch.as_tensor(np.load(data)["test"], dtype=torch.float32)
+    with torch.no_grad():
+        member_log_p = torch.stack([load_run(f)[0].log_prob(test) for f in member_runs]).double()
+    expected = -(torch.logsumexp(member_log_p, 0) - math.log(2)).mean()
+    assert metrics["test_nll"] == pytest.approx(float(expected), rel=1e-5)
+    assert main(["eval", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)
+
+
+def test_made_mix_fits_weights_on_validation(member_runs, tmp_path, capsys):
+    out = tmp_path / "fitted"
+    assert main(["mix", *map(str, member_runs), "--out", str(out), "--fit-weights"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["mix"]["fitted"] and sum(metrics["mix"]["weights"]) == pytest.approx(1.0)
+    assert metrics["valid_nll"] <= min(valid_nll(f) for f in member_runs) + 1e-4
+
+
+def test_made_mix_refusals(data, member_runs, tmp_path, capsys):
+    """One-line errors, and nothing written: one run, --out a run mixed or a trained run, a mixture there
+    without --overwrite, a mixture as a member, runs of other data."""
+    first, second = map(str, member_runs)
+    out = tmp_path / "mixed"
+    other = tmp_path / "other.npz"
+    np.savez(other, **{k: v[:, :6] for k, v in np.load(data).items()})
+    assert main(["train", "--data", str(other), "--out", str(tmp_path / "six"), "--quiet", "--epochs", "2"]) == 0
+    assert main(["mix", first, second, "--out", str(out)]) == 0
+    capsys.readouterr()
+    cases = [
+        ([first, "--out", str(tmp_path / "x")], "needs two or more runs"),
+        ([first, second, "--out", first], "is one of the runs mixed"),
+        ([first, second, "--out", str(tmp_path / "six")], "holds a trained run"),
+        ([first, second, "--out", str(out)], "already holds a mixture; pass --overwrite"),
+        ([first, str(out), "--out", str(tmp_path / "y")], "is a mixture; mix the runs it was made of"),
+        ([first, str(tmp_path / "six"), "--out", str(tmp_path / "z")], "was trained on other data"),
+    ]
+    for argv, message in cases:
+        assert main(["mix", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("made: error: ") and message in err and "\n" not in err
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
+    assert main(["mix", second, first, "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["mix"]["runs"] == [second, first]
 
 
 def test_mixture_candidates_fit_the_budget_best_first():
@@ -224,3 +282,12 @@ def test_evaluation_estimate_scales_with_the_masks_averaged():
     assert evaluation_estimate(sampling, finished) == pytest.approx(0.02 * 300)  # 300 masks of the same network
     wider = {**sampling, "width": 1000, "layers": 2}
     assert evaluation_estimate(wider, finished) == pytest.approx(0.02 * 300 * 4)
+
+
+def test_made_mix_says_when_fitted_weights_leave_one_run(member_runs, tmp_path, capsys, monkeypatch):
+    import made.tuning as tuning
+
+    monkeypatch.setattr(tuning, "MIN_WEIGHT", 0.99)  # no member of two holds 99% of the weight
+    assert main(["mix", *map(str, member_runs), "--out", str(tmp_path / "one"), "--fit-weights"]) == 2
+    assert "every run but one has a weight under" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()

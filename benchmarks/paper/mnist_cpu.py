@@ -8,7 +8,7 @@ tune's own first trial (one layer of 500, no direct connection) was at valid 101
 So the recipe's parts (AdamW, a cosine schedule, dropout, early stopping on validation, a mixture with
 EM weights fitted on validation) are used on the paper's width: four one-layer 8000-unit models with the
 direct connection, in natural (raster) order, trained two at a time (one thread each) by ``made train``,
-then mixed as ``made tune`` mixes its trials (:func:`made.tuning.tuned_mixture`: members below 1% dropped,
+then mixed as ``made tune`` mixes its trials (:func:`made.tuning.mix_runs`: members below 1% dropped,
 the mixture kept only if its validation NLL beats the best member's). Everything is chosen on
 validation; test is scored once, by ``made eval OUT --json``. An interrupted run resumes each member from
 its last checkpoint; a finished member is kept.
@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -35,7 +34,7 @@ from paper_rows import ROWS  # noqa: E402  (benchmarks/paper/paper_rows.py)
 import torch  # noqa: E402
 
 from made.io.run import is_finished, read_metrics  # noqa: E402
-from made.tuning import keep_result, tuned_mixture  # noqa: E402
+from made.tuning import keep_result, mix_runs  # noqa: E402
 
 COMMON = ("--hidden 8000 --direct --ordering natural --optimizer adamw --lr 1e-3 --lr-schedule cosine --epochs 130 "
           "--checkpoint-every 1 --quiet").split()
@@ -81,12 +80,12 @@ def train_members(data: Path, runs: Path, minutes: float) -> None:
 
 def mix(runs: Path, out: Path) -> dict:
     """The members' mixture (or the best member) in ``out``, chosen on validation; its metrics."""
-    members = [SimpleNamespace(user_attrs={"folder": str(runs / name)}) for name in MEMBERS]
     valid = {name: read_metrics(runs / name)["valid_nll"] for name in MEMBERS}
     best = min(valid, key=valid.get)
-    mixture = tuned_mixture(members, torch.device("cpu"), valid[best])
-    kept = [Path(m.user_attrs["folder"]).name for m in mixture[3]] if mixture else [best]
-    return keep_result(out, runs / best, mixture, {"members": list(MEMBERS), "kept": kept, "member_valid": valid})
+    mixture = mix_runs([runs / name for name in MEMBERS], torch.device("cpu"), beat=valid[best])
+    kept = [list(MEMBERS)[i] for i in mixture.kept] if mixture else [best]
+    summary = {"members": list(MEMBERS), "kept": kept, "member_valid": valid}
+    return keep_result(out, mixture or runs / best, {"tune": summary})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,9 @@ import torch
 
 from ..data import DataError, DataWarning
 from . import eval as evaluate
-from . import impute, masks, sample, train, tune
+from . import impute, masks, mix, sample, train, tune
 
-COMMANDS = (train, evaluate, sample, impute, masks, tune)  # each adds its parser, in the order --help lists them
+COMMANDS = (train, evaluate, sample, impute, masks, tune, mix)  # each adds its parser, in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

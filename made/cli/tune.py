@@ -33,7 +33,7 @@ from ..tune import (
     train_argv,
     trial_line,
 )
-from ..tuning import keep_result, tuned_mixture
+from ..tuning import keep_result, mix_runs
 from .common import pick_device
 from .options import add_data_args
 from .train import command_parser, given_options
@@ -246,14 +246,14 @@ def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budg
     mixture = None
     members = mixture_candidates(ranked, budget.left())
     if not args.no_mixture and len(members) > 1:
-        mixture = tuned_mixture(members, device, best.value)
+        mixture = mix_runs([t.user_attrs["folder"] for t in members], device, beat=best.value)
     what = f"trial {best.number}"
     if mixture is not None:
-        weights, members = mixture[0].weights, mixture[3]
-        summary.update(chosen_trials=[t.number for t in members], weights=weights.tolist())
+        weights = mixture.model.weights
+        summary.update(chosen_trials=[members[i].number for i in mixture.kept], weights=weights.tolist())
         what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in weights)})"
     summary["seconds"] = budget.used()
-    metrics = keep_result(out, best.user_attrs["folder"], mixture, summary)
+    metrics = keep_result(out, mixture or best.user_attrs["folder"], {"tune": summary})
     print(f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
           f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min")
     print(f"run folder: {out}")
