@@ -46,10 +46,10 @@ def mix_runs(folders: list[str | Path], device: torch.device, fit_weights: bool 
     for folder, (model, config) in zip(folders, loaded):
         if isinstance(model, Mixture):
             raise ValueError(f"{folder} is a mixture; mix the runs it was made of instead")
-        differ = [k for k in ("data", "schema") if config.get(k) != loaded[0][1].get(k)]
+        differ = [k for k in ("data", "schema", "context") if config.get(k) != loaded[0][1].get(k)]
         if differ:
-            raise ValueError(f"{folder} was trained on other data than {folders[0]} (its {' and '.join(differ)} "
-                             "differ); a mixture's members model the same data")
+            raise ValueError(f"{folder} was trained on other data than {folders[0]} (their {', '.join(differ)} "
+                             "sections differ); a mixture's members model the same data")
     config = loaded[0][1]
     dtype = getattr(torch, config["eval"]["dtype"])
     schema = run_schema(config, loaded[0][0])

@@ -291,3 +291,17 @@ def test_made_mix_says_when_fitted_weights_leave_one_run(member_runs, tmp_path, 
     assert main(["mix", *map(str, member_runs), "--out", str(tmp_path / "one"), "--fit-weights"]) == 2
     assert "every run but one has a weight under" in capsys.readouterr().err
     assert not (tmp_path / "one").exists()
+
+
+def test_made_mix_refuses_runs_with_and_without_context(tmp_path, capsys):
+    """The same data with and without --context labels: a mixture of both would be a model of x beside one
+    of x given the label, so it is refused, naming the run."""
+    runs = []
+    for name, extra in (("plain", []), ("labels", ["--context", "labels"])):
+        runs.append(str(tmp_path / name))
+        assert main(["train", "--dataset", "digits", "--out", runs[-1], "--hidden", "32", "--epochs", "1",
+                     "--quiet", *extra]) == 0
+    capsys.readouterr()
+    assert main(["mix", *runs, "--out", str(tmp_path / "mixed")]) == 2
+    err = capsys.readouterr().err
+    assert f"{runs[1]} was trained on other data than {runs[0]} (their context sections differ" in err
