@@ -274,7 +274,8 @@ def evaluate_run(model: MADE | Mixture, config: dict, spec: dict | None = None, 
     metrics = {f"{split}_nll": result.nll, f"{split}_nll_stderr": result.stderr,
                f"{split}_bits_per_dim": result.bits_per_dim, "ensemble": ensemble,
                "num_examples": result.num_examples, "dataset": splits.name, "split": split,
-               "split_seed": spec["split_seed"] if spec["path"] else None, **nll_units(schema)}
+               "split_seed": spec["split_seed"] if spec["path"] and raw.lines is not None else None,  # a file split here
+               **nll_units(schema)}
     dims = per_dimension_nll(model, data, batch, context).numpy() + log_scales(schema) if per_dim else None
     return Evaluation(metrics, result, splits.name, dims, _precision_note(config.get("data"), raw))
 

@@ -357,6 +357,20 @@ def test_eval_scores_the_runs_own_split(auto_run, capsys):
     assert json.loads(capsys.readouterr().out)["split_seed"] == 0
 
 
+def test_eval_names_no_split_seed_for_a_file_with_its_own_splits(tmp_path, capsys):
+    """An .npz holding train/valid/test is not split by made, so neither the line nor --json names a seed."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "own.npz", **{s: (rng.random((40, 5)) < 0.3).astype(np.uint8) for s in ("train", "valid", "test")})
+    run = str(tmp_path / "run")
+    assert main(["train", "--data", str(tmp_path / "own.npz"), "--out", run, "--epochs", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", run]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("own test: NLL") and "seed" not in line
+    assert main(["eval", run, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split_seed"] is None
+
+
 def test_impute_with_nothing_missing_copies_the_input(auto_run, tmp_path, capsys):
     rows = np.loadtxt(auto_run / "m.csv", delimiter=",")[:5]
     np.save(tmp_path / "full.npy", rows)

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         nll, ensemble = result.result, result.metrics["ensemble"]
         masks = f", ensemble of {ensemble} masks" if ensemble else ""
-        seed = f" (rows split with seed {spec['split_seed']})" if spec["path"] else ""
+        split_seed = result.metrics["split_seed"]
+        seed = f" (rows split with seed {split_seed})" if split_seed is not None else ""
         print(f"{result.name} {args.split}{seed}: NLL {nll.nll:.4f} ± {nll.stderr:.4f} nats "
               f"({nll.bits_per_dim:.4f} bits/dim) over {nll.num_examples} examples{masks}")
     return 0
