@@ -60,14 +60,13 @@ def mix_runs(folders: list[str | Path], device: torch.device, fit_weights: bool 
     candidates = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
     # every member scores valid once: EM, the choice of members and the mixture's figure all read these
     parts = candidates.member_log_probs(to_tensor(splits.valid), batch, None, context["valid"])
-    kept = list(range(len(folders)))
+    kept, weights = list(range(len(folders))), None  # None: equal weights
     if fit_weights:
         kept = [i for i, w in enumerate(em_weights(parts).tolist()) if w >= MIN_WEIGHT]
         if len(kept) < 2:
             return None
-    model = Mixture([candidates.members[i] for i in kept], ensembles=[candidates.ensembles[i] for i in kept])
-    if fit_weights:
-        model.weights.copy_(em_weights(parts[kept]).to(model.weights))
+        weights = em_weights(parts[kept])
+    model = Mixture([candidates.members[i] for i in kept], weights, [candidates.ensembles[i] for i in kept])
     valid = in_original_units(summarize_nll(-model.mixed_log_prob(parts[kept]), model.num_inputs), schema)
     if not valid.nll < beat:
         return None

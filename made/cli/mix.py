@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..io.run import holds_run, load_run_model
-from ..training.mixture import Mixture
+from ..io.run import holds_run, is_mixture
 from ..tuning import MIN_WEIGHT, keep_result, mix_runs
 from .common import pick_device
 
@@ -33,7 +32,7 @@ def _check_out(out: Path, runs: list[str], overwrite: bool) -> None:
     if any(out.resolve() == Path(r).resolve() for r in runs):
         raise ValueError(f"--out {out} is one of the runs mixed; choose another folder")
     if holds_run(out):
-        if not isinstance(load_run_model(out)[0], Mixture):
+        if not is_mixture(out):
             raise ValueError(f"{out} holds a trained run; choose another --out")
         if not overwrite:
             raise ValueError(f"{out} already holds a mixture; pass --overwrite to replace it")

@@ -53,7 +53,7 @@ __all__ = [
     "ARGS_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "LOG_FILE", "METRICS_FILE", "CHECKPOINT_DIR", "STATE_FILE",
     "MEMBERS_DIR", "STUDY_FILE", "TRIALS_DIR", "SAMPLES_IMAGE", "SAMPLES_ARRAY", "IMPUTED_FILE", "MASKS_PICTURE",
     "CHECKPOINT_FILE", "CHECKPOINT_TEMPORARY", "checkpoint_file", "samples_file", "trial_folder", "save_model",
-    "load_model", "save_mixture", "load_mixture", "load_run_model", "load_run", "write_args", "read_args",
+    "load_model", "save_mixture", "load_mixture", "is_mixture", "load_run_model", "load_run", "write_args", "read_args",
     "started_by_train", "holds_run", "is_finished", "check_resumable", "new_run_folder", "write_metrics",
     "read_metrics", "clear_result", "copy_run",
 ]
@@ -147,13 +147,16 @@ def load_mixture(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
     return mixture.to(device), config
 
 
-def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MADE | Mixture, dict]:
-    """The model of any run folder: a :class:`Mixture` where ``config.json`` has a ``mixture``
-    section, else the single model :func:`load_model` reads."""
+def is_mixture(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a mixture (its ``config.json`` has a ``mixture`` section); no weights are read."""
     config_path = Path(run_dir) / CONFIG_FILE
-    if config_path.is_file() and "mixture" in read_json(config_path):
-        return load_mixture(run_dir, device)
-    return load_model(run_dir, device)
+    return config_path.is_file() and "mixture" in read_json(config_path)
+
+
+def load_run_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MADE | Mixture, dict]:
+    """The model of any run folder: a :class:`Mixture` where :func:`is_mixture`, else the single model
+    :func:`load_model` reads."""
+    return load_mixture(run_dir, device) if is_mixture(run_dir) else load_model(run_dir, device)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MADE | Mixture, dict]:
