@@ -122,6 +122,7 @@ def train_run(out: str | Path, data: RunData, model: MADE, config: TrainConfig, 
                   valid_context=context_tensor(data.context, data.raw, "valid"))
     if not is_main:
         return None
+    evaluating = time.perf_counter()
     model.set_mask(0)
     dtype = str(model.output.weight.dtype).removeprefix("torch.")
     eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": dtype}
@@ -137,7 +138,7 @@ def train_run(out: str | Path, data: RunData, model: MADE, config: TrainConfig, 
         "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
         "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
         "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": data.splits.name,
-        **nll_units(data.schema),
+        "eval_seconds": time.perf_counter() - evaluating, **nll_units(data.schema),
     }
     write_metrics(out, metrics)
     return metrics

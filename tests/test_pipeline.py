@@ -21,7 +21,7 @@ from made.pipeline import (
 )
 from made.training.loop import TrainConfig
 
-TIMINGS = {"seconds", "seconds_per_epoch"}
+TIMINGS = {"seconds", "seconds_per_epoch", "eval_seconds"}
 
 
 def test_train_run_makes_the_run_that_made_train_makes(tmp_path, capsys):

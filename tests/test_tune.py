@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -6,6 +7,7 @@ import optuna
 import pytest
 
 from made.cli import build_parser, main
+from made.pruning import KindMedianPruner
 from made.tune import SEARCH_SPACE, STARTING_TRIALS, budget_key, searched_options, train_argv
 
 
@@ -60,15 +62,29 @@ def test_choice_is_the_best_validation_nll(tuned):
         assert metrics["test_nll"] == chosen["test_nll"]
 
 
-def test_first_trials_are_the_papers_two_protocols_with_made_defaults(tuned):
+def test_first_trials_are_made_defaults_with_one_mask_and_with_a_pool_of_8(tuned):
     first, second = study_of(tuned).trials[:2]
     assert first.params == {p.name: p.default for p in SEARCH_SPACE}
     args = build_parser().parse_args(["train", *train_argv(first.params)])
     assert args.hidden == [500] and args.masks == 1 and not args.direct and args.optimizer == "adamw"
     assert args.valid_ensemble is None and args.test_ensemble is None  # a single mask: no ensemble
-    assert second.params == {**first.params, "masks": "unlimited", "direct": True}
+    assert second.params == {**first.params, "masks": 8}
     args = build_parser().parse_args(["train", *train_argv(second.params)])
-    assert args.masks == "unlimited" and args.direct and (args.valid_ensemble, args.test_ensemble) == (32, 300)
+    assert args.masks == 8 and args.valid_ensemble is None and args.test_ensemble is None  # the pool's 8 masks
+
+
+def test_each_trial_keeps_the_seconds_its_evaluation_took(tuned):
+    done = study_of(tuned).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert done
+    for trial in done:
+        metrics = json.loads((Path(trial.user_attrs["folder"]) / "metrics.json").read_text())
+        assert trial.user_attrs["eval_seconds"] == metrics["eval_seconds"] > 0
+
+
+def test_unlimited_masks_are_validated_on_32_and_tested_on_300():
+    values = {**STARTING_TRIALS[0], "masks": "unlimited"}
+    args = build_parser().parse_args(["train", *train_argv(values)])
+    assert args.masks == "unlimited" and (args.valid_ensemble, args.test_ensemble) == (32, 300)
 
 
 def test_tune_refuses_other_data_in_the_same_study(data, tmp_path, capsys):
@@ -241,6 +257,7 @@ def test_trials_left_running_by_a_killed_tune_are_failed(tmp_path):
 
     run = tmp_path / "run"
     study = open_study(run, None, "made", {"data": "x"}, seed=0)
+    assert isinstance(study.pruner, KindMedianPruner)
     key = budget_key(run)
     ours, theirs = study.ask(), study.ask()
     ours.set_user_attr("owner", key)
@@ -275,13 +292,13 @@ def test_evaluation_estimate_scales_with_the_masks_averaged():
 
     from made.tune import STARTING_TRIALS, evaluation_estimate
 
-    one_mask, sampling = STARTING_TRIALS
+    one_mask, pool = STARTING_TRIALS
     finished = [SimpleNamespace(params=one_mask, user_attrs={"eval_seconds": 0.02})]
     assert evaluation_estimate(one_mask, []) == 0.0
     assert evaluation_estimate(one_mask, finished) == pytest.approx(0.02)
-    assert evaluation_estimate(sampling, finished) == pytest.approx(0.02 * 300)  # 300 masks of the same network
-    wider = {**sampling, "width": 1000, "layers": 2}
-    assert evaluation_estimate(wider, finished) == pytest.approx(0.02 * 300 * 4)
+    assert evaluation_estimate(pool, finished) == pytest.approx(0.02 * 8)  # 8 masks of the same network
+    unlimited = {**one_mask, "masks": "unlimited", "width": 1000, "layers": 2}
+    assert evaluation_estimate(unlimited, finished) == pytest.approx(0.02 * 300 * 4)  # 300 masks, 4 times the units
 
 
 def test_made_mix_says_when_fitted_weights_leave_one_run(member_runs, tmp_path, capsys, monkeypatch):
