@@ -94,7 +94,10 @@ STARTING_TRIALS: tuple[dict[str, Any], ...] = (
     {p.name: p.default for p in SEARCH_SPACE},
     {**{p.name: p.default for p in SEARCH_SPACE}, "masks": 8},
 )
-PRUNING = {"n_startup_trials": 4, "n_warmup_steps": 2}  # per kind of trial: one mask, mask pool (made.pruning)
+# Pruning within each kind of trial, one mask or a mask pool (made.pruning), from the first finished one
+# on: the starting trials set the bar. Waiting for four pools let adult's first random ones (2 x 1354
+# units, two residual blocks) run to their cap at 19-20 nats against the starting pool's 13.07.
+PRUNING = {"n_startup_trials": 1, "n_warmup_steps": 2}
 
 
 def searched_options() -> set[str]:
@@ -229,19 +232,24 @@ def mixture_candidates(ranked: list[Any], seconds_left: float) -> list[Any]:
     return chosen
 
 
-def evaluation_size(values: dict[str, Any]) -> float:
-    """What a trial's final evaluation costs, up to a factor: the masks it averages times its width."""
-    masks = values["masks"]
+def evaluation_size(values: dict[str, Any], num_inputs: int) -> float:
+    """What a trial's final evaluation costs, up to a factor: the masks it averages times the multiply-adds
+    of one pass per row (input and output layers D x width, width x width between hidden layers and in
+    each residual block's two layers, D x D for the direct connection). Counting units instead (width x
+    layers) made a 2 x 1354 network with two blocks look 4 times cheaper per second than it was (adult)."""
+    masks, width = values["masks"], values["width"]
     passes = UNLIMITED_OPTIONS["test_ensemble"] if masks == "unlimited" else int(masks)
-    return passes * values["width"] * (values["layers"] + 2 * values.get("residual_blocks", 0))
+    square = values["layers"] - 1 + 2 * values.get("residual_blocks", 0)
+    return passes * (2 * num_inputs * width + square * width**2 + (num_inputs**2 if values["direct"] else 0))
 
 
-def evaluation_estimate(values: dict[str, Any], finished: list[Any]) -> float:
-    """Seconds the final evaluation of a trial with ``values`` should take, scaled from the finished
-    trials' (the slowest per unit of :func:`evaluation_size`); 0 before any finished. A pool of 300
-    masks costs 300 times what one mask does, so one-mask trials alone would badly underestimate it.
-    A trial's ``eval_seconds`` time its evaluation alone (``metrics["eval_seconds"]``): with the reading
-    of the data in it, a one-mask trial's second per unit was ten times a pool's, and pools were refused."""
-    rates = [t.user_attrs["eval_seconds"] / evaluation_size(t.params)
+def evaluation_estimate(values: dict[str, Any], finished: list[Any], num_inputs: int) -> float:
+    """Seconds the final evaluation of a trial with ``values`` should take on data of ``num_inputs``
+    columns, scaled from the finished trials' (the slowest per unit of :func:`evaluation_size`); 0 before
+    any finished. A pool of 300 masks costs 300 times what one mask does, so one-mask trials alone would
+    badly underestimate it. A trial's ``eval_seconds`` time its evaluation alone (``metrics["eval_seconds"]``):
+    with the reading of the data in it, a one-mask trial's seconds per unit were ten times a pool's, and
+    pools were refused."""
+    rates = [t.user_attrs["eval_seconds"] / evaluation_size(t.params, num_inputs)
              for t in finished if "eval_seconds" in t.user_attrs]
-    return max(rates, default=0.0) * evaluation_size(values)
+    return max(rates, default=0.0) * evaluation_size(values, num_inputs)

@@ -287,18 +287,21 @@ def test_a_missing_data_file_leaves_no_study(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_evaluation_estimate_scales_with_the_masks_averaged():
+def test_evaluation_estimate_scales_with_the_masks_averaged_and_the_multiply_adds():
     from types import SimpleNamespace
 
     from made.tune import STARTING_TRIALS, evaluation_estimate
 
     one_mask, pool = STARTING_TRIALS
     finished = [SimpleNamespace(params=one_mask, user_attrs={"eval_seconds": 0.02})]
-    assert evaluation_estimate(one_mask, []) == 0.0
-    assert evaluation_estimate(one_mask, finished) == pytest.approx(0.02)
-    assert evaluation_estimate(pool, finished) == pytest.approx(0.02 * 8)  # 8 masks of the same network
-    unlimited = {**one_mask, "masks": "unlimited", "width": 1000, "layers": 2}
-    assert evaluation_estimate(unlimited, finished) == pytest.approx(0.02 * 300 * 4)  # 300 masks, 4 times the units
+    assert evaluation_estimate(one_mask, [], 100) == 0.0
+    assert evaluation_estimate(one_mask, finished, 100) == pytest.approx(0.02)
+    assert evaluation_estimate(pool, finished, 100) == pytest.approx(0.02 * 8)  # 8 masks of the same network
+    # 300 masks; per pass 2 x 100 x 1000 + 1000^2 + 100^2 multiply-adds against the trial's 2 x 100 x 500
+    unlimited = {**one_mask, "masks": "unlimited", "width": 1000, "layers": 2, "direct": True}
+    assert evaluation_estimate(unlimited, finished, 100) == pytest.approx(0.02 * 300 * 1_210_000 / 100_000)
+    slowest = [*finished, SimpleNamespace(params=pool, user_attrs={"eval_seconds": 0.32})]  # twice as slow per pass
+    assert evaluation_estimate(one_mask, slowest, 100) == pytest.approx(0.04)
 
 
 def test_made_mix_says_when_fitted_weights_leave_one_run(member_runs, tmp_path, capsys, monkeypatch):

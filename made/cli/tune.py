@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} holds a 'made train' run; choose another --out")
     base, extra = _tune_train_argv(args)
     # read once before the study exists, so a mistyped or unreadable file leaves no study behind
-    load_splits(data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header), binary=False)
+    splits = load_splits(data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header), binary=False)
     study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, args.seed)
     key = budget_key(out)
     budget = Budget(study, 60 * args.minutes, key, start)
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // args.jobs))
     info, device = init_from_env(pick_device(args.device))
-    search = _Search(args, study, key, budget, base, extra, info, device)
+    search = _Search(args, study, key, budget, base, extra, info, device, splits.num_inputs)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
             search.train_trials()
@@ -140,10 +140,12 @@ class _Search:
     reporting its validation NLL per epoch so that poor trials stop early, within the budget."""
 
     def __init__(self, args: argparse.Namespace, study: optuna.Study, key: str, budget: Budget, base: list[str],
-                 extra: list[str], info: ProcessInfo, device: torch.device) -> None:
-        """A search for ``made tune`` with ``args``, training trials from ``base`` + sampled settings + ``extra``."""
+                 extra: list[str], info: ProcessInfo, device: torch.device, num_inputs: int) -> None:
+        """A search for ``made tune`` with ``args``, training trials from ``base`` + sampled settings + ``extra``
+        on data of ``num_inputs`` columns."""
         self.args, self.study, self.key, self.budget = args, study, key, budget
         self.out, self.base, self.extra, self.info, self.device = Path(args.out), base, extra, info, device
+        self.num_inputs = num_inputs
         self.reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
         self.shown = sys.stdout  # where trial lines go while the trials' own output is silenced
         self.asking, self.failures = threading.Lock(), []
@@ -160,7 +162,7 @@ class _Search:
 
         values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
         # the trial's own evaluation must fit too: a 300-mask pool costs far more than a one-mask trial's
-        estimate = evaluation_estimate(values, ranked_trials(self.study, self.key))
+        estimate = evaluation_estimate(values, ranked_trials(self.study, self.key), self.num_inputs)
         seconds = min(seconds, self.budget.left() - self.reserve - estimate)
         if seconds <= 0:
             trial.set_user_attr("outcome", "no time left to evaluate it")
