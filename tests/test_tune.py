@@ -224,6 +224,16 @@ def test_made_mix_refusals(data, member_runs, tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["mix"]["runs"] == [second, first]
 
 
+def test_the_end_keeps_time_to_mix_the_two_best_trials_not_the_slowest():
+    from types import SimpleNamespace
+
+    from made.tune import ending_seconds
+
+    ranked = [SimpleNamespace(user_attrs={"eval_seconds": s}) for s in (1.0, 0.2, 94.0)]  # best first
+    assert ending_seconds(ranked) == pytest.approx(1.5 * 1.2)
+    assert ending_seconds(ranked[:1]) == pytest.approx(1.5) and ending_seconds([]) == 0.0
+
+
 def test_mixture_candidates_fit_the_budget_best_first():
     from types import SimpleNamespace
 

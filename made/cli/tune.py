@@ -26,6 +26,7 @@ from ..tune import (
     budget_key,
     evaluation_estimate,
     fail_interrupted,
+    ending_seconds,
     mixture_candidates,
     open_study,
     ranked_trials,
@@ -152,9 +153,8 @@ class _Search:
 
     def trial_seconds(self) -> float:
         """Training time for the next trial: its share of the budget, less what the end needs."""
-        overhead = max((t.user_attrs.get("eval_seconds", 0.0) for t in ranked_trials(self.study, self.key)),
-                       default=0.0)
-        return min(self.budget.total * TRIAL_SHARE, self.budget.left() - self.reserve - overhead)
+        ending = ending_seconds(ranked_trials(self.study, self.key))
+        return min(self.budget.total * TRIAL_SHARE, self.budget.left() - self.reserve - ending)
 
     def objective(self, trial: optuna.Trial, seconds: float) -> float:
         """Train one trial for at most ``seconds``; its validation NLL (pruned trials raise TrialPruned)."""
