@@ -107,14 +107,21 @@ def in_se(margin: float, se: float) -> float:
     return margin / se if se and math.isfinite(se) else float("nan")
 
 
-def report(lines: list[dict]) -> str:
-    """RESULTS.md: our test log-likelihood beside HCLT's, set by set."""
+def latest_per_set(lines: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The newest run of each set (by date), and the runs they supersede, oldest first."""
+    by_date = sorted(lines, key=lambda r: r["date"])
+    latest = {r["set"]: r for r in by_date}
+    return list(latest.values()), [r for r in by_date if latest[r["set"]] is not r]
+
+
+def result_rows(lines: list[dict]) -> list[str]:
+    """The markdown table of ``lines``, one row per run, sets in order of their number of columns."""
     rows = [
         "| set | D | ours: test LL ± s.e. | HCLT mean of 5 | HCLT best | margin vs mean (nats) | margin (s.e.) "
-        "| margin vs best (nats) | margin vs best (s.e.) | ours: valid LL | tune time | chosen | commit |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| margin vs best (nats) | margin vs best (s.e.) | ours: valid LL | tune time | chosen | commit | date |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
-    for line in sorted(lines, key=lambda r: HCLT[r["set"]][0]):
+    for line in sorted(lines, key=lambda r: (HCLT[r["set"]][0], r["set"], r["date"])):
         d, mean, best = HCLT[line["set"]]
         ours, se = -line["test_nll"], line["test_nll_stderr"]
         margin, over_best = ours - mean, ours - best
@@ -123,31 +130,40 @@ def report(lines: list[dict]) -> str:
         rows.append(
             f"| {line['set']} | {d} | {ours:.3f} ± {se:.3f} | {mean:.3f} | {best:.3f} | {margin:+.3f} | "
             f"{in_se(margin, se):+.1f} | {over_best:+.3f} | {in_se(over_best, se):+.1f} | {-line['valid_nll']:.3f} | "
-            f"{line['tune_seconds'] / 60:.1f} min ({line['trials_finished']} trials) | {what} | {line['commit']} |"
+            f"{line['tune_seconds'] / 60:.1f} min ({line['trials_finished']} trials) | {what} | {line['commit']} | "
+            f"{line['date']} |"
         )
-    machines = sorted({line["cpu"] for line in lines})
-    commands = [f"    {line['command']}" for line in sorted(lines, key=lambda r: HCLT[r["set"]][0])]
+    return rows
+
+
+def report(lines: list[dict]) -> str:
+    """RESULTS.md: each set's newest run beside HCLT's, then the earlier runs it replaced."""
+    latest, earlier = latest_per_set(lines)
+    commands = [f"    {line['command']}" for line in sorted(latest, key=lambda r: HCLT[r["set"]][0])]
+    history = ["## Earlier runs", "", "Runs of the same sets that a newer run (above) replaced, with the code of their "
+               "commit, oldest first: kept so that no run is left out.", "", *result_rows(earlier), ""]
     return "\n".join([
         "# made tune on the binary density-estimation benchmark (DEBD)",
         "",
         "Written by `python benchmarks/debd/run.py` (see README.md). One recipe for every set: `made tune` "
         "with the same time budget and no other option, choosing on validation only; the test figure is "
-        "`made eval RUN --json` of what was chosen, reported once. Log-likelihood (LL) = -NLL, nats per "
+        "`made eval RUN --json` of what was chosen, reported once. Each set's newest run is shown, with the "
+        "commit whose code ran it. Log-likelihood (LL) = -NLL, nats per "
         "example, higher is better. Margins: ours minus HCLT's mean and minus HCLT's best run (positive: we "
         "are better), in nats and in our standard errors.",
         "",
         "HCLT (Liu & Van den Broeck, NeurIPS 2021): mean and best of the authors' 5 runs, from their logs "
         "(UCLA-StarAI/Tractable-PC-Regularization, commit 05743c7), via shared/research/debd.md.",
         "",
-        *rows,
+        *result_rows(latest),
         "",
-        f"Machine: {', '.join(machines)}. Commits: {', '.join(sorted({line['commit'] for line in lines}))}; "
-        f"dates: {', '.join(sorted({line['date'] for line in lines}))}.",
+        f"Machine: {', '.join(sorted({line['cpu'] for line in lines}))}.",
         "",
-        "Commands:",
+        "Commands (the newest run of each set):",
         "",
         *commands,
         "",
+        *(history if earlier else []),
     ])
 
 
@@ -181,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(HCLT mean {HCLT[name][1]:.3f}) in {line['wall_seconds'] / 60:.1f} min")
     lines = [r for r in read_results(args.results) if r["minutes"] == args.minutes]
     args.markdown.write_text(report(lines))
-    print(f"wrote {args.markdown} ({len(lines)} sets)")
+    print(f"wrote {args.markdown} ({len(lines)} runs of {len({r['set'] for r in lines})} sets)")
     return 0
 
 
