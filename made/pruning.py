@@ -47,8 +47,7 @@ class KindMedianPruner(optuna.pruners.BasePruner):
         kind = self.kind(trial.params)
         peers = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                  if self.kind(t.params) == kind]
-        at_step = [t.intermediate_values[step] for t in peers if step in t.intermediate_values]
-        at_step = [v for v in at_step if not math.isnan(v)]
+        at_step = [v for t in peers if not math.isnan(v := t.intermediate_values.get(step, math.nan))]
         if len(peers) < self.n_startup_trials or not at_step:
             return False
         return best > statistics.median(at_step)

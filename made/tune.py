@@ -219,7 +219,6 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-
 def member_seconds(trial: Any) -> float:
     """Seconds a finished trial adds to the final mixture: about 1.5 times its own evaluation (valid once
     to fit the weights, and test)."""

@@ -17,8 +17,9 @@ def line(name, nll, date, commit):
 
 
 def test_the_newest_run_of_each_set_is_shown_and_the_older_ones_listed_apart():
-    old, new, other = line("dna", 80.0, "2026-11-30 00:10 UTC", "aaa"), line("dna", 78.0, "2026-12-06 10:00 UTC", "bbb"), \
-        line("kdd", 2.1, "2026-11-29 23:00 UTC", "aaa")
+    old = line("dna", 80.0, "2026-11-30 00:10 UTC", "aaa")
+    new = line("dna", 78.0, "2026-12-06 10:00 UTC", "bbb")
+    other = line("kdd", 2.1, "2026-11-29 23:00 UTC", "aaa")
     text = debd_run.report([new, old, other])
     top, history = text.split("## Earlier runs")
     assert "-78.000 ± 0.500" in top and "-80.000" not in top and "-2.100 ± 0.500" in top

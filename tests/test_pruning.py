@@ -8,19 +8,20 @@ optuna = pytest.importorskip("optuna")
 
 from made.pruning import KindMedianPruner, mask_kind  # noqa: E402
 
+MASKS = {"masks": optuna.distributions.CategoricalDistribution([1, 8, 32])}
+
 
 def finished(study, masks, curve):
     """Add a finished trial with ``masks`` whose validation NLL was ``curve[epoch]`` at each epoch."""
     study.add_trial(optuna.trial.create_trial(
-        params={"masks": masks}, distributions={"masks": optuna.distributions.CategoricalDistribution([1, 8, 32])},
-        value=curve[-1], intermediate_values=dict(enumerate(curve))))
+        params={"masks": masks}, distributions=MASKS, value=curve[-1], intermediate_values=dict(enumerate(curve))))
 
 
 def running(masks, curve):
     return optuna.trial.FrozenTrial(
         number=99, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=None, datetime_complete=None,
-        params={"masks": masks}, distributions={"masks": optuna.distributions.CategoricalDistribution([1, 8, 32])},
-        user_attrs={}, system_attrs={}, intermediate_values=dict(enumerate(curve)), trial_id=99)
+        params={"masks": masks}, distributions=MASKS, user_attrs={}, system_attrs={},
+        intermediate_values=dict(enumerate(curve)), trial_id=99)
 
 
 @pytest.fixture
