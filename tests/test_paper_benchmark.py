@@ -52,6 +52,22 @@ def test_a_candidate_replaces_the_rows_options_in_place():
     assert not same_arguments(command, row.command("base"))
 
 
+def test_an_ordering_draw_is_its_grid_candidate_with_another_seed_only():
+    from paper_rows import same_arguments
+
+    row = ROWS["connect4-single"]
+    draws = [c for c in row.candidates if "-seed" in c]
+    assert len(draws) == 6 and len(row.candidates) == 30
+    seeds = set()
+    for draw in draws:
+        base, seed = draw.rsplit("-seed", 1)
+        command = row.command(draw)
+        assert command.count("--seed") == 1 and command[command.index("--seed") + 1] == seed
+        assert same_arguments(command, [*row.command(base), "--seed", seed])
+        seeds.add(seed)
+    assert len(seeds) == 6 and "1234" not in seeds  # new orderings, none the grid's own
+
+
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"paper_{name}", PAPER / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
