@@ -206,7 +206,7 @@ NOTES = [
     "the arguments in the Commands table, one thread, then read by `reproduce.py`; the chosen one, trained "
     "afresh by `reproduce.py`, gave the same figures to the last bit: test 11.890706365, 281 epochs): test "
     "11.96, 12.02, 11.89, 11.97, 12.03, 11.96 (with seed 1234: 11.99), a spread of 0.05 (standard deviation) "
-    "from the ordering alone, five times the test's standard error. As for every row, the candidate with the "
+    "from the ordering alone, nine times the test's standard error. As for every row, the candidate with the "
     "lowest validation NLL is reported; these six draws were added to this row only, the row that missed the "
     "paper's interval.",
     "Mask sampling on connect4: the unlimited-mask candidate (`base`, 300 validation masks every epoch, about 8 s "
