@@ -8,7 +8,6 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -22,6 +21,7 @@ from ..families import Family, make_family
 from ..inference.conditional import conditional_log_prob, impute
 from ..inference.evaluate import batched_nll
 from ..inference.sampling import sample_incremental
+from .arguments import check_model_arguments
 from .distribution import as_sample_shape, flatten_batch, flatten_context
 from .layers import ACTIVATIONS, MaskedLinear, install
 from .masks import DegreeRule, check_path_counts, make_ordering
@@ -39,29 +39,6 @@ CHECK_CHUNK_CPU, CHECK_CHUNK_GPU = 1 << 20, 1 << 24
 
 class NarrowLayerWarning(UserWarning):
     """A hidden layer narrower than D-1: some conditionals cannot see all their predecessors."""
-
-
-def _check_arguments(
-    num_inputs: int, hidden_sizes: Sequence[int], num_masks: object, activation: str, resample: str,
-    context_size: int, init: str, dropout: float,
-) -> None:
-    """Refuse constructor arguments out of range, in one line naming the argument."""
-    if num_inputs < 1:
-        raise ValueError(f"num_inputs must be at least 1, got {num_inputs}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    if resample not in ("full", "ordering", "connectivity"):
-        raise ValueError(f"resample must be 'full', 'ordering' or 'connectivity', got {resample!r}")
-    if num_masks != "unlimited" and (not isinstance(num_masks, int) or num_masks < 1):
-        raise ValueError(f"num_masks must be a positive integer or 'unlimited', got {num_masks!r}")
-    if context_size < 0:
-        raise ValueError(f"context_size must be >= 0, got {context_size}")
-    if init not in ("default", "orthogonal"):
-        raise ValueError(f"init must be 'default' or 'orthogonal', got {init!r}")
-    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden_sizes):
-        raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
 
 
 def _warn_narrow(hidden_sizes: list[int], num_inputs: int) -> None:
@@ -143,7 +120,11 @@ class MADE(MaskPool, nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_arguments(num_inputs, hidden_sizes, num_masks, activation, resample, context_size, init, dropout)
+        check_model_arguments({
+            "num_inputs": num_inputs, "hidden_sizes": hidden_sizes, "num_masks": num_masks, "seed": seed,
+            "activation": activation, "resample": resample, "degrees": degrees, "context_size": context_size,
+            "init": init, "blocks": blocks, "dropout": dropout,
+        })
         self.num_inputs = num_inputs
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.family = make_family(num_inputs, family, categories, components)
