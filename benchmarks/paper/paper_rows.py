@@ -126,7 +126,7 @@ SINGLE_GRID = table3_grid(eps=("1e-5", "1e-7", "1e-9"), activations=("relu", "so
 
 def ordering_draws(grid: dict[str, list[str]], candidate: str, seeds: range) -> dict[str, list[str]]:
     """One grid candidate again with other seeds: a single mask's ordering and connectivity are one random
-    draw (the seed's), which the paper made once per configuration and does not report."""
+    draw (the seed's); the paper reports one figure per configuration, not its seed."""
     return {f"{candidate}-seed{seed}": [*grid[candidate], "--seed", str(seed)] for seed in seeds}
 
 

@@ -12,12 +12,17 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .layers import ACTIVATIONS
+from .masks import DegreeRule
 from .network import BLOCK_TYPES
 
-__all__ = ["ModelArgument", "MODEL_ARGUMENTS", "MAX_POOL", "MAX_ENSEMBLE", "MAX_SEED", "check_model_arguments"]
+__all__ = ["ModelArgument", "MODEL_ARGUMENTS", "MAX_POOL", "MAX_ENSEMBLE", "MAX_SEED", "Resample", "Init",
+           "check_model_arguments"]
+
+Resample = Literal["full", "ordering", "connectivity"]
+Init = Literal["default", "orthogonal"]
 
 MAX_POOL = 1_000_000  # largest finite mask pool; beyond it use "unlimited"
 MAX_ENSEMBLE = 100_000  # masks an ensemble may average: beyond it one evaluation runs for days
@@ -47,6 +52,12 @@ class ModelArgument:
     before: Any = None
 
 
+def _choice(kind: Any) -> ModelArgument:
+    """A keyword that takes one of a ``Literal``'s values: the type says them, the table repeats none."""
+    values = get_args(kind)
+    return ModelArgument(lambda v: v in values, ", ".join(map(repr, values[:-1])) + f" or {values[-1]!r}")
+
+
 MODEL_ARGUMENTS: dict[str, ModelArgument] = {
     "num_inputs": ModelArgument(lambda v: _integer(v) and v >= 1, "an integer of at least 1"),
     "hidden_sizes": ModelArgument(lambda v: all(_integer(h) and h >= 1 for h in v), "positive integers"),
@@ -57,12 +68,11 @@ MODEL_ARGUMENTS: dict[str, ModelArgument] = {
     "direct": ModelArgument(),
     "seed": ModelArgument(lambda v: _integer(v) and 0 <= v <= MAX_SEED, "an integer from 0 to 2**63 - 1"),
     "activation": ModelArgument(lambda v: v in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
-    "resample": ModelArgument(lambda v: v in ("full", "ordering", "connectivity"),
-                              "'full', 'ordering' or 'connectivity'"),
-    "degrees": ModelArgument(lambda v: v in ("random", "even"), "'random' or 'even'"),
+    "resample": _choice(Resample),
+    "degrees": _choice(DegreeRule),
     "conditioning": ModelArgument(),
     "context_size": ModelArgument(lambda v: _integer(v) and v >= 0, "an integer of at least 0"),
-    "init": ModelArgument(lambda v: v in ("default", "orthogonal"), "'default' or 'orthogonal'"),
+    "init": _choice(Init),
     "categories": ModelArgument(),
     "components": ModelArgument(),
     # made 0.1 drew a layer's degrees unsorted

@@ -21,7 +21,7 @@ from ..families import Family, make_family
 from ..inference.conditional import conditional_log_prob, impute
 from ..inference.evaluate import batched_nll
 from ..inference.sampling import sample_incremental
-from .arguments import check_model_arguments
+from .arguments import Init, Resample, check_model_arguments
 from .distribution import as_sample_shape, flatten_batch, flatten_context
 from .layers import ACTIVATIONS, MaskedLinear, install
 from .masks import DegreeRule, check_path_counts, make_ordering
@@ -30,7 +30,6 @@ from .pool import POOL_STREAM, MaskPool, check_pool_state, derive_seeds
 
 __all__ = ["MADE", "Resample", "NarrowLayerWarning"]
 
-Resample = Literal["full", "ordering", "connectivity"]
 Layer = Callable[[Tensor], Tensor]
 
 # Values checked per chunk: bounded temporaries on the CPU, few kernel launches on a GPU.
@@ -112,7 +111,7 @@ class MADE(MaskPool, nn.Module):
         degrees: DegreeRule = "random",
         conditioning: bool = False,
         context_size: int = 0,
-        init: Literal["default", "orthogonal"] = "default",
+        init: Init = "default",
         categories: int | Sequence[int] | None = None,
         components: int | None = None,
         sorted_degrees: bool = True,
