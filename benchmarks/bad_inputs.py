@@ -7,7 +7,7 @@ The library cases call ``MADE.log_prob`` and record the exception.
 
     python benchmarks/bad_inputs.py > docs/BAD_INPUTS.md
 
-tests/test_bad_inputs.py runs the same cases and checks them against the table.
+tests/cli/test_bad_inputs.py runs the same cases and checks them against the table.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import torch
 from safetensors.torch import save_file
 
 from made import MADE
-from made.fast.dispatch import fast_path
 from made.cli import main
+from made.fast.dispatch import fast_path
 
 TRAIN = ["--hidden", "8", "--epochs", "1", "--quiet"]
 
@@ -188,8 +188,9 @@ def _resume_with_options(folder: Path) -> list[str]:
     return ["train", "--resume", str(run), "--epochs", "5"]
 
 
-def _columns_case(schema_arg: str, test: np.ndarray, train: np.ndarray | None = None,
-                  schema_file: str | None = None) -> Callable:
+def _columns_case(
+    schema_arg: str, test: np.ndarray, train: np.ndarray | None = None, schema_file: str | None = None
+) -> Callable:
     """Train with ``--schema`` on an .npz whose test split holds ``test`` (and optionally a schema file)."""
 
     def make(folder: Path) -> list[str]:
@@ -210,8 +211,21 @@ def _edit_schema(edit: Callable[[list], None]) -> Callable:
         rows = np.c_[_binary(30, 2), np.random.RandomState(0).randn(30)]
         np.save(folder / "real.npy", rows)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            assert main(["train", "--data", str(folder / "real.npy"), "--schema", "auto", "--out",
-                         str(folder / "run"), *TRAIN]) == 0
+            assert (
+                main(
+                    [
+                        "train",
+                        "--data",
+                        str(folder / "real.npy"),
+                        "--schema",
+                        "auto",
+                        "--out",
+                        str(folder / "run"),
+                        *TRAIN,
+                    ]
+                )
+                == 0
+            )
         config = json.loads((folder / "run" / "config.json").read_text())
         edit(config["schema"])
         (folder / "run" / "config.json").write_text(json.dumps(config))
@@ -232,8 +246,16 @@ def _categorical_on_real(folder: Path) -> list[str]:
     train = rng.randn(300, 1)
     np.savez(folder / "real.npz", train=train, valid=train[:3], test=rng.randn(3, 1))
     (folder / "schema.json").write_text('[{"type": "categorical"}]')
-    return ["train", "--data", str(folder / "real.npz"), "--schema", str(folder / "schema.json"),
-            "--out", str(folder / "run"), *TRAIN]
+    return [
+        "train",
+        "--data",
+        str(folder / "real.npz"),
+        "--schema",
+        str(folder / "schema.json"),
+        "--out",
+        str(folder / "run"),
+        *TRAIN,
+    ]
 
 
 def _impute_without_context(folder: Path) -> list[str]:
@@ -249,8 +271,23 @@ def _impute_unseen_category(folder: Path) -> list[str]:
     rng = np.random.RandomState(0)
     np.savetxt(folder / "m.csv", np.c_[rng.choice([10, 20, 30], 60), rng.randn(60)], fmt="%g", delimiter=",")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["train", "--data", str(folder / "m.csv"), "--schema", "auto", "--masks", "2",
-                     "--out", str(folder / "run"), *TRAIN]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--data",
+                    str(folder / "m.csv"),
+                    "--schema",
+                    "auto",
+                    "--masks",
+                    "2",
+                    "--out",
+                    str(folder / "run"),
+                    *TRAIN,
+                ]
+            )
+            == 0
+        )
     (folder / "q.csv").write_text("x,y\n10,\n2,\n")
     return ["impute", str(folder / "run"), "--data", str(folder / "q.csv")]
 
@@ -309,11 +346,18 @@ CLI_CASES = [
     Case("`.npy` of dates", _train_on("dates.npy", array=np.zeros((30, 4), dtype="datetime64[s]"))),
     Case("3-D `.npy`", _train_on("cube.npy", array=np.zeros((30, 4, 2)))),
     Case("empty `.npy` file (0 bytes)", _train_on("empty.npy", b"")),
-    Case("`.npz` whose splits differ in width",
-         _train_on("widths.npz", _npz_bytes(train=_binary(20, 4), valid=_binary(5, 3), test=_binary(5, 4)))),
-    Case("`.npz` with an empty split",
-         _train_on("nosplit.npz", _npz_bytes(train=_binary(20, 4), valid=_binary(0, 4), test=_binary(5, 4)))),
-    Case("`.npz` with neither split keys nor one matrix", _train_on("keys.npz", _npz_bytes(a=_binary(9, 2), b=_binary(9, 2)))),
+    Case(
+        "`.npz` whose splits differ in width",
+        _train_on("widths.npz", _npz_bytes(train=_binary(20, 4), valid=_binary(5, 3), test=_binary(5, 4))),
+    ),
+    Case(
+        "`.npz` with an empty split",
+        _train_on("nosplit.npz", _npz_bytes(train=_binary(20, 4), valid=_binary(0, 4), test=_binary(5, 4))),
+    ),
+    Case(
+        "`.npz` with neither split keys nor one matrix",
+        _train_on("keys.npz", _npz_bytes(a=_binary(9, 2), b=_binary(9, 2))),
+    ),
     Case("empty `.csv`", _train_on("empty.csv", "")),
     Case("`.csv` with only a header line", _train_on("header.csv", "a,b,c\n")),
     Case("`.csv` cell that is not a number", _train_on("word.csv", "0,1\n1,zero\n1,1\n")),
@@ -344,19 +388,31 @@ CLI_CASES = [
     Case("config.json with a missing model key", _edit_config(lambda c: c["model"].pop("direct"))),
     Case("config.json claiming 10^9 hidden units", _edit_config(lambda c: c["model"].update(hidden_sizes=[10**9]))),
     Case("config.json with an unknown eval dtype", _edit_config(lambda c: c["eval"].update(dtype="load"))),
-    Case("--schema auto: a test value never seen in training",
-         _columns_case("auto", np.array([[0, 5, 1, 0, 0]], np.float32))),
-    Case("--schema onehot: a test code never seen in training",
-         _columns_case("onehot", np.array([[0, 1, 1, 1, 0]], np.float32))),
-    Case("--schema auto: a real column constant in training",
-         _columns_case("auto", np.zeros((1, 2), np.float32), train=np.tile([[0.5, 0.0], [0.5, 1.0]], (10, 1)))),
+    Case(
+        "--schema auto: a test value never seen in training",
+        _columns_case("auto", np.array([[0, 5, 1, 0, 0]], np.float32)),
+    ),
+    Case(
+        "--schema onehot: a test code never seen in training",
+        _columns_case("onehot", np.array([[0, 1, 1, 1, 0]], np.float32)),
+    ),
+    Case(
+        "--schema auto: a real column constant in training",
+        _columns_case("auto", np.zeros((1, 2), np.float32), train=np.tile([[0.5, 0.0], [0.5, 1.0]], (10, 1))),
+    ),
     Case("--schema FILE that is not JSON", _columns_case("", np.zeros((1, 5), np.float32), schema_file="[{oops")),
-    Case("--schema FILE for 2 columns, data with 5",
-         _columns_case("", np.zeros((1, 5), np.float32), schema_file='[{"type": "real"}, {"type": "binary"}]')),
-    Case("--schema FILE with an unknown column type",
-         _columns_case("", np.zeros((1, 5), np.float32), schema_file='[{"type": "ordinal"}]')),
-    Case("--context labels on data without labels", lambda f: [*_columns_case("auto", np.zeros((1, 5), np.float32))(f),
-                                                               "--context", "labels"]),
+    Case(
+        "--schema FILE for 2 columns, data with 5",
+        _columns_case("", np.zeros((1, 5), np.float32), schema_file='[{"type": "real"}, {"type": "binary"}]'),
+    ),
+    Case(
+        "--schema FILE with an unknown column type",
+        _columns_case("", np.zeros((1, 5), np.float32), schema_file='[{"type": "ordinal"}]'),
+    ),
+    Case(
+        "--context labels on data without labels",
+        lambda f: [*_columns_case("auto", np.zeros((1, 5), np.float32))(f), "--context", "labels"],
+    ),
     Case("sample of a class-conditional run without --context", _sample_without_context),
     Case("config.json with a schema std of 0", _edit_schema(lambda s: s[2].update(std=0.0))),
     Case("config.json whose schema does not match the model", _edit_schema(lambda s: s.pop())),
@@ -372,14 +428,26 @@ CLI_CASES = [
     Case("`.csv` with a blank line between rows", _train_on("blank.csv", "0,1\n\n1,0\n1,1\n0,0\n")),
     Case("`.csv` value 1e-50 in a binary column", _train_on("tiny.csv", "0,1\n1,0\n1e-50,1\n0,0\n")),
     Case("`.csv` value 0.99999999999 in a binary column", _train_on("near.csv", "0,1\n1,0.99999999999\n1,1\n0,0\n")),
-    Case("`.npy` value 7 in row 25 of a binary array",
-         _train_on("seven.npy", array=np.r_[_binary(24, 3), [[0, 7, 1]], _binary(5, 3)])),
-    Case('--schema FILE with "categories": "3"',
-         _columns_case("", np.zeros((1, 5), np.float32),
-                       schema_file=f'[{{"type": "categorical", "categories": "3"}}, {_FOUR_BINARY}]')),
-    Case('--schema FILE with "categories": 3.5',
-         _columns_case("", np.zeros((1, 5), np.float32),
-                       schema_file=f'[{{"type": "categorical", "categories": 3.5}}, {_FOUR_BINARY}]')),
+    Case(
+        "`.npy` value 7 in row 25 of a binary array",
+        _train_on("seven.npy", array=np.r_[_binary(24, 3), [[0, 7, 1]], _binary(5, 3)]),
+    ),
+    Case(
+        '--schema FILE with "categories": "3"',
+        _columns_case(
+            "",
+            np.zeros((1, 5), np.float32),
+            schema_file=f'[{{"type": "categorical", "categories": "3"}}, {_FOUR_BINARY}]',
+        ),
+    ),
+    Case(
+        '--schema FILE with "categories": 3.5',
+        _columns_case(
+            "",
+            np.zeros((1, 5), np.float32),
+            schema_file=f'[{{"type": "categorical", "categories": 3.5}}, {_FOUR_BINARY}]',
+        ),
+    ),
     Case("--schema FILE categorical on a real column (a test value unseen)", _categorical_on_real),
     Case("--components 0", lambda f: [*_columns_case("auto", np.zeros((1, 5), np.float32))(f), "--components", "0"]),
     Case("impute of a class-conditional run without --context", _impute_without_context),
@@ -393,8 +461,10 @@ CLI_CASES = [
     Case("--seed 1e23", lambda f: ["train", "--out", str(f / "run"), "--seed", "1e23", "--quiet"]),
     Case("--lr inf", lambda f: ["train", "--out", str(f / "run"), "--lr", "inf", "--quiet"]),
     Case("--device meta", lambda f: ["train", "--out", str(f / "run"), "--device", "meta", "--quiet"]),
-    Case("masks --inputs 100000 --hidden 3", lambda f: ["masks", "--inputs", "100000", "--hidden", "3",
-                                                        "--out", str(f / "m.png")]),
+    Case(
+        "masks --inputs 100000 --hidden 3",
+        lambda f: ["masks", "--inputs", "100000", "--hidden", "3", "--out", str(f / "m.png")],
+    ),
     Case("--resume with checkpoint/ a link out of the run folder", _link_checkpoint),
     Case("--resume with state.json epoch -5", _edit_progress),
     Case("eval of a run killed during training", lambda f: ["eval", str(_killed(f))]),
@@ -448,8 +518,11 @@ LIBRARY_CASES = [
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file() or p.is_dir()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() or p.is_dir()
+    }
 
 
 def run_case(case: Case) -> Outcome:
@@ -473,8 +546,13 @@ def run_case(case: Case) -> Outcome:
             path.chmod(0o700)  # so the folder can be removed
         shown = [a.replace(tmp, "DIR") for a in args]
         lines = [line.replace(tmp, "DIR") for line in err.getvalue().splitlines()]
-        return Outcome(case.what, "made " + " ".join(shown), status, lines[-1] if lines else "",
-                       ", ".join(changed) if changed else "nothing")
+        return Outcome(
+            case.what,
+            "made " + " ".join(shown),
+            status,
+            lines[-1] if lines else "",
+            ", ".join(changed) if changed else "nothing",
+        )
 
 
 def run_library_case(what: str, call: Callable) -> tuple[str, str]:
@@ -499,7 +577,7 @@ def render() -> str:
         "Every row was produced by running it: `python benchmarks/bad_inputs.py > docs/BAD_INPUTS.md`",
         f"(Python {platform.python_version()}, torch {torch.__version__}, {platform.system()}"
         f"{', as root' if ROOT else ''}).",
-        "`tests/test_bad_inputs.py` runs the same cases and checks them against this table.",
+        "`tests/cli/test_bad_inputs.py` runs the same cases and checks them against this table.",
         "Exit status 2 is a refused input; `DIR` stands for the case's temporary folder;",
         "'written' lists files created or changed by the command (the bad input itself is made before).",
         "Argument-parsing errors (`--masks 0`) print argparse's usage line before the message.",
@@ -517,8 +595,9 @@ def render() -> str:
         "| bad input | what it raises or returns |",
         "| --- | --- |",
     ]
-    lines += [f"| {_cell(what)} | `{_cell(result)}` |" for what, result in
-              (run_library_case(w, m) for w, m in LIBRARY_CASES)]
+    lines += [
+        f"| {_cell(what)} | `{_cell(result)}` |" for what, result in (run_library_case(w, m) for w, m in LIBRARY_CASES)
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from made.io.run import METRICS_FILE, load_model
 from made.cli import main as made
-from made.data.columns import encode_splits, log_scales
 from made.data import load_dataset
+from made.data.columns import encode_splits, log_scales
 from made.inference.evaluate import per_example_nll
+from made.io.run import METRICS_FILE, load_model
 
 UCI = ["--hidden", "500", "--direct", "--optimizer", "adadelta", "--batch-size", "100", "--patience", "30"]
 REAL = ["--hidden", "500", "--direct", "--batch-size", "100", "--patience", "30"]  # adam, lr 1e-3
@@ -57,17 +57,32 @@ def uci_runs(data_dir: str) -> list[tuple[str, str, list[str]]]:
             for eps in GRID_EPS:
                 for act in GRID_ACTIVATIONS:
                     grid = ["--adadelta-eps", eps, "--activation", act, "--schema", schema]
-                    runs.append((f"{name}-{schema}-{act}-{eps}", f"{name} | {kind} | 1 | {act}, eps {eps}", source + UCI + grid))
+                    runs.append(
+                        (f"{name}-{schema}-{act}-{eps}", f"{name} | {kind} | 1 | {act}, eps {eps}", source + UCI + grid)
+                    )
         masks = ["--masks", "unlimited"]
         runs.append((f"{name}-binary-masks", f"{name} | binary | unlimited | relu, eps 1e-5", source + UCI + masks))
-        runs.append((f"{name}-binary-masks-relu-1e-9", f"{name} | binary | unlimited | relu, eps 1e-9",
-                     source + UCI + masks + ["--adadelta-eps", "1e-9"]))
-        sampled = [(act, eps) for act in GRID_ACTIVATIONS for eps in ("1e-5", "1e-9")] if name == "dna" else [
-            ("relu", "1e-5"), ("relu", "1e-9")]
+        runs.append(
+            (
+                f"{name}-binary-masks-relu-1e-9",
+                f"{name} | binary | unlimited | relu, eps 1e-9",
+                source + UCI + masks + ["--adadelta-eps", "1e-9"],
+            )
+        )
+        sampled = (
+            [(act, eps) for act in GRID_ACTIVATIONS for eps in ("1e-5", "1e-9")]
+            if name == "dna"
+            else [("relu", "1e-5"), ("relu", "1e-9")]
+        )
         for act, eps in sampled:
             grid = ["--adadelta-eps", eps, "--activation", act, "--schema", "onehot"] + masks
-            runs.append((f"{name}-onehot-masks-{act}-{eps}", f"{name} | categorical | unlimited | {act}, eps {eps}",
-                         source + UCI + grid))
+            runs.append(
+                (
+                    f"{name}-onehot-masks-{act}-{eps}",
+                    f"{name} | categorical | unlimited | {act}, eps {eps}",
+                    source + UCI + grid,
+                )
+            )
     return runs
 
 
@@ -119,8 +134,10 @@ def run_all(runs: list[tuple[str, str, list[str]]], out: Path, only: list[str] |
 
 def row(result: Result) -> str:
     _, what, m = result
-    return (f"| {what} | {m['test_nll']:.2f} ± {m['test_nll_stderr']:.2f} | {m['valid_nll']:.2f} | "
-            f"{m['epochs']} ({m['best_epoch']}) | {m['seconds']:.0f} |")
+    return (
+        f"| {what} | {m['test_nll']:.2f} ± {m['test_nll_stderr']:.2f} | {m['valid_nll']:.2f} | "
+        f"{m['epochs']} ({m['best_epoch']}) | {m['seconds']:.0f} |"
+    )
 
 
 def selected(results: list[Result]) -> list[Result]:
@@ -138,7 +155,9 @@ def test_nll_per_example(run: Path, data_dir: str) -> np.ndarray:
     model, config = load_model(run)
     schema = config["schema"]
     splits = encode_splits(schema, load_dataset(config["data"]["dataset"], data_dir))
-    nll = per_example_nll(model, torch.from_numpy(splits.test), config["eval"]["batch_size"], config["eval"]["ensemble"])
+    nll = per_example_nll(
+        model, torch.from_numpy(splits.test), config["eval"]["batch_size"], config["eval"]["ensemble"]
+    )
     return nll.numpy() + log_scales(schema).sum()
 
 
@@ -172,8 +191,10 @@ def main() -> None:
     real = run_all(real_runs(out / "data"), out, args.only)
     uci += run_all([r for r in uci_runs(args.data_dir) if r not in quick], out, args.only)
     header = "| test NLL (nats) | valid NLL | epochs (best) | seconds |\n"
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s)\n")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s)\n"
+    )
     print("Selected by validation NLL (per data set, model and masks):\n")
     print("| data set | model | masks | setting " + header + "| --- " * 8 + "|")
     print("\n".join(row(r) for r in selected(uci)))

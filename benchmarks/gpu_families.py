@@ -49,8 +49,11 @@ def check_family(name: str, family: object, device: torch.device) -> list[tuple[
     with torch.no_grad():
         for what, on_cpu, on_gpu in [
             ("log_prob", cpu.log_prob(x, context), gpu.log_prob(x.to(device), context.to(device))),
-            ("ensemble of 4", cpu.log_prob(x, context, ensemble=4),
-             gpu.log_prob(x.to(device), context.to(device), ensemble=4)),
+            (
+                "ensemble of 4",
+                cpu.log_prob(x, context, ensemble=4),
+                gpu.log_prob(x.to(device), context.to(device), ensemble=4),
+            ),
             ("per-dimension", per_dimension_nll(cpu, x, 100, context), per_dimension_nll(gpu, x, 100, context)),
         ]:
             gap = float((on_cpu - on_gpu.cpu()).abs().max())
@@ -82,8 +85,24 @@ def check_cli(folder: Path, device: str = "cuda") -> list[tuple[str, bool, str]]
     np.savetxt(folder / "mixed.csv", rows, delimiter=",", fmt=["%d", "%d", "%.5f"])
     results = []
     run_dir = folder / "mixed"
-    status, line = run(["train", "--data", str(folder / "mixed.csv"), "--schema", "auto", "--components", "3",
-                        "--out", str(run_dir), "--epochs", "20", "--device", device, "--quiet"])
+    status, line = run(
+        [
+            "train",
+            "--data",
+            str(folder / "mixed.csv"),
+            "--schema",
+            "auto",
+            "--components",
+            "3",
+            "--out",
+            str(run_dir),
+            "--epochs",
+            "20",
+            "--device",
+            device,
+            "--quiet",
+        ]
+    )
     results.append((f"made train --schema auto on {device}", status == 0, line))
     status, line = run(["eval", str(run_dir), "--device", device, "--per-dim", str(folder / "pd.csv")])
     results.append((f"made eval --per-dim on {device}", status == 0, line))
@@ -92,13 +111,31 @@ def check_cli(folder: Path, device: str = "cuda") -> list[tuple[str, bool, str]]
     ok = status == 0 and set(samples[:, 1]) <= {3, 7, 9} and 60 < samples[:, 2].mean() < 140
     results.append((f"made sample on {device}, decoded", ok, line))
     digits = folder / "digits"
-    status, line = run(["train", "--dataset", "digits", "--context", "labels", "--out", str(digits),
-                        "--epochs", "30", "--device", device, "--quiet"])
+    status, line = run(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--context",
+            "labels",
+            "--out",
+            str(digits),
+            "--epochs",
+            "30",
+            "--device",
+            device,
+            "--quiet",
+        ]
+    )
     results.append((f"made train --context labels on {device}", status == 0, line))
-    status, line = run(["sample", str(digits), "--context", "3", "--device", device, "--out", str(folder / "threes.png")])
+    status, line = run(
+        ["sample", str(digits), "--context", "3", "--device", device, "--out", str(folder / "threes.png")]
+    )
     results.append((f"made sample --context 3 on {device}", status == 0, line))
     metrics = json.loads((digits / "metrics.json").read_text()) if (digits / "metrics.json").exists() else {}
-    results.append(("conditional digits test NLL (nats)", bool(metrics), f"{metrics.get('test_nll', float('nan')):.3f}"))
+    results.append(
+        ("conditional digits test NLL (nats)", bool(metrics), f"{metrics.get('test_nll', float('nan')):.3f}")
+    )
     return results
 
 
@@ -114,8 +151,12 @@ def main() -> int:
         rows += check_cli(Path(tmp))
         if (Path(tmp) / "threes.png").exists():
             (target / "threes.png").write_bytes((Path(tmp) / "threes.png").read_bytes())
-    lines = [f"# Families on {torch.cuda.get_device_name(0)} (torch {torch.__version__})", "",
-             "| check | passed | detail |", "| --- | --- | --- |"]
+    lines = [
+        f"# Families on {torch.cuda.get_device_name(0)} (torch {torch.__version__})",
+        "",
+        "| check | passed | detail |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {what} | {'yes' if ok else '**no**'} | {detail} |" for what, ok, detail in rows]
     text = "\n".join(lines) + "\n"
     (target / "gpu_families.md").write_text(text)

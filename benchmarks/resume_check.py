@@ -37,8 +37,13 @@ def train(args: list[str], crash_at: str | None = None, kill_after: float | None
     """Run ``made train`` with ``args``; kill it at ``crash_at`` or after ``kill_after`` seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = ["-m", "made"] if crash_at is None else [str(DRIVER), crash_at]
-    process = subprocess.Popen([sys.executable, *command, "train", *args], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, *command, "train", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if kill_after is not None:
         try:
             process.wait(kill_after)
@@ -64,8 +69,19 @@ def main() -> None:
     parser.add_argument("--random-kills", type=int, default=3, help="kills at random moments per trial")
     parser.add_argument("--out", help="also write the table to OUT/resume_check.md")
     options = parser.parse_args()
-    common = ["--dataset", "digits", "--hidden", "200", "--masks", "8", "--epochs", str(options.epochs),
-              "--device", options.device, "--quiet"]
+    common = [
+        "--dataset",
+        "digits",
+        "--hidden",
+        "200",
+        "--masks",
+        "8",
+        "--epochs",
+        str(options.epochs),
+        "--device",
+        options.device,
+        "--quiet",
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -74,8 +90,10 @@ def main() -> None:
         straight = time.perf_counter() - started
         trials = {
             "mid-epoch (step 30), then mid-write of state-000004": ["step:30", "write:state-000004.safetensors"],
-            "mid-write of best-000002, then of state.json (epoch 5)": ["write:best-000002.safetensors",
-                                                                        "write:state.json@3"],
+            "mid-write of best-000002, then of state.json (epoch 5)": [
+                "write:best-000002.safetensors",
+                "write:state.json@3",
+            ],
             f"{options.random_kills} kills at random moments": [None] * options.random_kills,
         }
         rng = random.Random(0)
@@ -86,22 +104,31 @@ def main() -> None:
             for kill in [*kills, "none"]:
                 if (run / "metrics.json").exists():
                     break
-                args = ["--resume", str(run), "--quiet"] if (run / "args.json").exists() else [*common, "--out", str(run)]
+                args = (
+                    ["--resume", str(run), "--quiet"] if (run / "args.json").exists() else [*common, "--out", str(run)]
+                )
                 when = rng.uniform(0.5, straight) if kill is None else None
                 killed += train(args, crash_at=None if kill == "none" else kill, kill_after=when) == -signal.SIGKILL
             if not (run / "metrics.json").exists():  # the last kill hit
-                train(["--resume", str(run), "--quiet"] if (run / "args.json").exists() else [*common, "--out", str(run)])
+                train(
+                    ["--resume", str(run), "--quiet"] if (run / "args.json").exists() else [*common, "--out", str(run)]
+                )
             same, diff = compare(run, folder / "reference")
             rows.append(f"| {name} | {killed} | {'yes' if same else 'no'} | {diff:.3g} |")
     device = torch.cuda.get_device_name() if options.device.startswith("cuda") else "CPU"
-    table = "\n".join([
-        f"`python benchmarks/resume_check.py --device {options.device} --epochs {options.epochs}` "
-        f"({device}, torch {torch.__version__}; the uninterrupted run took {straight:.1f} s)",
-        "",
-        "| interruptions tried | processes killed | final weights bit-identical | max abs difference |",
-        "| --- | --- | --- | --- |",
-        *rows,
-    ]) + "\n"
+    table = (
+        "\n".join(
+            [
+                f"`python benchmarks/resume_check.py --device {options.device} --epochs {options.epochs}` "
+                f"({device}, torch {torch.__version__}; the uninterrupted run took {straight:.1f} s)",
+                "",
+                "| interruptions tried | processes killed | final weights bit-identical | max abs difference |",
+                "| --- | --- | --- | --- |",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
     print(table)
     if options.out:
         Path(options.out, "resume_check.md").write_text(table)

@@ -86,8 +86,9 @@ class SequentialBernoulli:
         return x
 
 
-def time_sequential(sampler: SequentialBernoulli, n: int, device: torch.device, repeats: int,
-                    max_seconds: float) -> tuple[float, bool]:
+def time_sequential(
+    sampler: SequentialBernoulli, n: int, device: torch.device, repeats: int, max_seconds: float
+) -> tuple[float, bool]:
     """Seconds for D passes; measured, or extrapolated from the first passes when too slow."""
     probe = 8
     per_pass = timed(lambda: sampler(n, device, probe), device, 1) / probe
@@ -108,8 +109,10 @@ def nflows_peers(hidden: list[int], device: torch.device) -> dict[str, tuple[str
     blocks = dict(num_blocks=len(hidden) - 1, use_residual_blocks=False)
     net = NflowsMADE(D, hidden[0], **blocks).to(device).eval()
     flow = Flow(MaskedAffineAutoregressiveTransform(D, hidden[0], **blocks), StandardNormal([D])).to(device).eval()
-    return {"nflows MADE": ("seq", SequentialBernoulli(net, list(range(D)))),
-            "nflows MAF": ("flow", lambda n: flow.sample(n))}
+    return {
+        "nflows MADE": ("seq", SequentialBernoulli(net, list(range(D)))),
+        "nflows MAF": ("flow", lambda n: flow.sample(n)),
+    }
 
 
 def zuko_peers(hidden: list[int], device: torch.device) -> dict[str, tuple[str, object]]:
@@ -118,8 +121,10 @@ def zuko_peers(hidden: list[int], device: torch.device) -> dict[str, tuple[str, 
     adjacency = torch.tril(torch.ones(D, D, dtype=torch.bool), diagonal=-1)
     net = zuko.nn.MaskedMLP(adjacency, hidden_features=hidden).to(device).eval()
     maf = zuko.flows.MAF(features=D, transforms=1, hidden_features=hidden).to(device).eval()
-    return {"zuko MaskedMLP": ("seq", SequentialBernoulli(net, list(range(D)))),
-            "zuko MAF": ("flow", lambda n: maf().sample((n,)))}
+    return {
+        "zuko MaskedMLP": ("seq", SequentialBernoulli(net, list(range(D)))),
+        "zuko MAF": ("flow", lambda n: maf().sample((n,))),
+    }
 
 
 def pyro_peers(hidden: list[int], device: torch.device) -> dict[str, tuple[str, object]]:
@@ -135,9 +140,11 @@ def pyro_peers(hidden: list[int], device: torch.device) -> dict[str, tuple[str, 
     # Its inverse is the MAF (one pass to score, D passes to sample), the comparable flow.
     maf = pdist.TransformedDistribution(base, [AffineAutoregressive(arn).inv])
     iaf = pdist.TransformedDistribution(base, [AffineAutoregressive(arn)])
-    return {"pyro AutoRegressiveNN": ("seq", SequentialBernoulli(net, list(range(D)))),
-            "pyro MAF": ("flow", lambda n: maf.sample((n,))),
-            "pyro IAF (not comparable: D passes to score a new point)": ("fast", lambda n: iaf.sample((n,)))}
+    return {
+        "pyro AutoRegressiveNN": ("seq", SequentialBernoulli(net, list(range(D)))),
+        "pyro MAF": ("flow", lambda n: maf.sample((n,))),
+        "pyro IAF (not comparable: D passes to score a new point)": ("fast", lambda n: iaf.sample((n,))),
+    }
 
 
 def peers(hidden: list[int], device: torch.device) -> dict[str, tuple[str, object]]:
@@ -179,7 +186,7 @@ def run(hidden: list[int], n: int, device: torch.device, repeats: int, max_secon
             rows.append((name + " (own sampler, not run: our naive time as estimate)", naive_seconds, True))
         else:
             with torch.no_grad():
-                seconds = timed(lambda: obj(n), device, repeats if kind == "fast" else 1)
+                seconds = timed(lambda obj=obj: obj(n), device, repeats if kind == "fast" else 1)
                 rows.append((name + " (own sampler)", seconds, False))
     return rows
 
@@ -222,20 +229,34 @@ def machine(device: torch.device) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--hidden", nargs="+", default=["500", "2000,2000"],
-                        help="architectures, widths joined by commas (default: 500 2000,2000)")
+    parser.add_argument(
+        "--hidden",
+        nargs="+",
+        default=["500", "2000,2000"],
+        help="architectures, widths joined by commas (default: 500 2000,2000)",
+    )
     parser.add_argument("--samples", type=int, nargs="+", default=[64, 1000])
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed calls for fast samplers")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="longest full run of one D-pass sampler before it is extrapolated (default: 60)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="longest full run of one D-pass sampler before it is extrapolated (default: 60)",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", help="also write the markdown table to this file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    lines = [f"device: {machine(device)}", f"versions: {versions()}", check_equal_draws(device), "",
-             "| hidden | n | sampler | seconds | time / ours |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"device: {machine(device)}",
+        f"versions: {versions()}",
+        check_equal_draws(device),
+        "",
+        "| hidden | n | sampler | seconds | time / ours |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     print("\n".join(lines), flush=True)
     for spec in args.hidden:
         hidden = [int(w) for w in spec.split(",")]

@@ -42,12 +42,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cpu_model import cpu_model
 from torch import Tensor, nn
 
-from cpu_model import cpu_model
 from made import MADE
-from made.inference.evaluate import per_example_nll
 from made.fast.dispatch import fast_path
+from made.inference.evaluate import per_example_nll
 from made.training.loop import TrainConfig, make_optimizer
 
 D = 784
@@ -120,8 +120,14 @@ def build_peers(hidden: list[int], batch: int, dim: int = D) -> tuple[list[Impl]
 def build_made(label: str, hidden: list[int], batch: int, mode: str = "auto", dim: int = D) -> Impl:
     """made with the given fast-path mode; evaluation through made.evaluate.per_example_nll."""
     model = MADE(dim, hidden)
-    return Impl(label, model, model, lambda x: bernoulli_nll(model(x), x).mean(),
-                lambda data: per_example_nll(model, data, batch), lambda fn: in_mode(mode, fn))
+    return Impl(
+        label,
+        model,
+        model,
+        lambda x: bernoulli_nll(model(x), x).mean(),
+        lambda data: per_example_nll(model, data, batch),
+        lambda fn: in_mode(mode, fn),
+    )
 
 
 def in_mode(mode: str, fn: Callable[[], object]) -> Callable[[], object]:
@@ -212,9 +218,7 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted(
-        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-    )
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     level = peak = 0
     for _, nbytes in events:
         level += nbytes
@@ -243,7 +247,9 @@ def ratio_rows(
         t = timings[name]
         ratio = t.median / best
         if items is not None:
-            rows.append(f"| {title} | {eval_label(name)} | {fmt_ms(t)} | {items / t.median:,.0f} /s | {1 / ratio:.2f}x |")
+            rows.append(
+                f"| {title} | {eval_label(name)} | {fmt_ms(t)} | {items / t.median:,.0f} /s | {1 / ratio:.2f}x |"
+            )
         else:
             rows.append(f"| {title} | {name} | {fmt_ms(t)} | {ratio:.2f} |")
     return rows
@@ -361,8 +367,10 @@ def bench_arch(arch: Arch, test: Tensor, args: argparse.Namespace, clock: Clock,
         rows["same"] += ratio_rows(label, timings, [i.name for i in arch.same_optimizer + arch.options], peer_names)
         if batch == 100:
             for impl in everyone:
-                rows["memory"].append(f"| {arch.name} | training step, batch 100 | {impl.name} | "
-                                      f"{peak_bytes(steps[impl.name], device) / 2**20:,.1f} MiB |")
+                rows["memory"].append(
+                    f"| {arch.name} | training step, batch 100 | {impl.name} | "
+                    f"{peak_bytes(steps[impl.name], device) / 2**20:,.1f} MiB |"
+                )
 
     print(f"== [{arch.name}] log-likelihood of {test.shape[0]} images", flush=True)
     evaluated = [arch.made, *arch.same_optimizer[1:], *arch.options]  # one made with its fast paths is enough
@@ -378,8 +386,10 @@ def bench_arch(arch: Arch, test: Tensor, args: argparse.Namespace, clock: Clock,
     rows["eval"] += ratio_rows(arch.name, timings, list(evals), peer_names, items=test.shape[0])
     for impl in evaluated:
         impl.module.train()  # cold caches: made's reused weights count in its peak
-        rows["memory"].append(f"| {arch.name} | log-likelihood, batch {args.eval_batch} | {eval_label(impl.name)} | "
-                              f"{peak_bytes(evals[impl.name], device) / 2**20:,.1f} MiB |")
+        rows["memory"].append(
+            f"| {arch.name} | log-likelihood, batch {args.eval_batch} | {eval_label(impl.name)} | "
+            f"{peak_bytes(evals[impl.name], device) / 2**20:,.1f} MiB |"
+        )
 
     modes = {f"'{mode}'": in_mode(mode, lambda: arch.made.nll(test)) for mode in ("off", "dense", "auto", "blocks")}
     timings = interleaved(modes, clock, max(3, args.rounds // 2))
@@ -388,13 +398,12 @@ def bench_arch(arch: Arch, test: Tensor, args: argparse.Namespace, clock: Clock,
     return rows
 
 
-def bench_ensembles(
-    arch: str, data: Tensor, batch: int, clock: Clock, rounds: int, device: torch.device
-) -> list[str]:
+def bench_ensembles(arch: str, data: Tensor, batch: int, clock: Clock, rounds: int, device: torch.device) -> list[str]:
     """k-mask ensembles against k single evaluations, with the ensemble checked against the singles."""
     model = MADE(D, ARCHS[arch], num_masks=32).to(device)
     rows = []
     for k in (1, 8, 32):
+
         def ensemble(k: int = k) -> Tensor:
             return per_example_nll(model, data, batch, ensemble=k)
 
@@ -410,8 +419,10 @@ def bench_ensembles(
         t = interleaved({"ensemble": ensemble, "singles": singles}, clock, rounds, warmup=1)
         expected = math.log(k) - torch.logsumexp(torch.stack([-s for s in singles()]), 0)
         torch.testing.assert_close(ensemble(), expected, rtol=1e-6, atol=1e-6)
-        rows.append(f"| {arch} | {k} | {t['ensemble'].median:.3f} s | {t['singles'].median:.3f} s | "
-                    f"{t['ensemble'].median / t['singles'].median:.2f} |")
+        rows.append(
+            f"| {arch} | {k} | {t['ensemble'].median:.3f} s | {t['singles'].median:.3f} s | "
+            f"{t['ensemble'].median / t['singles'].median:.2f} |"
+        )
     return rows
 
 
@@ -427,8 +438,11 @@ def bench_overhead(data: Tensor, clock: Clock, rounds: int, device: torch.device
     batches = -(-x.shape[0] // batch)
     timings = interleaved({impl.name: lambda impl=impl: impl.nll(x) for impl in [made, *peers]}, clock, rounds)
     best = min(timings[p.name].median for p in peers)
-    return [f"| D={dim}, [{hidden[0]}], batch {batch} | {name} | {t.median / batches * 1e6:.0f} µs (±{t.spread * 50:.0f}%) "
-            f"| {t.median / best:.2f} |" for name, t in timings.items()]
+    return [
+        f"| D={dim}, [{hidden[0]}], batch {batch} | {name} | {t.median / batches * 1e6:.0f} µs (±{t.spread * 50:.0f}%) "
+        f"| {t.median / best:.2f} |"
+        for name, t in timings.items()
+    ]
 
 
 STEP_COLUMNS = ["arch, batch", "implementation", "time per step", "ratio to fastest peer"]
@@ -439,55 +453,98 @@ def section(heading: str, text: str, columns: list[str], rows: list[str]) -> lis
     return [heading, "", text, "", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *rows, ""]
 
 
-def report(args: argparse.Namespace, argv: list[str], device: torch.device, clock: Clock, source: str, n: int,
-           rows: dict[str, list[str]], notes: list[str], seconds: float) -> str:
-    memory_how = ("`torch.cuda.max_memory_allocated` above the level before the call" if device.type == "cuda" else
-                  "the peak of the running sum of the torch profiler's allocation and free events during the call "
-                  "(tensor memory only, not the Python heap)")
-    lines = ["# Speed: made against nflows, zuko and pyro", "", *machine(device),
-             f"- command: `python benchmarks/speed.py {' '.join(argv)}`",
-             f"- device: {device}; clock: {clock.now.__name__}; {args.rounds} rounds, implementations interleaved in a "
-             "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
-             f"- data: {source}, {n} images; total time {seconds:.0f} s", ""]
-    lines += section("## Checks", "Each network's Jacobian d logit_i / d x_j at a random binary x vanishes for j >= i.",
-                     ["arch", "implementation", "parameters", "mask connections", "allowed dependencies present"],
-                     rows["checks"])
-    lines += section("## Training step (forward, Bernoulli NLL, backward, optimizer step)",
-                     "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
-                     "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
-                     "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
-                     "peer's (below 1: made is faster). On the CPU made's large layers train on their staircases "
-                     "(block-triangular forward and gradients, `made.blocks`) once a mask serves a second step; "
-                     "'fast paths off' is the plain `F.linear(x, W * M)`.", STEP_COLUMNS, rows["train"])
-    lines += section("### The same optimizer for everyone (`torch.optim.Adam(lr=1e-3)`, torch's default kernel)",
-                     "The networks alone: the same rounds as above.", STEP_COLUMNS, rows["same"])
-    lines += section(f"## Exact log-likelihood of the test set (batches of {args.eval_batch})",
-                     "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
-                     "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).",
-                     ["arch", "implementation", "time for the test set", "images per second",
-                      "speed-up over fastest peer"], rows["eval"])
+def report(
+    args: argparse.Namespace,
+    argv: list[str],
+    device: torch.device,
+    clock: Clock,
+    source: str,
+    n: int,
+    rows: dict[str, list[str]],
+    notes: list[str],
+    seconds: float,
+) -> str:
+    memory_how = (
+        "`torch.cuda.max_memory_allocated` above the level before the call"
+        if device.type == "cuda"
+        else "the peak of the running sum of the torch profiler's allocation and free events during the call "
+        "(tensor memory only, not the Python heap)"
+    )
+    lines = [
+        "# Speed: made against nflows, zuko and pyro",
+        "",
+        *machine(device),
+        f"- command: `python benchmarks/speed.py {' '.join(argv)}`",
+        f"- device: {device}; clock: {clock.now.__name__}; {args.rounds} rounds, implementations interleaved in a "
+        "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
+        f"- data: {source}, {n} images; total time {seconds:.0f} s",
+        "",
+    ]
+    lines += section(
+        "## Checks",
+        "Each network's Jacobian d logit_i / d x_j at a random binary x vanishes for j >= i.",
+        ["arch", "implementation", "parameters", "mask connections", "allowed dependencies present"],
+        rows["checks"],
+    )
+    lines += section(
+        "## Training step (forward, Bernoulli NLL, backward, optimizer step)",
+        "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
+        "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
+        "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
+        "peer's (below 1: made is faster). On the CPU made's large layers train on their staircases "
+        "(block-triangular forward and gradients, `made.blocks`) once a mask serves a second step; "
+        "'fast paths off' is the plain `F.linear(x, W * M)`.",
+        STEP_COLUMNS,
+        rows["train"],
+    )
+    lines += section(
+        "### The same optimizer for everyone (`torch.optim.Adam(lr=1e-3)`, torch's default kernel)",
+        "The networks alone: the same rounds as above.",
+        STEP_COLUMNS,
+        rows["same"],
+    )
+    lines += section(
+        f"## Exact log-likelihood of the test set (batches of {args.eval_batch})",
+        "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
+        "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).",
+        ["arch", "implementation", "time for the test set", "images per second", "speed-up over fastest peer"],
+        rows["eval"],
+    )
     if rows["overhead"]:
-        lines += section("## Per-batch cost of a tiny network",
-                         "Log-likelihood of the test images' first 20 pixels under a [32]-unit network, in batches of "
-                         "100: the arithmetic is negligible, so this is the Python and kernel-launch cost per batch that "
-                         "bounds small-model throughput on a GPU. Ratio: time over the fastest peer's.",
-                         ["network", "implementation", "time per batch", "ratio to fastest peer"], rows["overhead"])
-    lines += section("## Peak memory", f"Measured as {memory_how}. Training: one warmed step (gradients, activations, "
-                     "temporaries; parameters and optimizer state exist before it). Evaluation: the whole test set "
-                     "from cold caches (made's reused weights included).",
-                     ["arch", "what", "implementation", "peak"], rows["memory"])
-    lines += section("## What made's evaluation fast paths buy",
-                     "Test-set log-likelihood. 'off': `W * M` with the bool mask at every call (the plain path); "
-                     "'dense': `W * M` reused while weights and mask are unchanged; 'auto' (the default): plus "
-                     "block-triangular products on degree-sorted units where they pay (CPU, layers of 65,536 weights "
-                     "or more); 'blocks': block products for every layer, on any device.",
-                     ["arch", "fast path", "time for the test set", "speed-up over 'off'"], rows["ablation"])
+        lines += section(
+            "## Per-batch cost of a tiny network",
+            "Log-likelihood of the test images' first 20 pixels under a [32]-unit network, in batches of "
+            "100: the arithmetic is negligible, so this is the Python and kernel-launch cost per batch that "
+            "bounds small-model throughput on a GPU. Ratio: time over the fastest peer's.",
+            ["network", "implementation", "time per batch", "ratio to fastest peer"],
+            rows["overhead"],
+        )
+    lines += section(
+        "## Peak memory",
+        f"Measured as {memory_how}. Training: one warmed step (gradients, activations, "
+        "temporaries; parameters and optimizer state exist before it). Evaluation: the whole test set "
+        "from cold caches (made's reused weights included).",
+        ["arch", "what", "implementation", "peak"],
+        rows["memory"],
+    )
+    lines += section(
+        "## What made's evaluation fast paths buy",
+        "Test-set log-likelihood. 'off': `W * M` with the bool mask at every call (the plain path); "
+        "'dense': `W * M` reused while weights and mask are unchanged; 'auto' (the default): plus "
+        "block-triangular products on degree-sorted units where they pay (CPU, layers of 65,536 weights "
+        "or more); 'blocks': block products for every layer, on any device.",
+        ["arch", "fast path", "time for the test set", "speed-up over 'off'"],
+        rows["ablation"],
+    )
     if rows["ensemble"]:
-        lines += section("## Mask ensembles (made, a pool of 32 masks)",
-                         "Ensemble of k masks: `per_example_nll(model, data, ensemble=k)` (log-mean-exp of the k joint "
-                         "likelihoods, checked against the singles). k single evaluations: for each of the k masks, "
-                         "`model.set_mask(i)` then `per_example_nll(model, data)`.",
-                         ["arch", "k", "ensemble", "k single evaluations", "ensemble / singles"], rows["ensemble"])
+        lines += section(
+            "## Mask ensembles (made, a pool of 32 masks)",
+            "Ensemble of k masks: `per_example_nll(model, data, ensemble=k)` (log-mean-exp of the k joint "
+            "likelihoods, checked against the singles). k single evaluations: for each of the k masks, "
+            "`model.set_mask(i)` then `per_example_nll(model, data)`.",
+            ["arch", "k", "ensemble", "k single evaluations", "ensemble / singles"],
+            rows["ensemble"],
+        )
     lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
 
@@ -499,12 +556,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     parser.add_argument("--rounds", type=int, help="timing rounds (default: 7 on CPU, 15 on GPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time, or process CPU time on a shared CPU machine (default: wall; GPU: wall)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time, or process CPU time on a shared CPU machine (default: wall; GPU: wall)",
+    )
     parser.add_argument("--eval-batch", type=int, default=1000, help="batch size of likelihood evaluation")
     parser.add_argument("--data", type=Path, help=f"{DATA_FILE} (default: $MADE_DATA_DIR or the shared data folder)")
-    parser.add_argument("--ensemble-archs", nargs="*", choices=list(ARCHS),
-                        help="archs of the ensemble table (default: 500 on CPU, all on GPU)")
+    parser.add_argument(
+        "--ensemble-archs",
+        nargs="*",
+        choices=list(ARCHS),
+        help="archs of the ensemble table (default: 500 on CPU, all on GPU)",
+    )
     parser.add_argument("--compile", action="store_true", help="add a made row under torch.compile")
     parser.add_argument("--amp", action="store_true", help="add a made row under bf16 autocast")
     argv = sys.argv[1:] if argv is None else argv
@@ -521,8 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows: dict[str, list[str]] = defaultdict(list)
     notes: list[str] = []
-    ensemble_archs = args.ensemble_archs if args.ensemble_archs is not None else (
-        list(ARCHS) if device.type == "cuda" else ["500"])
+    ensemble_archs = (
+        args.ensemble_archs if args.ensemble_archs is not None else (list(ARCHS) if device.type == "cuda" else ["500"])
+    )
     for name in args.archs:
         print(f"== [{name}] building and checking", flush=True)
         with warnings.catch_warnings():

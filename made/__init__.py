@@ -1,6 +1,6 @@
 r"""MADE: Masked Autoencoder for Distribution Estimation (Germain et al., ICML 2015), in PyTorch."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from .model import MADE  # noqa: E402
 

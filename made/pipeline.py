@@ -47,14 +47,33 @@ from .io.run import (
 )
 from .io.schema import SchemaError
 from .model import MADE
+from .model.mixture import Mixture
 from .training.distributed import ProcessInfo
 from .training.loop import TrainConfig, fit
 from .training.memory import check_memory
-from .training.mixture import Mixture
 
-__all__ = ["RunData", "data_spec", "read_data", "build_model", "train_run", "settings_data", "train_settings",
-           "resumed_settings", "load_for_inference", "run_schema", "all_binary", "Evaluation", "eval_spec",
-           "evaluate_run", "sample_run", "Imputation", "impute_run", "complete_rows", "conditional_nll", "batches"]
+__all__ = [
+    "RunData",
+    "data_spec",
+    "read_data",
+    "build_model",
+    "train_run",
+    "settings_data",
+    "train_settings",
+    "resumed_settings",
+    "load_for_inference",
+    "run_schema",
+    "all_binary",
+    "Evaluation",
+    "eval_spec",
+    "evaluate_run",
+    "sample_run",
+    "Imputation",
+    "impute_run",
+    "complete_rows",
+    "conditional_nll",
+    "batches",
+]
 
 
 @dataclass
@@ -69,14 +88,25 @@ class RunData:
     splits: Splits
 
 
-def data_spec(dataset: str | None = "digits", path: str | Path | None = None, data_dir: str | Path | None = None,
-              split_seed: int = 0, header: bool | None = None) -> dict:
+def data_spec(
+    dataset: str | None = "digits",
+    path: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    split_seed: int = 0,
+    header: bool | None = None,
+) -> dict:
     """The data of a run as its config.json names it: a named data set, or a file (which wins), with
     paths made absolute, the split seed of a single array and whether a .csv has a header."""
     path = str(Path(path).resolve()) if path else None
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
-    return {"dataset": None if path else dataset, "path": path, "data_dir": data_dir,
-            "split_seed": split_seed, "header": header, "precision": "file"}
+    return {
+        "dataset": None if path else dataset,
+        "path": path,
+        "data_dir": data_dir,
+        "split_seed": split_seed,
+        "header": header,
+        "precision": "file",
+    }
 
 
 def load_splits(spec: dict, binary: bool = True) -> Splits:
@@ -84,8 +114,14 @@ def load_splits(spec: dict, binary: bool = True) -> Splits:
     return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"], binary, spec.get("header"))
 
 
-def read_data(spec: dict, schema: str | Path = "binary", max_categories: int = DEFAULT_MAX_CATEGORIES,
-              components: int = 1, context: str | None = None, dtype: str = "float32") -> RunData:
+def read_data(
+    spec: dict,
+    schema: str | Path = "binary",
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    components: int = 1,
+    context: str | None = None,
+    dtype: str = "float32",
+) -> RunData:
     """Read the data of ``spec`` and model its columns: ``schema`` is binary, auto, onehot or a JSON
     schema file (as ``made train --schema``); ``context`` a kind of side information ("labels")."""
     raw = load_splits(spec, binary=schema == "binary")
@@ -94,20 +130,37 @@ def read_data(spec: dict, schema: str | Path = "binary", max_categories: int = D
     return RunData(spec, raw, columns, context_spec, encode_splits(columns, raw, np.dtype(dtype)))
 
 
-def build_model(data: RunData, dtype: str = "float32", device: str | torch.device = "cpu",
-                min_scale: float = DEFAULT_MIN_SCALE, **options) -> MADE:
+def build_model(
+    data: RunData,
+    dtype: str = "float32",
+    device: str | torch.device = "cpu",
+    min_scale: float = DEFAULT_MIN_SCALE,
+    **options,
+) -> MADE:
     """A MADE for ``data`` with the keyword ``options`` of :class:`MADE` (hidden_sizes, num_masks, seed ...),
     refused in one line when training it would not fit in memory; ``seed`` also seeds torch."""
-    settings = {"num_inputs": data.splits.num_inputs, **options,
-                "family": family_config(data.schema, min_scale), "context_size": context_size(data.context)}
+    settings = {
+        "num_inputs": data.splits.num_inputs,
+        **options,
+        "family": family_config(data.schema, min_scale),
+        "context_size": context_size(data.context),
+    }
     check_memory(settings, getattr(torch, dtype))
     torch.manual_seed(options.get("seed", 0))
     return MADE(**settings).to(device=device, dtype=getattr(torch, dtype))
 
 
-def train_run(out: str | Path, data: RunData, model: MADE, config: TrainConfig, test_ensemble: int | None = None,
-              resume: bool = False, progress: bool | None = None, on_epoch: Callable[[dict], None] | None = None,
-              is_main: bool = True) -> dict | None:
+def train_run(
+    out: str | Path,
+    data: RunData,
+    model: MADE,
+    config: TrainConfig,
+    test_ensemble: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    is_main: bool = True,
+) -> dict | None:
     """Fit ``model`` on ``data`` with a log and checkpoints in the run folder ``out`` (continuing from
     them with ``resume``), save it there with its config, and score it on valid and test with
     ``test_ensemble`` masks (default: the pool); returns the metrics also written to metrics.json
@@ -116,29 +169,64 @@ def train_run(out: str | Path, data: RunData, model: MADE, config: TrainConfig, 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
     test_k = test_ensemble or _default_ensemble(model, 1000)
-    history = fit(model, to_tensor(data.splits.train), to_tensor(data.splits.valid), config, out / LOG_FILE,
-                  progress=progress, on_epoch=on_epoch, checkpoint_dir=out / CHECKPOINT_DIR, resume=resume,
-                  train_context=context_tensor(data.context, data.raw, "train"),
-                  valid_context=context_tensor(data.context, data.raw, "valid"))
+    history = fit(
+        model,
+        to_tensor(data.splits.train),
+        to_tensor(data.splits.valid),
+        config,
+        out / LOG_FILE,
+        progress=progress,
+        on_epoch=on_epoch,
+        checkpoint_dir=out / CHECKPOINT_DIR,
+        resume=resume,
+        train_context=context_tensor(data.context, data.raw, "train"),
+        valid_context=context_tensor(data.context, data.raw, "valid"),
+    )
     if not is_main:
         return None
     evaluating = time.perf_counter()
     model.set_mask(0)
     dtype = str(model.output.weight.dtype).removeprefix("torch.")
     eval_spec = {"ensemble": test_k, "batch_size": config.eval_batch_size, "dtype": dtype}
-    save_model(out, model, {"data": data.spec, "train": asdict(config), "eval": eval_spec,
-                            "image_shape": data.splits.image_shape, "schema": data.schema, "context": data.context})
+    save_model(
+        out,
+        model,
+        {
+            "data": data.spec,
+            "train": asdict(config),
+            "eval": eval_spec,
+            "image_shape": data.splits.image_shape,
+            "schema": data.schema,
+            "context": data.context,
+        },
+    )
     test, valid = (
-        in_original_units(evaluate_nll(model, to_tensor(data.splits.split(s)), config.eval_batch_size, test_k,
-                                       context_tensor(data.context, data.raw, s)), data.schema)
+        in_original_units(
+            evaluate_nll(
+                model,
+                to_tensor(data.splits.split(s)),
+                config.eval_batch_size,
+                test_k,
+                context_tensor(data.context, data.raw, s),
+            ),
+            data.schema,
+        )
         for s in ("test", "valid")
     )
     metrics = {
-        "test_nll": test.nll, "test_nll_stderr": test.stderr, "test_bits_per_dim": test.bits_per_dim,
-        "valid_nll": valid.nll, "valid_nll_stderr": valid.stderr, "ensemble": test_k,
-        "epochs": history.epochs, "best_epoch": history.best_epoch, "seconds": history.seconds,
-        "seconds_per_epoch": history.seconds / max(history.epochs, 1), "dataset": data.splits.name,
-        "eval_seconds": time.perf_counter() - evaluating, **nll_units(data.schema),
+        "test_nll": test.nll,
+        "test_nll_stderr": test.stderr,
+        "test_bits_per_dim": test.bits_per_dim,
+        "valid_nll": valid.nll,
+        "valid_nll_stderr": valid.stderr,
+        "ensemble": test_k,
+        "epochs": history.epochs,
+        "best_epoch": history.best_epoch,
+        "seconds": history.seconds,
+        "seconds_per_epoch": history.seconds / max(history.epochs, 1),
+        "dataset": data.splits.name,
+        "eval_seconds": time.perf_counter() - evaluating,
+        **nll_units(data.schema),
     }
     write_metrics(out, metrics)
     return metrics
@@ -151,9 +239,16 @@ def settings_data(settings: RunSettings) -> RunData:
     return read_data(spec, model.schema, model.max_categories, model.components, model.context, settings.dtype)
 
 
-def train_settings(settings: RunSettings, out: str | Path | None, info: ProcessInfo, device: torch.device,
-                   resume: bool = False, overwrite: bool = False, on_epoch: Callable[[dict], None] | None = None,
-                   on_start: Callable[[RunData, MADE], None] | None = None) -> tuple[dict | None, Path]:
+def train_settings(
+    settings: RunSettings,
+    out: str | Path | None,
+    info: ProcessInfo,
+    device: torch.device,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_start: Callable[[RunData, MADE], None] | None = None,
+) -> tuple[dict | None, Path]:
     """Train the run of ``settings`` into ``out`` (default ``runs/NAME-DATE-TIME``), continuing it with
     ``resume``, replacing a run there only with ``overwrite`` (swapped in once complete); ``on_start``
     sees the data and model before training, ``on_epoch`` each epoch's record. Returns the metrics
@@ -165,8 +260,17 @@ def train_settings(settings: RunSettings, out: str | Path | None, info: ProcessI
     with new_run_folder(folder, settings.to_json(), overwrite) if new else contextlib.nullcontext(folder) as work:
         if info.is_main and on_start is not None:
             on_start(data, model)
-        metrics = train_run(work, data, model, settings.train_config(), settings.train.test_ensemble, resume,
-                            progress=False if settings.quiet else None, on_epoch=on_epoch, is_main=info.is_main)
+        metrics = train_run(
+            work,
+            data,
+            model,
+            settings.train_config(),
+            settings.train.test_ensemble,
+            resume,
+            progress=False if settings.quiet else None,
+            on_epoch=on_epoch,
+            is_main=info.is_main,
+        )
     return metrics, folder
 
 
@@ -223,8 +327,10 @@ def nll_units(schema: list[dict]) -> dict:
     shift = float(log_scales(schema).sum())
     if not shift:
         return {}
-    return {"nll_log_std_sum": shift, "nll_units": "nats per example in the data's own units (the standardized-space "
-            "NLL plus nll_log_std_sum)"}
+    return {
+        "nll_log_std_sum": shift,
+        "nll_units": "nats per example in the data's own units (the standardized-space NLL plus nll_log_std_sum)",
+    }
 
 
 @dataclass
@@ -239,8 +345,13 @@ class Evaluation:
     note: str | None = None
 
 
-def eval_spec(config: dict, run_dir: str | Path, spec: dict | None = None, split_seed: int | None = None,
-              header: bool | None = None) -> dict:
+def eval_spec(
+    config: dict,
+    run_dir: str | Path,
+    spec: dict | None = None,
+    split_seed: int | None = None,
+    header: bool | None = None,
+) -> dict:
     """The data to score: the run's own unless ``spec`` names other data, read with the run's split seed
     and (for its own file) header setting unless those are given."""
     run = config.get("data")
@@ -257,8 +368,15 @@ def eval_spec(config: dict, run_dir: str | Path, spec: dict | None = None, split
     return spec
 
 
-def evaluate_run(model: MADE | Mixture, config: dict, spec: dict | None = None, split: str = "test",
-                 ensemble: int | None = None, batch_size: int | None = None, per_dim: bool = False) -> Evaluation:
+def evaluate_run(
+    model: MADE | Mixture,
+    config: dict,
+    spec: dict | None = None,
+    split: str = "test",
+    ensemble: int | None = None,
+    batch_size: int | None = None,
+    per_dim: bool = False,
+) -> Evaluation:
     """The NLL of ``split`` of the data ``spec`` (default: the run's own, see :func:`eval_spec`) under a
     run's model, with the run's ensemble and batch size unless given, in the data's own units."""
     spec = eval_spec(config, "the run", None) if spec is None else spec
@@ -272,11 +390,17 @@ def evaluate_run(model: MADE | Mixture, config: dict, spec: dict | None = None, 
     batch = batch_size or config.get("eval", {}).get("batch_size", 1000)
     data, context = to_tensor(splits.split(split)), context_tensor(config.get("context"), raw, split)
     result = in_original_units(evaluate_nll(model, data, batch, ensemble, context), schema)
-    metrics = {f"{split}_nll": result.nll, f"{split}_nll_stderr": result.stderr,
-               f"{split}_bits_per_dim": result.bits_per_dim, "ensemble": ensemble,
-               "num_examples": result.num_examples, "dataset": splits.name, "split": split,
-               "split_seed": spec["split_seed"] if spec["path"] and raw.lines is not None else None,  # a file split here
-               **nll_units(schema)}
+    metrics = {
+        f"{split}_nll": result.nll,
+        f"{split}_nll_stderr": result.stderr,
+        f"{split}_bits_per_dim": result.bits_per_dim,
+        "ensemble": ensemble,
+        "num_examples": result.num_examples,
+        "dataset": splits.name,
+        "split": split,
+        "split_seed": spec["split_seed"] if spec["path"] and raw.lines is not None else None,  # a file split here
+        **nll_units(schema),
+    }
     dims = per_dimension_nll(model, data, batch, context).numpy() + log_scales(schema) if per_dim else None
     return Evaluation(metrics, result, splits.name, dims, _precision_note(config.get("data"), raw))
 
@@ -291,8 +415,10 @@ def _precision_note(run: dict | None, raw: Splits) -> str | None:
         rounded = any(p.dtype == np.float64 and not np.array_equal(p.astype(np.float32), p) for p in parts)
     if not rounded:
         return None
-    return ("made: note: this run was trained by made 0.2, which read its data as float32; the data is now "
-            f"read at its full precision (float64), so the NLL can differ from the run's {METRICS_FILE}")
+    return (
+        "made: note: this run was trained by made 0.2, which read its data as float32; the data is now "
+        f"read at its full precision (float64), so the NLL can differ from the run's {METRICS_FILE}"
+    )
 
 
 def batches(total: int, size: int, desc: str, quiet: bool) -> Iterator[tuple[int, int]]:
@@ -307,8 +433,16 @@ def batches(total: int, size: int, desc: str, quiet: bool) -> Iterator[tuple[int
     bar.close()
 
 
-def sample_run(model: MADE | Mixture, config: dict, num_samples: int, ensemble: int | None = None, seed: int = 0,
-               label: str | None = None, batch_size: int = 1000, quiet: bool = True) -> np.ndarray:
+def sample_run(
+    model: MADE | Mixture,
+    config: dict,
+    num_samples: int,
+    ensemble: int | None = None,
+    seed: int = 0,
+    label: str | None = None,
+    batch_size: int = 1000,
+    quiet: bool = True,
+) -> np.ndarray:
     """``num_samples`` exact draws of a run's model as data rows (decoded to the data's columns), from the
     mixture of ``ensemble`` masks if given, of class ``label`` for a run trained with a context."""
     device = model.output.weight.device
@@ -316,8 +450,11 @@ def sample_run(model: MADE | Mixture, config: dict, num_samples: int, ensemble: 
     context = None if context is None else to_tensor(context).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     parts = [
-        model.sample(stop - start, None if context is None else context[start:stop], generator=generator,
-                     ensemble=ensemble).cpu().numpy()
+        model.sample(
+            stop - start, None if context is None else context[start:stop], generator=generator, ensemble=ensemble
+        )
+        .cpu()
+        .numpy()
         for start, stop in batches(num_samples, batch_size, "sampling", quiet)
     ]
     return decode(run_schema(config, model), np.concatenate(parts))
@@ -332,10 +469,20 @@ class Imputation:
     nll: tuple[float, float, int] | None
 
 
-def impute_run(model: MADE | Mixture, config: dict, data: np.ndarray, hidden: np.ndarray | None = None,
-               samples: int = 1, ensemble: int | None = None, seed: int = 0, label: str | None = None,
-               batch_size: int = 100, quiet: bool = True, source: str = "data",
-               where: Callable[[int], str] | None = None) -> Imputation:
+def impute_run(
+    model: MADE | Mixture,
+    config: dict,
+    data: np.ndarray,
+    hidden: np.ndarray | None = None,
+    samples: int = 1,
+    ensemble: int | None = None,
+    seed: int = 0,
+    label: str | None = None,
+    batch_size: int = 100,
+    quiet: bool = True,
+    source: str = "data",
+    where: Callable[[int], str] | None = None,
+) -> Imputation:
     """Fill in the ``hidden`` cells of the rows ``data`` (default: its NaN cells) with draws from
     p(x_missing | x_observed) of a run's model, ``samples`` completions per row; the hidden values are
     scored where ``data`` holds them. ``source`` and ``where`` name the data and its rows in errors."""
@@ -358,33 +505,60 @@ def impute_run(model: MADE | Mixture, config: dict, data: np.ndarray, hidden: np
     return Imputation(rows, (nll, stderr, n))
 
 
-def complete_rows(model: MADE | Mixture, x: torch.Tensor, observed: torch.Tensor, samples: int,
-                  ensemble: int | None, seed: int, batch_size: int, quiet: bool,
-                  context: torch.Tensor | None = None) -> torch.Tensor:
+def complete_rows(
+    model: MADE | Mixture,
+    x: torch.Tensor,
+    observed: torch.Tensor,
+    samples: int,
+    ensemble: int | None,
+    seed: int,
+    batch_size: int,
+    quiet: bool,
+    context: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``[N, samples, D]`` completions of encoded rows, computed in batches of rows with a progress bar."""
     device, dtype = model.output.weight.device, model.output.weight.dtype
     generator = torch.Generator(device=device).manual_seed(seed)
     parts = [
-        model.impute(x[a:b].to(device, dtype), observed[a:b].to(device), samples,
-                     None if context is None else context[a:b].to(device, dtype), ensemble=ensemble,
-                     generator=generator).transpose(0, 1).cpu()
+        model.impute(
+            x[a:b].to(device, dtype),
+            observed[a:b].to(device),
+            samples,
+            None if context is None else context[a:b].to(device, dtype),
+            ensemble=ensemble,
+            generator=generator,
+        )
+        .transpose(0, 1)
+        .cpu()
         for a, b in batches(len(x), batch_size, "imputing", quiet)
     ]
     return torch.cat(parts)
 
 
-def conditional_nll(model: MADE | Mixture, x: torch.Tensor, observed: torch.Tensor, ensemble: int | None,
-                    batch_size: int, quiet: bool, context: torch.Tensor | None = None) -> tuple[float, float, int]:
+def conditional_nll(
+    model: MADE | Mixture,
+    x: torch.Tensor,
+    observed: torch.Tensor,
+    ensemble: int | None,
+    batch_size: int,
+    quiet: bool,
+    context: torch.Tensor | None = None,
+) -> tuple[float, float, int]:
     """Mean and standard error of -log p(x_missing | x_observed) over rows with something missing."""
     rows = (~observed).any(dim=1)
     x, observed = x[rows], observed[rows]
     context = None if context is None else context[rows]
     device, dtype = model.output.weight.device, model.output.weight.dtype
-    nll = torch.cat([
-        -model.conditional_log_prob(x[a:b].to(device, dtype), observed[a:b].to(device),
-                                    None if context is None else context[a:b].to(device, dtype),
-                                    ensemble=ensemble).cpu()
-        for a, b in batches(len(x), batch_size, "scoring", quiet)
-    ]).double()
+    nll = torch.cat(
+        [
+            -model.conditional_log_prob(
+                x[a:b].to(device, dtype),
+                observed[a:b].to(device),
+                None if context is None else context[a:b].to(device, dtype),
+                ensemble=ensemble,
+            ).cpu()
+            for a, b in batches(len(x), batch_size, "scoring", quiet)
+        ]
+    ).double()
     n = nll.numel()
     return float(nll.mean()), float(nll.std() / n**0.5) if n > 1 else float("nan"), n

@@ -16,7 +16,9 @@ from .model import MADE
 __all__ = ["image_grid", "save_image_grid", "save_inpainting", "dimension_path_counts", "save_mask_picture"]
 
 
-def image_grid(images: np.ndarray, image_shape: tuple[int, int], columns: int | None = None, pad: int = 1) -> np.ndarray:
+def image_grid(
+    images: np.ndarray, image_shape: tuple[int, int], columns: int | None = None, pad: int = 1
+) -> np.ndarray:
     """Tile rows of ``images`` (``[N, H*W]``, values in [0, 1]) into one ``uint8`` picture."""
     n = images.shape[0]
     h, w = image_shape
@@ -130,13 +132,25 @@ def _draw_network(net: Any, model: MADE, cmap: Any) -> None:
             slots = slots.clone()
             slots[deg.argsort(stable=True)] = slots.clone()
         xs.append(slots)
+
     def skip(source: int, target: int, pairs: list[tuple[int, int]]) -> None:
         """Dashed curves for connections that skip levels (direct connections, residual additions)."""
         for out_unit, in_unit in pairs:
             start, end = (float(xs[source][in_unit]), float(source)), (float(xs[target][out_unit]), float(target))
             bend = 0.25 if start[0] <= end[0] else -0.25
-            net.add_patch(FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={bend}", arrowstyle="-",
-                                          linestyle=(0, (3, 2)), color="0.6", lw=0.8, alpha=0.8, zorder=0))
+            net.add_patch(
+                FancyArrowPatch(
+                    start,
+                    end,
+                    connectionstyle=f"arc3,rad={bend}",
+                    arrowstyle="-",
+                    linestyle=(0, (3, 2)),
+                    color="0.6",
+                    lw=0.8,
+                    alpha=0.8,
+                    zorder=0,
+                )
+            )
 
     for level, link in model.network.links():
         pairs = current.links[link.module].cpu().nonzero().tolist()
@@ -145,8 +159,14 @@ def _draw_network(net: Any, model: MADE, cmap: Any) -> None:
             continue
         for out_unit, in_unit in pairs:
             color = cmap(degrees[link.source][in_unit].item() / d)
-            net.plot([xs[link.source][in_unit], xs[level][out_unit]], [link.source, level], color=color, lw=1.0,
-                     alpha=0.55, zorder=1)
+            net.plot(
+                [xs[link.source][in_unit], xs[level][out_unit]],
+                [link.source, level],
+                color=color,
+                lw=1.0,
+                alpha=0.55,
+                zorder=1,
+            )
     for level, group in enumerate(groups):
         if group.residual is not None:
             skip(group.residual, level, [(unit, unit) for unit in range(group.width)])
@@ -154,15 +174,30 @@ def _draw_network(net: Any, model: MADE, cmap: Any) -> None:
     for level, deg in enumerate(degrees):
         for unit, (x, m) in enumerate(zip(xs[level].tolist(), deg.tolist())):
             net.scatter([x], [level], s=430, color=cmap(m / d), edgecolors="black", linewidths=0.8, zorder=3)
-            net.text(x, level, str(m), ha="center", va="center", fontsize=9, zorder=4,
-                     color="white" if m / d < 0.6 else "black", fontweight="bold")
+            net.text(
+                x,
+                level,
+                str(m),
+                ha="center",
+                va="center",
+                fontsize=9,
+                zorder=4,
+                color="white" if m / d < 0.6 else "black",
+                fontweight="bold",
+            )
             if level in (0, rows - 1):
                 label = f"$x_{{{unit + 1}}}$" if level == 0 else f"$\\hat{{x}}_{{{unit + 1}}}$"
                 net.text(x, level + (-0.32 if level == 0 else 0.32), label, ha="center", va="center", fontsize=10)
         net.text(-0.9, level, names[level], ha="right", va="center", fontsize=10, color="0.25")
     order_text = ", ".join(f"$x_{{{i + 1}}}$" for i in ordering.tolist())
-    kinds = [kind for kind, present in (("direct", model.direct is not None),
-                                         ("residual", any(g.residual is not None for g in groups))) if present]
+    kinds = [
+        kind
+        for kind, present in (
+            ("direct", model.direct is not None),
+            ("residual", any(g.residual is not None for g in groups)),
+        )
+        if present
+    ]
     direct_note = f"\ndashed: {' and '.join(kinds)} connections" if kinds else ""
     net.set_title(f"allowed connections (numbers: degrees){direct_note}\nordering: {order_text}", fontsize=11)
     net.set_xlim(-3.2, span - 0.2)
@@ -193,8 +228,15 @@ def _draw_path_counts(heat: Any, model: MADE) -> None:
         for i in range(d):
             for j in range(d):
                 value = int(image[i, j])
-                heat.text(j, i, str(value), ha="center", va="center", fontsize=10,
-                          color="white" if value > 0.6 * image.max() else ("0.6" if value == 0 else "black"))
+                heat.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=10,
+                    color="white" if value > 0.6 * image.max() else ("0.6" if value == 0 else "black"),
+                )
     for i in range(d):  # shade the cells that must be zero: on and above the diagonal
         for j in range(i, d):
             heat.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#f6dede", edgecolor="white", lw=0.5))

@@ -250,8 +250,13 @@ class MADEDensity(DensityMixin, BaseEstimator):
         self.schema_ = fit_schema(self._short_schema(codes), codes, self.components)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = MADE(len(self.schema_), list(self.hidden_sizes), family_config(self.schema_),
-                         num_masks=self.num_masks, seed=seed)
+            model = MADE(
+                len(self.schema_),
+                list(self.hidden_sizes),
+                family_config(self.schema_),
+                num_masks=self.num_masks,
+                seed=seed,
+            )
         self.model_ = model.to(device=torch.device(self.device), dtype=torch.float64)
         data = self._tensor(codes)
         order = torch.from_numpy(np.random.RandomState(seed).permutation(len(codes)))

@@ -5,23 +5,89 @@ import json
 import numpy as np
 import pytest
 
-from made.io.checkpoint import FORMAT_VERSION
 from made.cli import main
 from made.cli.main import build_parser
 from made.config import RunSettings, option_names, resumable
+from made.io.checkpoint import FORMAT_VERSION
 from made.io.schema import SchemaError
 
 # a value other than the default for every option (but --dataset, which --data excludes), of every kind:
 # values, lists, flags, switches, choices
-NON_DEFAULTS = ["--data", "x.npy", "--data-dir", "sets", "--split-seed", "3", "--header", "--hidden", "7", "9", "--direct",
-                "--blocks", "residual", "--dropout", "0.25", "--masks", "unlimited", "--resample", "ordering",
-                "--ordering", "random", "--degrees", "even", "--activation", "tanh", "--conditioning",
-                "--init", "orthogonal", "--seed", "11", "--schema", "auto", "--max-categories", "5",
-                "--components", "2", "--min-scale", "0.01", "--context", "labels", "--optimizer", "adadelta",
-                "--lr", "0.5", "--batch-size", "17", "--patience", "4", "--epochs", "8", "--max-minutes", "2.5",
-                "--weight-decay", "0.001", "--lr-schedule", "cosine", "--warmup-epochs", "2",
-                "--adadelta-eps", "1e-06", "--adadelta-rho", "0.9", "--valid-ensemble", "5",
-                "--test-ensemble", "6", "--device", "cpu", "--dtype", "float64", "--quiet", "--checkpoint-every", "3"]
+NON_DEFAULTS = [
+    "--data",
+    "x.npy",
+    "--data-dir",
+    "sets",
+    "--split-seed",
+    "3",
+    "--header",
+    "--hidden",
+    "7",
+    "9",
+    "--direct",
+    "--blocks",
+    "residual",
+    "--dropout",
+    "0.25",
+    "--masks",
+    "unlimited",
+    "--resample",
+    "ordering",
+    "--ordering",
+    "random",
+    "--degrees",
+    "even",
+    "--activation",
+    "tanh",
+    "--conditioning",
+    "--init",
+    "orthogonal",
+    "--seed",
+    "11",
+    "--schema",
+    "auto",
+    "--max-categories",
+    "5",
+    "--components",
+    "2",
+    "--min-scale",
+    "0.01",
+    "--context",
+    "labels",
+    "--optimizer",
+    "adadelta",
+    "--lr",
+    "0.5",
+    "--batch-size",
+    "17",
+    "--patience",
+    "4",
+    "--epochs",
+    "8",
+    "--max-minutes",
+    "2.5",
+    "--weight-decay",
+    "0.001",
+    "--lr-schedule",
+    "cosine",
+    "--warmup-epochs",
+    "2",
+    "--adadelta-eps",
+    "1e-06",
+    "--adadelta-rho",
+    "0.9",
+    "--valid-ensemble",
+    "5",
+    "--test-ensemble",
+    "6",
+    "--device",
+    "cpu",
+    "--dtype",
+    "float64",
+    "--quiet",
+    "--checkpoint-every",
+    "3",
+]
 ADDED_SINCE_0_2 = {"header": None, "blocks": [], "dropout": 0.0, "lr_schedule": "constant", "warmup_epochs": 0}
 
 
@@ -60,9 +126,17 @@ def test_the_settings_give_made_and_train_config():
 
 @pytest.mark.parametrize(
     "flag, text, value",
-    [("--dropout", "0.99", 0.99), ("--hidden", "0", [0]), ("--masks", "0", 0), ("--seed", "-1", -1),
-     ("--adadelta-rho", "1.5", 1.5), ("--optimizer", "lbfgs", "lbfgs"), ("--min-scale", "0", 0.0),
-     ("--valid-ensemble", "100001", 100001), ("--blocks", "dense", ["dense"])],
+    [
+        ("--dropout", "0.99", 0.99),
+        ("--hidden", "0", [0]),
+        ("--masks", "0", 0),
+        ("--seed", "-1", -1),
+        ("--adadelta-rho", "1.5", 1.5),
+        ("--optimizer", "lbfgs", "lbfgs"),
+        ("--min-scale", "0", 0.0),
+        ("--valid-ensemble", "100001", 100001),
+        ("--blocks", "dense", ["dense"]),
+    ],
 )
 def test_a_range_check_refuses_the_same_value_from_the_cli_and_from_args_json(flag, text, value, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -73,13 +147,16 @@ def test_a_range_check_refuses_the_same_value_from_the_cli_and_from_args_json(fl
         RunSettings.from_json({**RunSettings().to_json(), name: value}, "args")
 
 
-@pytest.mark.parametrize("record, message", [
-    ({**RunSettings().to_json(), "quiet": 1}, "is not a valid value of --quiet"),
-    ({**RunSettings().to_json(), "epochs": "6"}, "is not a valid value of --epochs"),
-    ({**RunSettings().to_json(), "lr": None, "seed": None}, "is not a valid value of --seed"),
-    ({**RunSettings().to_json(), "evil": 1}, r"unknown options \['evil'\]"),
-    ([], "args must be an object, got list"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({**RunSettings().to_json(), "quiet": 1}, "is not a valid value of --quiet"),
+        ({**RunSettings().to_json(), "epochs": "6"}, "is not a valid value of --epochs"),
+        ({**RunSettings().to_json(), "lr": None, "seed": None}, "is not a valid value of --seed"),
+        ({**RunSettings().to_json(), "evil": 1}, r"unknown options \['evil'\]"),
+        ([], "args must be an object, got list"),
+    ],
+)
 def test_args_json_values_are_checked_strictly(record, message):
     with pytest.raises(SchemaError, match=message):
         RunSettings.from_json(record, "args")
@@ -103,8 +180,9 @@ def stored_run(tmp_path):
 
 def test_resume_refuses_a_what_option(stored_run, capsys):
     assert main(["train", "--resume", str(stored_run), "--hidden", "8", "--quiet"]) == 2
-    assert capsys.readouterr().err == (f"made: error: --resume takes every setting from {stored_run / 'args.json'}; "
-                                       "drop --hidden\n")
+    assert capsys.readouterr().err == (
+        f"made: error: --resume takes every setting from {stored_run / 'args.json'}; drop --hidden\n"
+    )
 
 
 def test_resume_accepts_a_how_option(stored_run, capsys):

@@ -15,12 +15,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from made import MADE
+from made.data import DataError, load_file
 from made.io.atomic import CheckpointError
 from made.io.run import load_model, save_model
-from made.data import DataError, load_file
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _check_splits(splits):
@@ -80,8 +84,32 @@ def test_truncated_and_corrupted_files(tmp_path, base, cut, flips):
     _load(path)
 
 
-CSV_TOKENS = st.sampled_from(["0", "1", "1.0", "0.5", "2", "-1", "nan", "inf", "-inf", "1e400", "", " ", "x",
-                              "?", "NA", '"1"', '"', "1,1", "\t", "0x1", "\u00e9", "TRUE"])
+CSV_TOKENS = st.sampled_from(
+    [
+        "0",
+        "1",
+        "1.0",
+        "0.5",
+        "2",
+        "-1",
+        "nan",
+        "inf",
+        "-inf",
+        "1e400",
+        "",
+        " ",
+        "x",
+        "?",
+        "NA",
+        '"1"',
+        '"',
+        "1,1",
+        "\t",
+        "0x1",
+        "\u00e9",
+        "TRUE",
+    ]
+)
 
 
 def _is_number(cell):
@@ -160,7 +188,10 @@ def test_log_prob_input_checks(shape, dtype, values, ensemble):
     else:
         x = x.nan_to_num(0, 0, 0).to(dtype)
     valid = (
-        dtype == torch.float32 and len(shape) >= 1 and shape[-1] == 6 and ensemble in (None, 1, 2)
+        dtype == torch.float32
+        and len(shape) >= 1
+        and shape[-1] == 6
+        and ensemble in (None, 1, 2)
         and bool(((x == 0) | (x == 1)).all())
     )
     if valid:
@@ -173,8 +204,15 @@ def test_log_prob_input_checks(shape, dtype, values, ensemble):
 
 
 @FUZZ
-@given(x=st.one_of(st.none(), st.integers(), st.text(max_size=3), st.lists(st.floats(), max_size=3),
-                   st.just(np.zeros((2, 6), np.float32))))
+@given(
+    x=st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(max_size=3),
+        st.lists(st.floats(), max_size=3),
+        st.just(np.zeros((2, 6), np.float32)),
+    )
+)
 def test_log_prob_refuses_non_tensors(x):
     with pytest.raises(TypeError, match="torch.Tensor"):
         MODEL.log_prob(x)

@@ -1,6 +1,5 @@
 """The package layout keeps its promises: small modules and functions, no private name used across
-modules, no hidden import circles (function-level imports of made's own modules), and the 0.2 module
-paths still import the same objects."""
+modules, no hidden import circles (function-level imports of made's own modules)."""
 
 from __future__ import annotations
 
@@ -8,16 +7,18 @@ import ast
 import importlib
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "made"
-MAX_MODULE_LINES = 450
-MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 600  # lines as `ruff format` lays them out (about a third more than the dense style before it)
+MAX_FUNCTION_LINES = 80  # formatted lines, as MAX_MODULE_LINES
 # Functions allowed over MAX_FUNCTION_LINES, each with why it stays whole.
-LONG_FUNCTIONS: dict[str, str] = {}
+LONG_FUNCTIONS: dict[str, str] = {
+    "plots.py:_draw_network": "one picture, drawn layer by layer; its steps share the figure's coordinates",
+}
 # Function-level imports of made's own modules, each with why it is not at the top.
 LATE_IMPORTS: dict[str, str] = {
-    "tune.py:open_study": "made.pruning subclasses Optuna's pruner and so imports optuna, an optional dependency",
+    "tune/search.py:open_study": (
+        "made.tune.pruning subclasses Optuna's pruner and so imports optuna, an optional dependency"
+    ),
 }
 
 
@@ -75,21 +76,31 @@ def private_uses(source: str) -> list[str]:
                 if is_private(alias.name.split(".")[-1]):
                     used.append(f"{node.lineno}: imports {alias.name}")
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
-                and is_private(node.attr)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in imported
+            and is_private(node.attr)
+        ):
             used.append(f"{node.lineno}: reads {node.value.id}.{node.attr}")
     return used
 
 
 def late_imports(source: str) -> list[str]:
     """The functions of a module that import one of made's own modules, and where."""
-    return [f"{function.name}:{node.lineno}" for function in functions(ast.parse(source))
-            for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom)) and imports_made(node)]
+    return [
+        f"{function.name}:{node.lineno}"
+        for function in functions(ast.parse(source))
+        for node in ast.walk(function)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and imports_made(node)
+    ]
 
 
 def test_the_checks_find_what_they_look_for():
-    source = ("from .x import _y, z\nimport made.w as w\nimport torch\n"
-              "def f():\n    from ..v import u\n    return z._a, w._b, torch._c, z.__doc__\n")
+    source = (
+        "from .x import _y, z\nimport made.w as w\nimport torch\n"
+        "def f():\n    from ..v import u\n    return z._a, w._b, torch._c, z.__doc__\n"
+    )
     assert private_uses(source) == ["1: imports _y", "6: reads z._a", "6: reads w._b"]
     assert late_imports(source) == ["f:5"]
 
@@ -104,38 +115,6 @@ def test_made_modules_are_imported_at_the_top_unless_named():
     assert set(late) == set(LATE_IMPORTS), late
 
 
-@pytest.mark.parametrize("old, new, names", [
-    ("made.train", "made.training.loop", ["fit", "TrainConfig", "make_optimizer", "learning_rate"]),
-    ("made.evaluate", "made.inference.evaluate", ["evaluate_nll", "per_example_nll", "per_dimension_nll"]),
-    ("made.sampling", "made.inference.sampling", ["sample_naive", "sample_incremental", "IncrementalSampler"]),
-    ("made.nn", "made.fast.dispatch", ["fast_path", "get_fast_path"]),
-    ("made.nn", "made.model.layers", ["MaskedLinear"]),
-    ("made.distribution", "made.model.distribution", ["MADEDistribution"]),
-    ("made.mixture", "made.training.mixture", ["Mixture", "em_weights", "MAX_MEMBERS"]),
-    ("made.mixture", "made.io.run", ["load_run_model", "load_mixture", "MEMBERS_DIR"]),
-    ("made.network", "made.model.network", ["register_block", "BLOCK_TYPES"]),
-    ("made.checkpoint", "made.io.checkpoint", ["count_weights", "mask_state", "FORMAT_VERSION"]),
-    ("made.checkpoint", "made.io.run", ["save_model", "load_model", "CONFIG_FILE", "STATE_FILE"]),
-    ("made.checkpoint", "made.io.atomic", ["atomic_write", "write_json", "read_json", "CheckpointError"]),
-    ("made.checkpoint", "made.io.training_state", ["save_training_state", "load_training_state"]),
-    ("made.columns", "made.data.columns", ["encode_splits", "log_scales", "resolve_schema"]),
-    ("made.model", "made.model.pool", ["derive_seeds"]),
-    ("made.data", "made.data.datasets", ["load_dataset", "load_data", "DATASETS"]),
-    ("made.masks", "made.model.masks", ["input_degrees", "path_counts", "hidden_mask", "output_mask"]),
-    ("made.conditional", "made.inference.conditional", ["observed_first", "impute", "conditional_log_prob"]),
-    ("made.schema", "made.io.schema", ["SchemaError", "check_fields", "check_value"]),
-    ("made.distributed", "made.training.distributed", ["ProcessInfo", "all_sum", "shard"]),
-    ("made.memory", "made.training.memory", ["check_memory", "available_memory"]),
-    ("made.blocks", "made.fast.blocks", ["find_staircase", "BlockTriangular", "StaircaseProduct", "TrainingPlan"]),
-    ("made.context", "made.data.context", ["CONTEXT_SPEC", "context_from_value"]),
-    ("made.columns.kinds", "made.data.columns.kinds", ["Where", "ColumnKind", "register_column_kind"]),
-    ("made.columns.schema", "made.data.columns.schema", ["fit_schema", "encode_splits"]),
-])
-def test_the_0_2_module_paths_still_give_the_same_objects(old, new, names):
-    for name in names:
-        assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
-
-
 def run_folder_names() -> set[str]:
     """Every file and folder name of a run folder, as :mod:`made.io.run` spells them."""
     run = importlib.import_module("made.io.run")
@@ -148,21 +127,38 @@ def run_folder_literals(source: str, names: set[str]) -> list[str]:
     tree = ast.parse(source)
     docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     files = {n for n in names if "." in n}
-    return [f"{node.lineno}: {node.value!r:.60}" for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-            and (node.value in names or any(f in node.value for f in files))]
+    return [
+        f"{node.lineno}: {node.value!r:.60}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and (node.value in names or any(f in node.value for f in files))
+    ]
 
 
 def test_the_run_folder_names_check_finds_them():
     names = {"config.json", "members"}
-    source = ('"""Reads config.json."""\nA = "members"\nB = f"{x}/config.json"\nC = "no members here"\n'
-              'def f():\n    "the config.json docstring"\n    return "config.json"\n')
+    source = (
+        '"""Reads config.json."""\nA = "members"\nB = f"{x}/config.json"\nC = "no members here"\n'
+        'def f():\n    "the config.json docstring"\n    return "config.json"\n'
+    )
     assert run_folder_literals(source, names) == ["2: 'members'", "3: '/config.json'", "7: 'config.json'"]
 
 
 def test_only_the_run_module_spells_run_folder_names():
     names = run_folder_names()
-    assert {"config.json", "model.safetensors", "metrics.json", "log.jsonl", "args.json", "state.json", "study.db",
-            "members", "checkpoint", "trials"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "metrics.json",
+        "log.jsonl",
+        "args.json",
+        "state.json",
+        "study.db",
+        "members",
+        "checkpoint",
+        "trials",
+    } <= names
     spelled = {name_of(p): run_folder_literals(p.read_text(), names) for p in modules() if name_of(p) != "io/run.py"}
     assert {n: s for n, s in spelled.items() if s} == {}

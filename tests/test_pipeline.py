@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import mixed_csv
+
 from made.cli import main
 from made.pipeline import (
     build_model,
@@ -27,15 +27,36 @@ TIMINGS = {"seconds", "seconds_per_epoch", "eval_seconds"}
 def test_train_run_makes_the_run_that_made_train_makes(tmp_path, capsys):
     mixed_csv(tmp_path / "mixed.csv")
     cli_run, lib_run = tmp_path / "cli", tmp_path / "lib"
-    assert main(["train", "--data", str(tmp_path / "mixed.csv"), "--schema", "auto", "--hidden", "8", "--masks", "2",
-                 "--epochs", "2", "--quiet", "--out", str(cli_run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "mixed.csv"),
+                "--schema",
+                "auto",
+                "--hidden",
+                "8",
+                "--masks",
+                "2",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--out",
+                str(cli_run),
+            ]
+        )
+        == 0
+    )
 
     data = read_data(data_spec(path=tmp_path / "mixed.csv"), schema="auto")
     model = build_model(data, hidden_sizes=[8], num_masks=2)
     metrics = train_run(lib_run, data, model, TrainConfig(epochs=2), progress=False)
 
     expected = json.loads((cli_run / "metrics.json").read_text())
-    assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {k: v for k, v in expected.items() if k not in TIMINGS}
+    assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {
+        k: v for k, v in expected.items() if k not in TIMINGS
+    }
     assert json.loads((lib_run / "metrics.json").read_text()) == metrics
     assert json.loads((lib_run / "config.json").read_text()) == json.loads((cli_run / "config.json").read_text())
     capsys.readouterr()
@@ -78,8 +99,27 @@ def test_the_readme_example_trains_loads_evaluates_samples_and_imputes(tmp_path,
 def test_the_library_runs_what_the_commands_run(tmp_path, capsys):
     mixed_csv(tmp_path / "mixed.csv")
     run = tmp_path / "run"
-    assert main(["train", "--data", str(tmp_path / "mixed.csv"), "--schema", "auto", "--hidden", "8", "--masks", "2",
-                 "--epochs", "2", "--quiet", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "mixed.csv"),
+                "--schema",
+                "auto",
+                "--hidden",
+                "8",
+                "--masks",
+                "2",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     model, config = load_for_inference(run)
     for split in ("test", "valid"):
         capsys.readouterr()
@@ -90,7 +130,23 @@ def test_the_library_runs_what_the_commands_run(tmp_path, capsys):
     holes = np.load(tmp_path / "s.npy").astype(float)
     holes[::2, 2] = np.nan
     np.save(tmp_path / "holes.npy", holes)
-    assert main(["impute", str(run), "--data", str(tmp_path / "holes.npy"), "--samples", "2", "--seed", "5",
-                 "--out", str(tmp_path / "filled.npy"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "impute",
+                str(run),
+                "--data",
+                str(tmp_path / "holes.npy"),
+                "--samples",
+                "2",
+                "--seed",
+                "5",
+                "--out",
+                str(tmp_path / "filled.npy"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     filled = impute_run(model, config, holes, samples=2, seed=5).rows
     assert np.array_equal(filled, np.load(tmp_path / "filled.npy"))

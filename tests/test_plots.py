@@ -34,7 +34,10 @@ def test_mask_picture_is_a_png(tmp_path):
 
 def test_made_masks_command(tmp_path, capsys):
     out = tmp_path / "masks.png"
-    assert main(["masks", "--inputs", "4", "--hidden", "6", "6", "--ordering", "random", "--direct", "--out", str(out)]) == 0
+    assert (
+        main(["masks", "--inputs", "4", "--hidden", "6", "6", "--ordering", "random", "--direct", "--out", str(out)])
+        == 0
+    )
     assert out.is_file() and "strictly lower triangular" in capsys.readouterr().out
     assert main(["masks", "--masks", "3", "--mask-index", "2", "--out", str(tmp_path / "k.png")]) == 0
     assert main(["masks", "--out", str(tmp_path / "m.jpg")]) == 2

@@ -76,8 +76,9 @@ def run_set(name: str, data_dir: Path, runs: Path, minutes: float) -> dict:
     start = time.perf_counter()
     subprocess.run(tune, check=True, cwd=REPO, env=env)
     seconds = time.perf_counter() - start
-    report = subprocess.run(made_command("eval", str(out), "--json"), check=True, cwd=REPO, env=env,
-                            capture_output=True, text=True)
+    report = subprocess.run(
+        made_command("eval", str(out), "--json"), check=True, cwd=REPO, env=env, capture_output=True, text=True
+    )
     test = json.loads(report.stdout)
     metrics = json.loads((out / "metrics.json").read_text())
     return {
@@ -140,31 +141,40 @@ def report(lines: list[dict]) -> str:
     """RESULTS.md: each set's newest run beside HCLT's, then the earlier runs it replaced."""
     latest, earlier = latest_per_set(lines)
     commands = [f"    {line['command']}" for line in sorted(latest, key=lambda r: HCLT[r["set"]][0])]
-    history = ["## Earlier runs", "", "Runs of the same sets that a newer run (above) replaced, with the code of their "
-               "commit, oldest first: kept so that no run is left out.", "", *result_rows(earlier), ""]
-    return "\n".join([
-        "# made tune on the binary density-estimation benchmark (DEBD)",
+    history = [
+        "## Earlier runs",
         "",
-        "Written by `python benchmarks/debd/run.py` (see README.md). One recipe for every set: `made tune` "
-        "with the same time budget and no other option, choosing on validation only; the test figure is "
-        "`made eval RUN --json` of what was chosen, reported once. Each set's newest run is shown, with the "
-        "commit whose code ran it. Log-likelihood (LL) = -NLL, nats per "
-        "example, higher is better. Margins: ours minus HCLT's mean and minus HCLT's best run (positive: we "
-        "are better), in nats and in our standard errors.",
+        "Runs of the same sets that a newer run (above) replaced, with the code of their "
+        "commit, oldest first: kept so that no run is left out.",
         "",
-        "HCLT (Liu & Van den Broeck, NeurIPS 2021): mean and best of the authors' 5 runs, from their logs "
-        "(UCLA-StarAI/Tractable-PC-Regularization, commit 05743c7), via shared/research/debd.md.",
+        *result_rows(earlier),
         "",
-        *result_rows(latest),
-        "",
-        f"Machine: {', '.join(sorted({line['cpu'] for line in lines}))}.",
-        "",
-        "Commands (the newest run of each set):",
-        "",
-        *commands,
-        "",
-        *(history if earlier else []),
-    ])
+    ]
+    return "\n".join(
+        [
+            "# made tune on the binary density-estimation benchmark (DEBD)",
+            "",
+            "Written by `python benchmarks/debd/run.py` (see README.md). One recipe for every set: `made tune` "
+            "with the same time budget and no other option, choosing on validation only; the test figure is "
+            "`made eval RUN --json` of what was chosen, reported once. Each set's newest run is shown, with the "
+            "commit whose code ran it. Log-likelihood (LL) = -NLL, nats per "
+            "example, higher is better. Margins: ours minus HCLT's mean and minus HCLT's best run (positive: we "
+            "are better), in nats and in our standard errors.",
+            "",
+            "HCLT (Liu & Van den Broeck, NeurIPS 2021): mean and best of the authors' 5 runs, from their logs "
+            "(UCLA-StarAI/Tractable-PC-Regularization, commit 05743c7), via shared/research/debd.md.",
+            "",
+            *result_rows(latest),
+            "",
+            f"Machine: {', '.join(sorted({line['cpu'] for line in lines}))}.",
+            "",
+            "Commands (the newest run of each set):",
+            "",
+            *commands,
+            "",
+            *(history if earlier else []),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             args.results.parent.mkdir(parents=True, exist_ok=True)
             with args.results.open("a") as handle:
                 handle.write(json.dumps(line, sort_keys=True) + "\n")
-            print(f"{name}: test LL {-line['test_nll']:.3f} ± {line['test_nll_stderr']:.3f} "
-                  f"(HCLT mean {HCLT[name][1]:.3f}) in {line['wall_seconds'] / 60:.1f} min")
+            print(
+                f"{name}: test LL {-line['test_nll']:.3f} ± {line['test_nll_stderr']:.3f} "
+                f"(HCLT mean {HCLT[name][1]:.3f}) in {line['wall_seconds'] / 60:.1f} min"
+            )
     lines = [r for r in read_results(args.results) if r["minutes"] == args.minutes]
     args.markdown.write_text(report(lines))
     print(f"wrote {args.markdown} ({len(lines)} runs of {len({r['set'] for r in lines})} sets)")

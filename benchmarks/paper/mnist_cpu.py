@@ -8,7 +8,7 @@ tune's own first trial (one layer of 500, no direct connection) was at valid 101
 So the recipe's parts (AdamW, a cosine schedule, dropout, early stopping on validation, a mixture with
 EM weights fitted on validation) are used on the paper's width: four one-layer 8000-unit models with the
 direct connection, in natural (raster) order, trained two at a time (one thread each) by ``made train``,
-then mixed as ``made tune`` mixes its trials (:func:`made.tuning.mix_runs`: members below 1% dropped,
+then mixed as ``made tune`` mixes its trials (:func:`made.tune.mixing.mix_runs`: members below 1% dropped,
 the mixture kept only if its validation NLL beats the best member's). Everything is chosen on
 validation; test is scored once, by ``made eval OUT --json``. An interrupted run resumes each member from
 its last checkpoint; a finished member is kept.
@@ -28,16 +28,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(REPO)]
+import torch  # noqa: E402
 from cpu_model import cpu_model  # noqa: E402  (benchmarks/cpu_model.py)
 from paper_rows import ROWS  # noqa: E402  (benchmarks/paper/paper_rows.py)
 
-import torch  # noqa: E402
-
 from made.io.run import is_finished, read_metrics  # noqa: E402
-from made.tuning import keep_result, mix_runs  # noqa: E402
+from made.tune.mixing import keep_result, mix_runs  # noqa: E402
 
-COMMON = ("--hidden 8000 --direct --ordering natural --optimizer adamw --lr 1e-3 --lr-schedule cosine --epochs 130 "
-          "--checkpoint-every 1 --quiet").split()
+COMMON = (
+    "--hidden 8000 --direct --ordering natural --optimizer adamw --lr 1e-3 --lr-schedule cosine --epochs 130 "
+    "--checkpoint-every 1 --quiet"
+).split()
 # The first two were trained first; both overfit within about ten epochs (train NLL falling below 80 while
 # valid rose from 89.3-89.6, then kept rising for the 30 epochs of patience), so the next two are regularized
 # harder and stop after 15 epochs without improvement, as made tune's trials do. All four are mixed on validation.
@@ -56,8 +57,20 @@ def member_command(name: str, data: Path, runs: Path, minutes: float) -> list[st
     out = runs / name
     if (out / "args.json").is_file():
         return [sys.executable, "-m", "made", "train", "--resume", str(out), "--quiet"]
-    return [sys.executable, "-m", "made", "train", "--data", str(data), "--out", str(out),
-            "--max-minutes", f"{minutes:g}", *COMMON, *MEMBERS[name]]
+    return [
+        sys.executable,
+        "-m",
+        "made",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-minutes",
+        f"{minutes:g}",
+        *COMMON,
+        *MEMBERS[name],
+    ]
 
 
 def train_members(data: Path, runs: Path, minutes: float) -> None:
@@ -99,26 +112,43 @@ def main(argv: list[str] | None = None) -> int:
     train_members(args.data_dir.resolve() / "binarized_mnist.npz", args.runs, args.minutes)
     out = args.runs / "mixture"
     mix(args.runs, out)
-    report = subprocess.run([sys.executable, "-m", "made", "eval", str(out), "--json"], check=True, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    report = subprocess.run(
+        [sys.executable, "-m", "made", "eval", str(out), "--json"],
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
     test = json.loads(report.stdout)
     metrics = read_metrics(out)
     member_metrics = {name: read_metrics(args.runs / name) for name in MEMBERS}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    line = {"set": "binarized_mnist", "test_nll": test["test_nll"], "test_nll_stderr": test["test_nll_stderr"],
-            "valid_nll": metrics["valid_nll"], "members": metrics["tune"]["members"], "kept": metrics["tune"]["kept"],
-            "member_valid": metrics["tune"]["member_valid"],
-            "member_test": {name: m["test_nll"] for name, m in member_metrics.items()},
-            "member_seconds": {name: m["seconds"] for name, m in member_metrics.items()},
-            "command": "python benchmarks/paper/mnist_cpu.py --data-dir DIR", "member_options": {
-                name: [*COMMON, *options] for name, options in MEMBERS.items()},
-            "minutes": args.minutes, "wall_seconds": time.perf_counter() - start, "cpu": cpu_model(),
-            "threads": "2 (one per member)", "commit": commit.stdout.strip(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    line = {
+        "set": "binarized_mnist",
+        "test_nll": test["test_nll"],
+        "test_nll_stderr": test["test_nll_stderr"],
+        "valid_nll": metrics["valid_nll"],
+        "members": metrics["tune"]["members"],
+        "kept": metrics["tune"]["kept"],
+        "member_valid": metrics["tune"]["member_valid"],
+        "member_test": {name: m["test_nll"] for name, m in member_metrics.items()},
+        "member_seconds": {name: m["seconds"] for name, m in member_metrics.items()},
+        "command": "python benchmarks/paper/mnist_cpu.py --data-dir DIR",
+        "member_options": {name: [*COMMON, *options] for name, options in MEMBERS.items()},
+        "minutes": args.minutes,
+        "wall_seconds": time.perf_counter() - start,
+        "cpu": cpu_model(),
+        "threads": "2 (one per member)",
+        "commit": commit.stdout.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     with args.results.open("a") as handle:
         handle.write(json.dumps(line, sort_keys=True) + "\n")
-    print(f"binarized_mnist: test NLL {line['test_nll']:.3f} ± {line['test_nll_stderr']:.3f} "
-          f"(valid {line['valid_nll']:.3f}; kept {line['kept']}; paper's target {ROWS[TARGET_ROW].paper})")
+    print(
+        f"binarized_mnist: test NLL {line['test_nll']:.3f} ± {line['test_nll_stderr']:.3f} "
+        f"(valid {line['valid_nll']:.3f}; kept {line['kept']}; paper's target {ROWS[TARGET_ROW].paper})"
+    )
     return 0
 
 

@@ -26,7 +26,9 @@ UCI_BASE = (
     "--batch-size 100 --patience 30 --init orthogonal --seed 1234"
 ).split()
 # MNIST (§6.2 and the authors' command): adagrad (eps 1e-6), ReLU, direct connection, orthogonal init.
-MNIST_BASE = "--direct --activation relu --optimizer adagrad --batch-size 100 --patience 30 --init orthogonal --seed 1234".split()
+MNIST_BASE = (
+    "--direct --activation relu --optimizer adagrad --batch-size 100 --patience 30 --init orthogonal --seed 1234"
+).split()
 SINGLE = "--masks 1 --ordering random".split()  # the authors start even a single mask from a random ordering
 SAMPLING = "--masks unlimited --resample full".split()  # a fresh mask per minibatch: 300 valid / 1000 test masks
 LONG = "not in gpu.sh: the paper trains it for hours (K20: 33-100 s an epoch), beyond an 8-minute GPU slot"
@@ -120,8 +122,9 @@ def table3_grid(
 # The grid searched for the rows whose plain protocol missed the paper (chosen on validation): Table 3's
 # single-mask grid, one and two hidden layers (24 candidates; the rows measured before 2026-12-06 ran the
 # one-layer half only, which their "N of 24 run" shows).
-SINGLE_GRID = table3_grid(eps=("1e-5", "1e-7", "1e-9"), activations=("relu", "softplus"), conditioning=(False, True),
-                          layers=(1, 2))
+SINGLE_GRID = table3_grid(
+    eps=("1e-5", "1e-7", "1e-9"), activations=("relu", "softplus"), conditioning=(False, True), layers=(1, 2)
+)
 
 
 def ordering_draws(grid: dict[str, list[str]], candidate: str, seeds: range) -> dict[str, list[str]]:
@@ -151,36 +154,129 @@ ROWS: dict[str, Row] = {
     row.name: row
     for row in [
         _uci("dna-single", "dna", "MADE (1 mask)", 83.63, 0.52, SINGLE, candidates=SINGLE_GRID),
-        _uci("dna-mask-sampling", "dna", "MADE mask sampling", 79.66, 0.63, SAMPLING,
-             note="the authors' README command: unlimited masks, full resampling, 300 validation masks"),
+        _uci(
+            "dna-mask-sampling",
+            "dna",
+            "MADE mask sampling",
+            79.66,
+            0.63,
+            SAMPLING,
+            note="the authors' README command: unlimited masks, full resampling, 300 validation masks",
+        ),
         _uci("mushrooms-single", "mushrooms", "MADE (1 mask)", 9.68, 0.04, SINGLE, candidates=SINGLE_GRID),
-        _uci("mushrooms-mask-sampling", "mushrooms", "MADE mask sampling", 9.69, 0.03, SAMPLING, candidates=MASKS_GRID,
-             note="the paper tuned the number of masks and does not say which"),
+        _uci(
+            "mushrooms-mask-sampling",
+            "mushrooms",
+            "MADE mask sampling",
+            9.69,
+            0.03,
+            SAMPLING,
+            candidates=MASKS_GRID,
+            note="the paper tuned the number of masks and does not say which",
+        ),
         _uci("nips-single", "nips", "MADE (1 mask)", 280.25, 1.05, SINGLE, candidates=SINGLE_GRID),
-        _uci("nips-mask-sampling", "nips", "MADE mask sampling", 277.28, None, SAMPLING, candidates=NIPS_MASKS_GRID,
-             note="Table 4 prints 277.28, Supp. Table 1 275.92 ± 1.01; the number of masks is not given"),
+        _uci(
+            "nips-mask-sampling",
+            "nips",
+            "MADE mask sampling",
+            277.28,
+            None,
+            SAMPLING,
+            candidates=NIPS_MASKS_GRID,
+            note="Table 4 prints 277.28, Supp. Table 1 275.92 ± 1.01; the number of masks is not given",
+        ),
         _uci("adult-single", "adult", "MADE (1 mask)", 13.12, 0.05, SINGLE, candidates=SINGLE_GRID),
         _uci("adult-mask-sampling", "adult", "MADE mask sampling", 13.13, 0.05, SAMPLING, candidates=MASKS_GRID),
-        _uci("connect4-single", "connect4", "MADE (1 mask)", 11.90, 0.01, SINGLE,
-             candidates={**SINGLE_GRID, **CONNECT4_DRAWS}),
+        _uci(
+            "connect4-single",
+            "connect4",
+            "MADE (1 mask)",
+            11.90,
+            0.01,
+            SINGLE,
+            candidates={**SINGLE_GRID, **CONNECT4_DRAWS},
+        ),
         _uci("connect4-mask-sampling", "connect4", "MADE mask sampling", 11.90, 0.01, SAMPLING, candidates=MASKS_GRID),
         _uci("ocr_letters-single", "ocr_letters", "MADE (1 mask)", 28.34, 0.22, SINGLE, candidates=SINGLE_GRID),
-        _uci("ocr_letters-mask-sampling", "ocr_letters", "MADE mask sampling", 30.04, 0.22, SAMPLING, candidates=MASKS_GRID),
-        Row("mnist-500-1mask", "binarized_mnist", "Figure 2 (digitized)", "MADE 1hl 500 units, 1 mask", 94.71, None,
-            [*MNIST_BASE, "--hidden", "500", *SINGLE], MNIST_LRS, "cuda",
-            "Figure 2 is read off the plot (±0.02); lr chosen on validation from the paper's grid"),
-        Row("mnist-500-8masks", "binarized_mnist", "Figure 2 (digitized)", "MADE 1hl 500 units, 8 masks", 93.26, None,
-            [*MNIST_BASE, "--hidden", "500", "--masks", "8", "--resample", "full"], MNIST_LRS,
-            "cuda", "Figure 2 is read off the plot (±0.02); lr chosen on validation from the paper's grid"),
-        Row("mnist-8000-1mask", "binarized_mnist", "Table 6, Supp. Table 2", "MADE 1hl 8000 units, 1 mask", 88.40, 0.45,
-            [*MNIST_BASE, "--hidden", "8000", *SINGLE], MNIST_LRS, "cuda"),
-        Row("mnist-8000x2-1mask", "binarized_mnist", "Table 6, Supp. Table 2", "MADE 2hl 8000 units, 1 mask", 89.59, 0.46,
-            [*MNIST_BASE, "--hidden", "8000", "8000", *SINGLE], MNIST_LRS, "cuda"),
-        Row("mnist-8000-32masks", "binarized_mnist", "Table 6, Supp. Table 2", "MADE 1hl 8000 units, 32 masks", 88.04, 0.44,
-            [*MNIST_BASE, "--hidden", "8000", "--masks", "32", "--resample", "full"], _lrs(0.01), "cuda", LONG),
-        Row("mnist-8000x2-32masks", "binarized_mnist", "Table 6, Supp. Table 2", "MADE 2hl 8000 units, 32 masks", 86.64, 0.44,
+        _uci(
+            "ocr_letters-mask-sampling",
+            "ocr_letters",
+            "MADE mask sampling",
+            30.04,
+            0.22,
+            SAMPLING,
+            candidates=MASKS_GRID,
+        ),
+        Row(
+            "mnist-500-1mask",
+            "binarized_mnist",
+            "Figure 2 (digitized)",
+            "MADE 1hl 500 units, 1 mask",
+            94.71,
+            None,
+            [*MNIST_BASE, "--hidden", "500", *SINGLE],
+            MNIST_LRS,
+            "cuda",
+            "Figure 2 is read off the plot (±0.02); lr chosen on validation from the paper's grid",
+        ),
+        Row(
+            "mnist-500-8masks",
+            "binarized_mnist",
+            "Figure 2 (digitized)",
+            "MADE 1hl 500 units, 8 masks",
+            93.26,
+            None,
+            [*MNIST_BASE, "--hidden", "500", "--masks", "8", "--resample", "full"],
+            MNIST_LRS,
+            "cuda",
+            "Figure 2 is read off the plot (±0.02); lr chosen on validation from the paper's grid",
+        ),
+        Row(
+            "mnist-8000-1mask",
+            "binarized_mnist",
+            "Table 6, Supp. Table 2",
+            "MADE 1hl 8000 units, 1 mask",
+            88.40,
+            0.45,
+            [*MNIST_BASE, "--hidden", "8000", *SINGLE],
+            MNIST_LRS,
+            "cuda",
+        ),
+        Row(
+            "mnist-8000x2-1mask",
+            "binarized_mnist",
+            "Table 6, Supp. Table 2",
+            "MADE 2hl 8000 units, 1 mask",
+            89.59,
+            0.46,
+            [*MNIST_BASE, "--hidden", "8000", "8000", *SINGLE],
+            MNIST_LRS,
+            "cuda",
+        ),
+        Row(
+            "mnist-8000-32masks",
+            "binarized_mnist",
+            "Table 6, Supp. Table 2",
+            "MADE 1hl 8000 units, 32 masks",
+            88.04,
+            0.44,
+            [*MNIST_BASE, "--hidden", "8000", "--masks", "32", "--resample", "full"],
+            _lrs(0.01),
+            "cuda",
+            LONG,
+        ),
+        Row(
+            "mnist-8000x2-32masks",
+            "binarized_mnist",
+            "Table 6, Supp. Table 2",
+            "MADE 2hl 8000 units, 32 masks",
+            86.64,
+            0.44,
             [*MNIST_BASE, "--hidden", "8000", "8000", "--masks", "32", "--resample", "full"],
-            _lrs(0.01), "cuda", "the authors' README command for their best model; " + LONG),
+            _lrs(0.01),
+            "cuda",
+            "the authors' README command for their best model; " + LONG,
+        ),
     ]
 }
 

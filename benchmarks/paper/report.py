@@ -44,7 +44,11 @@ def latest_per_candidate(results: list[dict]) -> dict[tuple[str, str], dict]:
     chosen: dict[tuple[str, str], dict] = {}
     for record in results:
         row = ROWS.get(record["row"])
-        if row and record["candidate"] in row.candidates and same_arguments(record["args"], row.command(record["candidate"])):
+        if (
+            row
+            and record["candidate"] in row.candidates
+            and same_arguments(record["args"], row.command(record["candidate"]))
+        ):
             chosen[(record["row"], record["candidate"])] = record
     return chosen
 
@@ -91,7 +95,10 @@ def table(rows: list[Row], measured: dict, with_missing: bool) -> list[str]:
         )
     if with_missing:
         for name, (single, sampling, ci_single, ci_sampling) in MISSING.items():
-            for model, value, ci in (("MADE (1 mask)", single, ci_single), ("MADE mask sampling", sampling, ci_sampling)):
+            for model, value, ci in (
+                ("MADE (1 mask)", single, ci_single),
+                ("MADE mask sampling", sampling, ci_sampling),
+            ):
                 lines.append(f"| {name} | {model} | {value:.2f} ± {ci:.2f} | data not available here | | | | | | |")
     return lines
 
@@ -110,12 +117,17 @@ def read_latest(path: Path) -> list[dict]:
 
 def recipe_section(lines: list[dict], targets: dict[str, float], what: str) -> list[str]:
     """The new recipe (made tune, one budget, no other option) beside the paper's figure ``what`` per set."""
-    out = ["### The new recipe: `made tune`", "",
-           "`python benchmarks/paper/recipe.py --data-dir ../shared/data` runs `made tune --data DIR/NAME.npz --out "
-           "RUN --minutes M` (no other option, chosen on validation only) and reports `made eval RUN --json`, as "
-           f"the DEBD benchmark does. Beside it: {what}. Every run is listed, oldest first, with its commit.", "",
-           "| Data set | Paper | made tune: test NLL ± s.e. | Valid NLL | Budget | Tune time (trials) | Chosen | "
-           "Machine | Commit |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = [
+        "### The new recipe: `made tune`",
+        "",
+        "`python benchmarks/paper/recipe.py --data-dir ../shared/data` runs `made tune --data DIR/NAME.npz --out "
+        "RUN --minutes M` (no other option, chosen on validation only) and reports `made eval RUN --json`, as "
+        f"the DEBD benchmark does. Beside it: {what}. Every run is listed, oldest first, with its commit.",
+        "",
+        "| Data set | Paper | made tune: test NLL ± s.e. | Valid NLL | Budget | Tune time (trials) | Chosen | "
+        "Machine | Commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, paper in targets.items():
         runs = [r for r in lines if r["set"] == name]
         if not runs:
@@ -123,36 +135,48 @@ def recipe_section(lines: list[dict], targets: dict[str, float], what: str) -> l
         for line in runs:
             chosen = line["chosen_trials"]
             what = f"trial {chosen[0]}" if len(chosen) == 1 else f"mixture of {len(chosen)}"
-            out.append(f"| {name} | {paper:.2f} | **{line['test_nll']:.2f} ± {line['test_nll_stderr']:.2f}** | "
-                       f"{line['valid_nll']:.2f} | {line['minutes']:g} min | {line['tune_seconds'] / 60:.1f} min "
-                       f"({line['trials_finished']}) | {what} | {line['cpu']} | {line['commit']} |")
+            out.append(
+                f"| {name} | {paper:.2f} | **{line['test_nll']:.2f} ± {line['test_nll_stderr']:.2f}** | "
+                f"{line['valid_nll']:.2f} | {line['minutes']:g} min | {line['tune_seconds'] / 60:.1f} min "
+                f"({line['trials_finished']}) | {what} | {line['cpu']} | {line['commit']} |"
+            )
     return [*out, ""]
 
 
 def mnist_cpu_section(lines: list[dict]) -> list[str]:
     """Binarized MNIST on the 2-core CPU (benchmarks/paper/mnist_cpu.py) beside its target, with each member."""
-    out = ["### On the 2-core CPU: the recipe's parts at the paper's width", "",
-           "`python benchmarks/paper/mnist_cpu.py --data-dir ../shared/data`: four one-layer 8000-unit MADEs with "
-           "the direct connection in natural order (AdamW, cosine schedule, dropout, early stopping), trained two at "
-           "a time (one thread each), then mixed as `made tune` mixes its trials (EM weights on validation); test "
-           "scored once by `made eval RUN --json`. Not `made tune` itself: its widths stop at 2000 units, and its "
-           "first trial here (500 units, no direct connection) was at valid 101.7 after 48 epochs. Target: the "
-           f"paper's one-layer 8000-unit one-mask figure, {ROWS['mnist-8000-1mask'].paper:.2f} (Table 6; its best "
-           "MADE, 2 layers and 32 masks on a GPU, 86.64).", ""]
+    out = [
+        "### On the 2-core CPU: the recipe's parts at the paper's width",
+        "",
+        "`python benchmarks/paper/mnist_cpu.py --data-dir ../shared/data`: four one-layer 8000-unit MADEs with "
+        "the direct connection in natural order (AdamW, cosine schedule, dropout, early stopping), trained two at "
+        "a time (one thread each), then mixed as `made tune` mixes its trials (EM weights on validation); test "
+        "scored once by `made eval RUN --json`. Not `made tune` itself: its widths stop at 2000 units, and its "
+        "first trial here (500 units, no direct connection) was at valid 101.7 after 48 epochs. Target: the "
+        f"paper's one-layer 8000-unit one-mask figure, {ROWS['mnist-8000-1mask'].paper:.2f} (Table 6; its best "
+        "MADE, 2 layers and 32 masks on a GPU, 86.64).",
+        "",
+    ]
     if not lines:
         return [*out, "Not yet run.", ""]
     line = lines[-1]
-    out += ["| Model | Valid NLL | Test NLL ± s.e. | Options (training time) | Machine | Commit |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "| Model | Valid NLL | Test NLL ± s.e. | Options (training time) | Machine | Commit |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, options in line["member_options"].items():
-        out.append(f"| member {name} | {line['member_valid'][name]:.2f} | {line['member_test'][name]:.2f} | "
-                   f"`{' '.join(options)}` ({line['member_seconds'][name] / 60:.0f} min) | {line['cpu']} | "
-                   f"{line['commit']} |")
+        out.append(
+            f"| member {name} | {line['member_valid'][name]:.2f} | {line['member_test'][name]:.2f} | "
+            f"`{' '.join(options)}` ({line['member_seconds'][name] / 60:.0f} min) | {line['cpu']} | "
+            f"{line['commit']} |"
+        )
     chosen = "mixture of " + ", ".join(line["kept"]) if len(line["kept"]) > 1 else f"member {line['kept'][0]}"
-    out.append(f"| **chosen on validation: {chosen}** | {line['valid_nll']:.2f} | **{line['test_nll']:.2f} ± "
-               f"{line['test_nll_stderr']:.2f}** | members' training {sum(line['member_seconds'].values()) / 60:.0f} "
-               f"thread-minutes in all, two at a time ({line['minutes']:g} min cap each) | {line['cpu']}, "
-               f"{line['threads']} | {line['commit']} |")
+    out.append(
+        f"| **chosen on validation: {chosen}** | {line['valid_nll']:.2f} | **{line['test_nll']:.2f} ± "
+        f"{line['test_nll_stderr']:.2f}** | members' training {sum(line['member_seconds'].values()) / 60:.0f} "
+        f"thread-minutes in all, two at a time ({line['minutes']:g} min cap each) | {line['cpu']}, "
+        f"{line['threads']} | {line['commit']} |"
+    )
     return [*out, ""]
 
 
@@ -163,18 +187,32 @@ def render(results: list[dict]) -> str:
     out = [HEADER]
     out += ["## UCI binary data sets (Table 4, Supplementary Table 1)", ""]
     out += table(uci, measured, with_missing=True)
-    out += ["", "The paper's NIPS-0-12 mask-sampling figure is 277.28 in Table 4 and 275.92 ± 1.01 in Supplementary "
-            "Table 1; the table above quotes Table 4.", ""]
-    out += recipe_section(read_lines(HERE / "recipe.jsonl"), PAPER_BEST,
-                          "the paper's best MADE figure for the set (Table 4)")
+    out += [
+        "",
+        "The paper's NIPS-0-12 mask-sampling figure is 277.28 in Table 4 and 275.92 ± 1.01 in Supplementary "
+        "Table 1; the table above quotes Table 4.",
+        "",
+    ]
+    out += recipe_section(
+        read_lines(HERE / "recipe.jsonl"), PAPER_BEST, "the paper's best MADE figure for the set (Table 4)"
+    )
     out += ["## Binarized MNIST (Table 6, Supplementary Table 2, Figure 2)", ""]
     out += table(mnist, measured, with_missing=False)
-    out += ["", "Figure 2's values (500 hidden units, 1 and 8 masks) are digitized from the plot (about ±0.02); "
-            "the 8000-unit rows are Table 6.", ""]
+    out += [
+        "",
+        "Figure 2's values (500 hidden units, 1 and 8 masks) are digitized from the plot (about ±0.02); "
+        "the 8000-unit rows are Table 6.",
+        "",
+    ]
     out += mnist_cpu_section(read_latest(HERE / "mnist_cpu.jsonl"))
-    out += ["## Every candidate", "", "A row's reported candidate (✓) has the lowest validation NLL.", "",
-            "| Row | Candidate | Valid NLL | Test NLL ± s.e. | Epochs (best), stop | Time | Date | Commit |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "## Every candidate",
+        "",
+        "A row's reported candidate (✓) has the lowest validation NLL.",
+        "",
+        "| Row | Candidate | Valid NLL | Test NLL ± s.e. | Epochs (best), stop | Time | Date | Commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in ROWS.values():
         chosen = best(row, measured)
         for candidate in row.candidates:
@@ -189,15 +227,24 @@ def render(results: list[dict]) -> str:
                 f"| {minutes(record)} | {record['date']} | {record['commit']} |"
             )
     out += ["", "## Notes", "", *[f"- {note}" for note in NOTES]]
-    out += ["", "## Commands", "",
-            "Each row is one command, run from the repository root; it skips what is already in the results. "
-            "The second column is the `made train` command it runs (data folder and run folder added).", "",
-            "| Row | Command | made train | Note |", "| --- | --- | --- | --- |"]
+    out += [
+        "",
+        "## Commands",
+        "",
+        "Each row is one command, run from the repository root; it skips what is already in the results. "
+        "The second column is the `made train` command it runs (data folder and run folder added).",
+        "",
+        "| Row | Command | made train | Note |",
+        "| --- | --- | --- | --- |",
+    ]
     for row in ROWS.values():
         record = best(row, measured)
         if record:
-            extra = shlex.split(record["made_command"])[2 + len(record["args"]):]  # --epochs, --max-minutes
-            command, made = record["command"], "made " + shlex.join(["train", *row.command(record["candidate"]), *extra])
+            extra = shlex.split(record["made_command"])[2 + len(record["args"]) :]  # --epochs, --max-minutes
+            command, made = (
+                record["command"],
+                "made " + shlex.join(["train", *row.command(record["candidate"]), *extra]),
+            )
         else:
             command = f"python benchmarks/paper/reproduce.py {row.name}"
             made = "made " + shlex.join(["train", "--dataset", row.dataset, *row.args])
@@ -238,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, nargs="*", help="JSON-lines files (default: results*.jsonl here)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="(default: benchmarks/paper/RESULTS.md)")
-    parser.add_argument("--readme", type=Path, default=HERE.parents[1] / "README.md",
-                        help="README whose summary (between its paper-results markers) to update; '' for none")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=HERE.parents[1] / "README.md",
+        help="README whose summary (between its paper-results markers) to update; '' for none",
+    )
     args = parser.parse_args(argv)
     files = args.results if args.results is not None else sorted(HERE.glob("results*.jsonl"))
     results = [record for path in files for record in read_results(path)]

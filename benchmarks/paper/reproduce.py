@@ -33,8 +33,8 @@ from cpu_model import cpu_model  # noqa: E402
 from paper_rows import ROWS, read_results, same_arguments  # noqa: E402
 
 from made import __version__  # noqa: E402
-from made.checkpoint import read_json, write_json  # noqa: E402
 from made.cli import main as made_main  # noqa: E402
+from made.io.atomic import read_json, write_json  # noqa: E402
 
 DEFAULT_RESULTS = HERE / "results.jsonl"
 DEFAULT_RUNS = HERE / "runs"
@@ -120,7 +120,7 @@ def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
         command += ["--candidate", candidate]
     if args.device != row.device:
         command += ["--device", args.device]
-    command += [*what[len(train_args):], *budget]
+    command += [*what[len(train_args) :], *budget]
     return {
         "row": name,
         "candidate": candidate,
@@ -147,8 +147,11 @@ def run_one(name: str, candidate: str, args: argparse.Namespace) -> dict:
 
 def list_rows(results: list[dict]) -> None:
     def measured(name: str, candidate: str) -> bool:
-        return any(r["row"] == name and r["candidate"] == candidate and same_arguments(r["args"], command)
-                   for r in results for command in [ROWS[name].command(candidate)])
+        return any(
+            r["row"] == name and r["candidate"] == candidate and same_arguments(r["args"], command)
+            for r in results
+            for command in [ROWS[name].command(candidate)]
+        )
 
     for name, row in ROWS.items():
         marks = [f"{c}{'*' if measured(name, c) else ''}" for c in row.candidates]
@@ -166,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="folder with NAME.npz")
     parser.add_argument("--epochs", type=int, help="epoch cap (default: made train's 1000)")
     parser.add_argument("--max-minutes", type=float, help="training time budget per run (default: none)")
-    parser.add_argument("--checkpoint-every", type=int, metavar="N",
-                        help="epochs between training checkpoints (default: made train's, every epoch)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="epochs between training checkpoints (default: made train's, every epoch)",
+    )
     parser.add_argument("--force", action="store_true", help="measure again rows already in the results")
     parser.add_argument("--progress", action="store_true", help="show made train's progress bar")
     args = parser.parse_args(argv)
@@ -176,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows == ["list"]:
         list_rows(results)
         return 0
-    groups = {"uci": [n for n, r in ROWS.items() if r.device == "cpu"],
-              "mnist": [n for n, r in ROWS.items() if r.dataset == "binarized_mnist"]}
+    groups = {
+        "uci": [n for n, r in ROWS.items() if r.device == "cpu"],
+        "mnist": [n for n, r in ROWS.items() if r.dataset == "binarized_mnist"],
+    }
     names = [n for name in args.rows for n in groups.get(name, [name])]
     unknown = [n for n in names if n not in ROWS]
     if unknown:
@@ -189,15 +198,20 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"row {name} has no candidate {args.candidate!r}; it has {list(row.candidates)}")
         device = args.device or row.device
         for candidate in candidates:
-            done = any(r["row"] == name and r["candidate"] == candidate and same_arguments(r["args"], row.command(candidate))
-                       for r in results)
+            done = any(
+                r["row"] == name and r["candidate"] == candidate and same_arguments(r["args"], row.command(candidate))
+                for r in results
+            )
             if done and not args.force:
                 print(f"[{name}/{candidate}] already in {args.results}; skipped (--force to measure again)")
                 continue
             record = run_one(name, candidate, argparse.Namespace(**{**vars(args), "device": device}))
             append_result(args.results, record)
-            print(f"[{name}/{candidate}] test NLL {record['test_nll']:.2f} ± {record['test_stderr']:.2f} "
-                  f"(valid {record['valid_nll']:.2f}); paper {row.paper}", flush=True)
+            print(
+                f"[{name}/{candidate}] test NLL {record['test_nll']:.2f} ± {record['test_stderr']:.2f} "
+                f"(valid {record['valid_nll']:.2f}); paper {row.paper}",
+                flush=True,
+            )
     return 0
 
 

@@ -12,9 +12,9 @@ import torch
 from ..data import format_value
 from ..io.atomic import atomic_write
 from ..model import MADE
+from ..model.mixture import Mixture
 from ..pipeline import data_spec
 from ..pipeline import load_for_inference as pipeline_load
-from ..training.mixture import Mixture
 
 
 def pick_device(name: str) -> torch.device:
@@ -26,7 +26,9 @@ def pick_device(name: str) -> torch.device:
     except RuntimeError:
         raise ValueError(f"--device: unknown device {name!r}") from None
     if device.type == "meta":
-        raise ValueError("--device meta holds no values, so nothing can be trained or evaluated on it; use cpu or a GPU")
+        raise ValueError(
+            "--device meta holds no values, so nothing can be trained or evaluated on it; use cpu or a GPU"
+        )
     if device.type != "cpu" and not _device_available(device):
         raise ValueError(f"--device {name}: this machine has no such device")
     return device

@@ -19,19 +19,29 @@ from .options import ENSEMBLE, POSITIVE, add_data_args
 
 def add_parser(subparsers: Any) -> None:
     """Add ``made eval`` and its options to the command line."""
-    evaluate = subparsers.add_parser("eval", help="evaluate a run's NLL on a split", description="Mean NLL in nats per "
-                                     "example with its standard error, and bits per dimension. By default the run's "
-                                     "own data set, the test split and the run's ensemble.")
+    evaluate = subparsers.add_parser(
+        "eval",
+        help="evaluate a run's NLL on a split",
+        description="Mean NLL in nats per "
+        "example with its standard error, and bits per dimension. By default the run's "
+        "own data set, the test split and the run's ensemble.",
+    )
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'made train'")
     add_data_args(evaluate, None, split_seed=None)
     evaluate.add_argument("--split", choices=["train", "valid", "test"], default="test", help="(default: test)")
-    evaluate.add_argument("--ensemble", type=ENSEMBLE, metavar="K", help="average p(x) over K masks (default: as in training)")
+    evaluate.add_argument(
+        "--ensemble", type=ENSEMBLE, metavar="K", help="average p(x) over K masks (default: as in training)"
+    )
     evaluate.add_argument("--batch-size", type=POSITIVE, help="evaluation batch size (default: as in training)")
     evaluate.add_argument("--device", default="auto", help="(default: auto)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--per-dim", metavar="FILE", help="also write -log p(x_d | x_<d) of every example and "
-                          "dimension (nats, the run's first mask) to FILE (.npy, or .csv with a header naming each "
-                          "dimension's data columns): which dimensions make an example unlikely")
+    evaluate.add_argument(
+        "--per-dim",
+        metavar="FILE",
+        help="also write -log p(x_d | x_<d) of every example and "
+        "dimension (nats, the run's first mask) to FILE (.npy, or .csv with a header naming each "
+        "dimension's data columns): which dimensions make an example unlikely",
+    )
     evaluate.set_defaults(func=run)
 
 
@@ -67,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         masks = f", ensemble of {ensemble} masks" if ensemble else ""
         split_seed = result.metrics["split_seed"]
         seed = f" (rows split with seed {split_seed})" if split_seed is not None else ""
-        print(f"{result.name} {args.split}{seed}: NLL {nll.nll:.4f} ± {nll.stderr:.4f} nats "
-              f"({nll.bits_per_dim:.4f} bits/dim) over {nll.num_examples} examples{masks}")
+        print(
+            f"{result.name} {args.split}{seed}: NLL {nll.nll:.4f} ± {nll.stderr:.4f} nats "
+            f"({nll.bits_per_dim:.4f} bits/dim) over {nll.num_examples} examples{masks}"
+        )
     return 0

@@ -29,10 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
-def _show_data_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                       file: object = None, line: str | None = None) -> None:
+def _show_data_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     """A data warning as one line on stderr (``made: warning: ...``), other warnings as Python prints them."""
     if issubclass(category, DataWarning):
         print(f"made: warning: {message}", file=sys.stderr)

@@ -23,9 +23,25 @@ from ..config import (
     masks_arg,
 )
 
-__all__ = ["DATASET_NAMES", "DROPOUT", "ENSEMBLE", "FRACTION", "MAX_ENSEMBLE", "MAX_SEED", "NON_NEGATIVE",
-           "NON_NEGATIVE_FLOAT", "POSITIVE", "POSITIVE_FLOAT", "SEED", "float_in", "int_in", "masks_arg",
-           "add_header_arg", "add_data_args", "add_drawing_args"]
+__all__ = [
+    "DATASET_NAMES",
+    "DROPOUT",
+    "ENSEMBLE",
+    "FRACTION",
+    "MAX_ENSEMBLE",
+    "MAX_SEED",
+    "NON_NEGATIVE",
+    "NON_NEGATIVE_FLOAT",
+    "POSITIVE",
+    "POSITIVE_FLOAT",
+    "SEED",
+    "float_in",
+    "int_in",
+    "masks_arg",
+    "add_header_arg",
+    "add_data_args",
+    "add_drawing_args",
+]
 
 
 def add_header_arg(parser: argparse.ArgumentParser) -> None:

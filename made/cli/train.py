@@ -20,18 +20,27 @@ from .common import pick_device
 def add_parser(subparsers: Any, suppress: bool = False) -> argparse.ArgumentParser:
     """Add ``made train`` and its options to the command line (the ``subparsers`` of a ``made`` parser);
     returns its parser. With ``suppress``, options not given stay out of the parsed namespace."""
-    train = subparsers.add_parser("train", help="train a MADE and write a run folder", description="Train a MADE "
-                                  f"with early stopping on validation NLL; writes {CONFIG_FILE}, {WEIGHTS_FILE}, "
-                                  f"{METRICS_FILE} and {LOG_FILE} into the run folder, with {ARGS_FILE} and "
-                                  f"{CHECKPOINT_DIR}/ so that an interrupted run continues with --resume. Under "
-                                  "torchrun, each process trains on its share of every minibatch.")
+    train = subparsers.add_parser(
+        "train",
+        help="train a MADE and write a run folder",
+        description="Train a MADE "
+        f"with early stopping on validation NLL; writes {CONFIG_FILE}, {WEIGHTS_FILE}, "
+        f"{METRICS_FILE} and {LOG_FILE} into the run folder, with {ARGS_FILE} and "
+        f"{CHECKPOINT_DIR}/ so that an interrupted run continues with --resume. Under "
+        "torchrun, each process trains on its share of every minibatch.",
+    )
     add_options(train, DataSettings, suppress=suppress)
     unset = {"default": argparse.SUPPRESS} if suppress else {}
     train.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/NAME-DATE-TIME)", **unset)
     train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR", **unset)
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, "
-                       "with the settings it was started with (only --device, --quiet and --checkpoint-every may be "
-                       "given)", **unset)
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint, "
+        "with the settings it was started with (only --device, --quiet and --checkpoint-every may be "
+        "given)",
+        **unset,
+    )
     add_options(train, RunSettings, suppress=suppress, only=option_names(RunSettings) - option_names(DataSettings))
     train.set_defaults(func=run)
     return train
@@ -67,30 +76,34 @@ def run(args: argparse.Namespace) -> int:
     settings = _resumed_settings(args) if args.resume else RunSettings.from_args(args)
     info, device = init_from_env(pick_device(settings.device))
     try:
-        return _train_and_report(settings, args.resume or args.out, info, device, bool(args.resume),
-                                 args.overwrite)
+        return _train_and_report(settings, args.resume or args.out, info, device, bool(args.resume), args.overwrite)
     finally:
         shutdown()
 
 
-def _train_and_report(settings: RunSettings, out: str | None, info: ProcessInfo, device: torch.device,
-                      resume: bool, overwrite: bool) -> int:
+def _train_and_report(
+    settings: RunSettings, out: str | None, info: ProcessInfo, device: torch.device, resume: bool, overwrite: bool
+) -> int:
     """Train the run of ``settings`` into ``out`` (:func:`made.pipeline.train_settings`) and, in the main
     process, print what it trains and its test NLL."""
 
     def announce(data: RunData, model: MADE) -> None:
         splits = data.splits
         processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
-        print(f"{'resuming' if resume else 'training'} on {splits.name}: D={splits.num_inputs} "
-              f"({model.family.name}), "
-              f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
-              f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}")
+        print(
+            f"{'resuming' if resume else 'training'} on {splits.name}: D={splits.num_inputs} "
+            f"({model.family.name}), "
+            f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test; "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters on {device}{processes}"
+        )
 
     metrics, folder = train_settings(settings, out, info, device, resume, overwrite, on_start=announce)
     if metrics is None:  # another process of a distributed run: the main one saves and reports
         return 0
-    print(f"test NLL {metrics['test_nll']:.3f} ± {metrics['test_nll_stderr']:.3f} nats "
-          f"({metrics['test_bits_per_dim']:.4f} bits/dim), valid NLL {metrics['valid_nll']:.3f}; "
-          f"{metrics['epochs']} epochs (best {metrics['best_epoch']}) in {metrics['seconds']:.1f} s")
+    print(
+        f"test NLL {metrics['test_nll']:.3f} ± {metrics['test_nll_stderr']:.3f} nats "
+        f"({metrics['test_bits_per_dim']:.4f} bits/dim), valid NLL {metrics['valid_nll']:.3f}; "
+        f"{metrics['epochs']} epochs (best {metrics['best_epoch']}) in {metrics['seconds']:.1f} s"
+    )
     print(f"run folder: {folder}")
     return 0

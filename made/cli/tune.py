@@ -18,7 +18,8 @@ from ..config import RunSettings
 from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
 from ..pipeline import data_spec, load_splits, train_settings
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
-from ..tune import (
+from ..tune.mixing import keep_result, mix_runs
+from ..tune.search import (
     DEFAULT_PATIENCE,
     SEARCH_SPACE,
     TRIAL_SHARE,
@@ -34,7 +35,6 @@ from ..tune import (
     train_argv,
     trial_line,
 )
-from ..tuning import keep_result, mix_runs
 from .common import pick_device
 from .options import add_data_args
 from .train import command_parser, given_options
@@ -42,35 +42,69 @@ from .train import command_parser, given_options
 if TYPE_CHECKING:
     import optuna
 
-TUNE_SETS = {"dataset", "data", "data_dir", "split_seed", "out", "resume", "overwrite", "max_minutes", "quiet", "seed",
-             "checkpoint_every"}  # options of 'made train' that made tune sets itself
+TUNE_SETS = {
+    "dataset",
+    "data",
+    "data_dir",
+    "split_seed",
+    "out",
+    "resume",
+    "overwrite",
+    "max_minutes",
+    "quiet",
+    "seed",
+    "checkpoint_every",
+}  # options of 'made train' that made tune sets itself
 
 
 def add_parser(subparsers: Any) -> None:
     """Add ``made tune`` and its options to the command line."""
     tune = subparsers.add_parser(
-        "tune", help="find training settings for your data within a time budget",
+        "tune",
+        help="find training settings for your data within a time budget",
         description="Search the training settings of a MADE (hidden layers and widths, direct connection, mask "
         "pool, learning rate, weight decay, minibatch size) with Optuna's TPE sampler, stopping poor trials early "
         "on their validation NLL, and keep the best by validation NLL alone; at the end a mixture of the finished "
-        "trials (weights fitted on validation) replaces it if its validation NLL is lower. RUN_DIR becomes an ordinary run folder for 'made "
-        f"eval', 'sample' and 'impute'; the trials stay in RUN_DIR/{TRIALS_DIR}/N and the study in RUN_DIR/"
-        f"{STUDY_FILE}, so the same command continues an interrupted tune with the time it had left. Needs optuna.")
+        "trials (weights fitted on validation) replaces it if its validation NLL is lower. RUN_DIR becomes an "
+        f"ordinary run folder for 'made eval', 'sample' and 'impute'; the trials stay in RUN_DIR/{TRIALS_DIR}/N "
+        f"and the study in RUN_DIR/{STUDY_FILE}, so the same command continues an interrupted tune with the time it "
+        "had left. Needs optuna.",
+    )
     add_data_args(tune, "digits")
     tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
-    tune.add_argument("--minutes", type=float, default=10.0, metavar="M",
-                      help="wall-clock budget for everything, the final evaluation included (default: 10)")
-    tune.add_argument("--storage", metavar="URL", help="Optuna storage several machines share, e.g. "
-                      "postgresql://HOST/DB; each machine keeps its own trials and budget (default: "
-                      f"sqlite:///RUN_DIR/{STUDY_FILE})")
+    tune.add_argument(
+        "--minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="wall-clock budget for everything, the final evaluation included (default: 10)",
+    )
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage several machines share, e.g. "
+        "postgresql://HOST/DB; each machine keeps its own trials and budget (default: "
+        f"sqlite:///RUN_DIR/{STUDY_FILE})",
+    )
     tune.add_argument("--study-name", default="made", help="name of the study in the storage (default: made)")
-    tune.add_argument("--train-options", default="", metavar="'OPTIONS'",
-                      help="further 'made train' options for every trial, in one quoted string, e.g. "
-                      "'--schema auto --patience 30'; not the searched ones (default: none)")
-    tune.add_argument("--jobs", type=int, default=2, help="trials trained at once, each with its share of torch's CPU "
-                      "threads: on 2 cores, two 1-thread trials train faster than one 2-thread trial (default: 2)")
+    tune.add_argument(
+        "--train-options",
+        default="",
+        metavar="'OPTIONS'",
+        help="further 'made train' options for every trial, in one quoted string, e.g. "
+        "'--schema auto --patience 30'; not the searched ones (default: none)",
+    )
+    tune.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="trials trained at once, each with its share of torch's CPU "
+        "threads: on 2 cores, two 1-thread trials train faster than one 2-thread trial (default: 2)",
+    )
     tune.add_argument("--no-mixture", action="store_true", help="keep the best single trial, never a mixture")
-    tune.add_argument("--seed", type=int, default=0, help="seed of the sampler; trial N trains with seed+N (default: 0)")
+    tune.add_argument(
+        "--seed", type=int, default=0, help="seed of the sampler; trial N trains with seed+N (default: 0)"
+    )
     tune.add_argument("--device", default="auto", help="(default: auto)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
     tune.set_defaults(func=run)
@@ -83,12 +117,23 @@ def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     except ValueError as err:
         raise ValueError(f"--train-options: {err}") from None
     # a trial is never resumed (an interrupted one is failed), so no checkpoint each epoch
-    base = ["train", "--split-seed", str(args.split_seed), "--device", args.device, "--patience", str(DEFAULT_PATIENCE),
-            "--checkpoint-every", "1000000"]
+    base = [
+        "train",
+        "--split-seed",
+        str(args.split_seed),
+        "--device",
+        args.device,
+        "--patience",
+        str(DEFAULT_PATIENCE),
+        "--checkpoint-every",
+        "1000000",
+    ]
     if args.data:
         base += ["--data", str(Path(args.data).resolve())]
     else:
-        base += ["--dataset", args.dataset] + (["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else [])
+        base += ["--dataset", args.dataset] + (
+            ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
+        )
     clash = given_options(["train", *extra]) & (searched_options() | TUNE_SETS)
     if clash:
         flags = ", ".join(sorted("--" + name.replace("_", "-") for name in clash))
@@ -140,8 +185,18 @@ class _Search:
     """The trials of one tune: each trains a 'made train' run with sampled settings into ``out/trials/N``,
     reporting its validation NLL per epoch so that poor trials stop early, within the budget."""
 
-    def __init__(self, args: argparse.Namespace, study: optuna.Study, key: str, budget: Budget, base: list[str],
-                 extra: list[str], info: ProcessInfo, device: torch.device, num_inputs: int) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        study: optuna.Study,
+        key: str,
+        budget: Budget,
+        base: list[str],
+        extra: list[str],
+        info: ProcessInfo,
+        device: torch.device,
+        num_inputs: int,
+    ) -> None:
         """A search for ``made tune`` with ``args``, training trials from ``base`` + sampled settings + ``extra``
         on data of ``num_inputs`` columns."""
         self.args, self.study, self.key, self.budget = args, study, key, budget
@@ -170,8 +225,19 @@ class _Search:
         folder = trial_folder(self.out, trial.number)
         trial.set_user_attr("owner", self.key)
         trial.set_user_attr("folder", str(folder.resolve()))
-        argv = [*self.base, "--out", str(folder), "--overwrite", "--quiet",
-                "--seed", str(self.args.seed + trial.number), "--max-minutes", f"{seconds / 60:.6f}", *train_argv(values), *self.extra]
+        argv = [
+            *self.base,
+            "--out",
+            str(folder),
+            "--overwrite",
+            "--quiet",
+            "--seed",
+            str(self.args.seed + trial.number),
+            "--max-minutes",
+            f"{seconds / 60:.6f}",
+            *train_argv(values),
+            *self.extra,
+        ]
         trial_args = command_parser()[0].parse_args(argv)
 
         def on_epoch(record: dict) -> None:
@@ -182,8 +248,9 @@ class _Search:
                 raise optuna.TrialPruned()
 
         try:
-            metrics, _ = train_settings(RunSettings.from_args(trial_args), folder, self.info, self.device,
-                                        overwrite=True, on_epoch=on_epoch)
+            metrics, _ = train_settings(
+                RunSettings.from_args(trial_args), folder, self.info, self.device, overwrite=True, on_epoch=on_epoch
+            )
         except FloatingPointError:
             trial.set_user_attr("outcome", "diverged")
             raise optuna.TrialPruned() from None
@@ -201,8 +268,11 @@ class _Search:
         if trial.state == optuna.trial.TrialState.COMPLETE:
             outcome = f"valid NLL {trial.value:.4f}"
         ranked = ranked_trials(self.study, self.key)
-        print(trial_line(trial.number, outcome, trial.params, ranked[0].value if ranked else None, self.budget.left()),
-              file=self.shown, flush=True)
+        print(
+            trial_line(trial.number, outcome, trial.params, ranked[0].value if ranked else None, self.budget.left()),
+            file=self.shown,
+            flush=True,
+        )
 
     def worker(self) -> None:
         """Train trials until the budget is spent; asking is serialized so no two take the same trial."""
@@ -242,8 +312,13 @@ def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budg
     """Make ``out`` the run folder of the best trial, or of a mixture of the finished trials when its
     validation NLL is lower (weights fitted on validation); print what was chosen."""
     best = ranked[0]
-    summary = {"trials_finished": len(ranked), "chosen_trials": [best.number], "weights": None,
-               "settings": best.params, "minutes": args.minutes}
+    summary = {
+        "trials_finished": len(ranked),
+        "chosen_trials": [best.number],
+        "weights": None,
+        "settings": best.params,
+        "minutes": args.minutes,
+    }
     mixture = None
     members = mixture_candidates(ranked, budget.left())
     if not args.no_mixture and len(members) > 1:
@@ -255,6 +330,8 @@ def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budg
         what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in weights)})"
     summary["seconds"] = budget.used()
     metrics = keep_result(out, mixture or best.user_attrs["folder"], {"tune": summary})
-    print(f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
-          f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min")
+    print(
+        f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
+        f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min"
+    )
     print(f"run folder: {out}")

@@ -40,8 +40,13 @@ class DatasetInfo:
 
 DATASETS: dict[str, DatasetInfo] = {
     "adult": DatasetInfo(f"{_GITHUB}/adult.npz", 123, (5000, 1414, 26147)),
-    "binarized_mnist": DatasetInfo(f"{_RELEASE}/binarized_mnist.npz", 784, (50000, 10000, 10000),
-                                   "07ad6da6ba6894a550cb68ae290ff3deb006a01f6b6ce1b3123edec502f1fce8", (28, 28)),
+    "binarized_mnist": DatasetInfo(
+        f"{_RELEASE}/binarized_mnist.npz",
+        784,
+        (50000, 10000, 10000),
+        "07ad6da6ba6894a550cb68ae290ff3deb006a01f6b6ce1b3123edec502f1fce8",
+        (28, 28),
+    ),
     "connect4": DatasetInfo(f"{_GITHUB}/connect4.npz", 126, (16000, 4000, 47557)),
     "dna": DatasetInfo(
         f"{_GITHUB}/dna.npz",

@@ -67,8 +67,9 @@ def _check_claim(path: Path, claimed: int, holds: int, member: str = "") -> None
     """Refuse a header whose array size is not what the file holds, or more than memory can take."""
     where = f"{path}{f' ({member})' if member else ''}"
     if claimed != holds:
-        raise DataError(f"{where}: the header announces {claimed:,} bytes of data, the file holds {holds:,}: "
-                        "truncated or corrupt")
+        raise DataError(
+            f"{where}: the header announces {claimed:,} bytes of data, the file holds {holds:,}: truncated or corrupt"
+        )
     if claimed > available_memory():
         raise DataError(f"{where}: the array takes {claimed / 2**30:.1f} GiB, more than the memory available")
 
@@ -89,8 +90,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except DataError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError, RuntimeError,
-            NotImplementedError, zlib.error) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+    ) as err:
         raise DataError(f"{path}: not a readable .npz file ({err.__class__.__name__}: {err})") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
@@ -150,8 +159,12 @@ def _looks_like_names(row: list[str]) -> bool:
 def _warn_numeric_header(path: Path, row: list[float]) -> None:
     """Say so when a first line read as data is 0, 1, ..., C-1: the header pandas writes for unnamed columns."""
     if len(row) >= 3 and row == list(range(len(row))):  # (0,1 is too common a binary row to say anything)
-        warnings.warn(f"{path}: line 1 is 0,1,...,{len(row) - 1}, read as data; if it is a header (pandas writes "
-                      "one), pass --header (--no-header silences this)", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: line 1 is 0,1,...,{len(row) - 1}, read as data; if it is a header (pandas writes "
+            "one), pass --header (--no-header silences this)",
+            DataWarning,
+            stacklevel=2,
+        )
 
 
 def _read_csv(path: Path, header: bool | None = None, missing: bool = True) -> Table:
@@ -184,8 +197,10 @@ def _read_csv(path: Path, header: bool | None = None, missing: bool = True) -> T
                 if len(values) != width:
                     raise DataError(f"{path}: line {reader.line_num} has {len(values)} columns, expected {width}")
                 if not missing and width > 1 and not row[-1].strip():
-                    raise DataError(f"{path}: line {reader.line_num} has an empty last cell (column {width}): "
-                                    "a missing value, or a trailing comma?")
+                    raise DataError(
+                        f"{path}: line {reader.line_num} has an empty last cell (column {width}): "
+                        "a missing value, or a trailing comma?"
+                    )
                 if first and header is None:
                     _warn_numeric_header(path, values)
                 rows.append(np.array(values, dtype=np.float64))
@@ -207,8 +222,10 @@ def _read_csv(path: Path, header: bool | None = None, missing: bool = True) -> T
 def _blank_rows(path: Path, blank: list[int], width: int, rows: list[np.ndarray], lines: list[int]) -> None:
     """Blank lines met before a data row: missing values of a one-column file, else an error."""
     if blank and width != 1:
-        raise DataError(f"{path}: line {blank[0]} is blank, but the rows have {width} columns (write a row of "
-                        "missing values as empty cells)")
+        raise DataError(
+            f"{path}: line {blank[0]} is blank, but the rows have {width} columns (write a row of "
+            "missing values as empty cells)"
+        )
     for line in blank:
         rows.append(np.array([math.nan]))
         lines.append(line)
@@ -220,8 +237,9 @@ def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[flo
     values = [_parse_cell(cell) for cell in row]
     if None in values:
         column = values.index(None)
-        hint = (" (the first line holds numbers, so it is read as data; pass --header if it is a header)"
-                if guessed else "")
+        hint = (
+            " (the first line holds numbers, so it is read as data; pass --header if it is a header)" if guessed else ""
+        )
         raise DataError(f"{path}: line {line}, column {column + 1}: {row[column].strip()!r:.40} is not a number{hint}")
     return values
 
@@ -272,8 +290,13 @@ def _split_table(table: Table, name: str, seed: int, source: str, binary: bool) 
         raise DataError(f"{source}: the data has no columns")
     check_values(table.values, source, table.where, binary)
     parts = split_order(len(table.values), seed, source)
-    return Splits(name, *(table.values[p] for p in parts), lines=tuple(table.lines[p] for p in parts),
-                  unit=table.unit, source=source)
+    return Splits(
+        name,
+        *(table.values[p] for p in parts),
+        lines=tuple(table.lines[p] for p in parts),
+        unit=table.unit,
+        source=source,
+    )
 
 
 # ------------------------------------------------------------------ sources
@@ -305,4 +328,3 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True, header
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .npz, .npy or .csv)")
     return _split_table(table, path.stem, split_seed, str(path), binary)
-

@@ -11,8 +11,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataError", "DataWarning", "Splits", "SPLITS", "SPLIT_FRACTIONS", "format_value", "check_values",
-           "validate_splits", "split_order"]
+__all__ = [
+    "DataError",
+    "DataWarning",
+    "Splits",
+    "SPLITS",
+    "SPLIT_FRACTIONS",
+    "format_value",
+    "check_values",
+    "validate_splits",
+    "split_order",
+]
 
 SPLITS = ("train", "valid", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -112,4 +121,3 @@ def split_order(n: int, seed: int, source: str = "data") -> tuple[np.ndarray, np
     n_test = max(1, int(round(n * SPLIT_FRACTIONS[2])))
     n_train = n - n_valid - n_test
     return order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :]
-

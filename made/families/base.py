@@ -147,7 +147,9 @@ class Family(ABC):
         bad = self.outside_support(x)
         if bool(bad.any()):
             row, col = bad.nonzero()[0].tolist()
-            raise ValueError(f"dimension {col} must be {self.support_text(col)}, found {x[row, col].item():g} in row {row}")
+            raise ValueError(
+                f"dimension {col} must be {self.support_text(col)}, found {x[row, col].item():g} in row {row}"
+            )
 
     def config(self) -> dict:
         """JSON-ready description from which :func:`make_family` rebuilds this family."""

@@ -39,7 +39,9 @@ class Categorical(Family):
         self.categories = [int(k) for k in counts]
         self.max_categories = max(self.categories)
         self._counts = torch.tensor(self.categories)
-        self._offsets = torch.cumsum(self._counts, 0) - self._counts  # first network input (and output) of each dimension
+        self._offsets = (
+            torch.cumsum(self._counts, 0) - self._counts
+        )  # first network input (and output) of each dimension
         self._cache: dict = {}
 
     @classmethod

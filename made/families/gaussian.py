@@ -123,7 +123,9 @@ class MixtureOfGaussians(_RealFamily):
 
     group_options = ("components",)
 
-    def __init__(self, num_inputs: int, components: int = DEFAULT_COMPONENTS, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+    def __init__(
+        self, num_inputs: int, components: int = DEFAULT_COMPONENTS, min_scale: float = DEFAULT_MIN_SCALE
+    ) -> None:
         super().__init__(num_inputs, min_scale)
         if not is_count(components):
             raise ValueError(f"components must be a positive integer, got {components!r}")

@@ -130,8 +130,9 @@ class BlockTriangular:
             if prefix == 0:
                 y[:, start:stop] = self.bias[start:stop]
             else:
-                torch.addmm(self.bias[start:stop], xs[:, :prefix], self.weight[start:stop, :prefix].T,
-                            out=y[:, start:stop])
+                torch.addmm(
+                    self.bias[start:stop], xs[:, :prefix], self.weight[start:stop, :prefix].T, out=y[:, start:stop]
+                )
         if self.row_inverse is not None:
             y = y.index_select(1, self.row_inverse)
         return y.reshape(*lead, out)

@@ -53,7 +53,8 @@ class GraphedSampler:
         self.uniform = torch.rand(num_samples, model.num_inputs, device=device, dtype=self.dtype)
         self.context = (
             torch.zeros(num_samples, model.context_size, device=device, dtype=self.dtype)
-            if model.context_size else None
+            if model.context_size
+            else None
         )
         with torch.no_grad():
             draw = lambda: self.sampler.sample(self.uniform, self.context)  # noqa: E731
@@ -67,12 +68,13 @@ class GraphedSampler:
         if (context is None) != (self.context is None):
             raise ValueError("pass a context exactly when the model is conditional")
         if context is not None:
-            self.model.check_input(torch.zeros(self.num_samples, self.model.num_inputs, device=self.device,
-                                               dtype=self.dtype), context)
+            self.model.check_input(
+                torch.zeros(self.num_samples, self.model.num_inputs, device=self.device, dtype=self.dtype), context
+            )
             self.context.copy_(context)
-        noise = torch.rand(self.num_samples, self.model.num_inputs, generator=generator, device=self.device,
-                           dtype=self.dtype)
+        noise = torch.rand(
+            self.num_samples, self.model.num_inputs, generator=generator, device=self.device, dtype=self.dtype
+        )
         self.uniform.copy_(noise)
         self.graph.replay()
         return self.drawn.clone()
-

@@ -16,9 +16,21 @@ import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-__all__ = ["FastPath", "FAST_PATHS", "fast_path", "get_fast_path", "count_optimizer_steps", "optimizer_steps",
-           "tensor_key", "traced", "replay_pays", "BLOCKS_MIN_WEIGHTS", "BLOCKS_NOW_INPUTS", "BLOCKS_NEW_MASK_ROWS",
-           "GRAPH_MIN_BATCHES"]
+__all__ = [
+    "FastPath",
+    "FAST_PATHS",
+    "fast_path",
+    "get_fast_path",
+    "count_optimizer_steps",
+    "optimizer_steps",
+    "tensor_key",
+    "traced",
+    "replay_pays",
+    "BLOCKS_MIN_WEIGHTS",
+    "BLOCKS_NOW_INPUTS",
+    "BLOCKS_NEW_MASK_ROWS",
+    "GRAPH_MIN_BATCHES",
+]
 
 FastPath = Literal["auto", "dense", "blocks", "off"]
 FAST_PATHS = ("auto", "dense", "blocks", "off")
@@ -98,9 +110,7 @@ def tensor_key(*tensors: Tensor | None) -> tuple:
 def traced() -> bool:
     """Whether torch.compile, torch.func or forward-mode AD is tracing: these get the plain path."""
     return (
-        torch.compiler.is_compiling()
-        or torch._C._are_functorch_transforms_active()
-        or forward_ad._current_level >= 0
+        torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
     )
 
 

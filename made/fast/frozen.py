@@ -66,4 +66,3 @@ class FrozenWeights:
         self.uses = 0
         self.rows = 0
         self.blocks: BlockTriangular | None = None
-

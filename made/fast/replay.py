@@ -17,8 +17,9 @@ from torch import Tensor
 __all__ = ["record_graph", "GraphedBatches"]
 
 
-def record_graph(fn: Callable[[], Tensor], device: torch.device,
-                 warmup: int = 2) -> tuple[torch.cuda.CUDAGraph, Tensor]:
+def record_graph(
+    fn: Callable[[], Tensor], device: torch.device, warmup: int = 2
+) -> tuple[torch.cuda.CUDAGraph, Tensor]:
     """Warm ``fn`` up on a side stream (library handles and workspaces), then record one call."""
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
@@ -41,8 +42,9 @@ class GraphedBatches:
     """
 
     @torch.no_grad()
-    def __init__(self, fn: Callable[[Tensor, Tensor | None], Tensor], x: Tensor, context: Tensor | None = None,
-                 warmup: int = 2) -> None:
+    def __init__(
+        self, fn: Callable[[Tensor, Tensor | None], Tensor], x: Tensor, context: Tensor | None = None, warmup: int = 2
+    ) -> None:
         if x.device.type != "cuda":
             raise ValueError(f"CUDA graphs need tensors on a CUDA device; these are on {x.device}")
         self.x = x.clone()
@@ -50,8 +52,9 @@ class GraphedBatches:
         self.graph, self.out = record_graph(lambda: fn(self.x, self.context), x.device, warmup)
 
     @classmethod
-    def or_none(cls, fn: Callable[[Tensor, Tensor | None], Tensor], x: Tensor,
-                context: Tensor | None = None) -> GraphedBatches | None:
+    def or_none(
+        cls, fn: Callable[[Tensor, Tensor | None], Tensor], x: Tensor, context: Tensor | None = None
+    ) -> GraphedBatches | None:
         """The recorded batches, or None where ``fn`` cannot be recorded (a family whose
         computation waits for the host, say): the caller then runs ``fn`` as it is."""
         try:

@@ -39,8 +39,13 @@ if TYPE_CHECKING:
     from ..model.made import MADE
 
 __all__ = [
-    "observed_first", "mixture_seeds", "conditional_orderings", "observed_patterns", "reordered_log_probs",
-    "conditional_log_prob", "impute",
+    "observed_first",
+    "mixture_seeds",
+    "conditional_orderings",
+    "observed_patterns",
+    "reordered_log_probs",
+    "conditional_log_prob",
+    "impute",
 ]
 
 
@@ -80,8 +85,10 @@ def _check(model: MADE, x: Tensor, observed: Tensor, context: Tensor | None, who
     if not isinstance(observed, Tensor) or observed.dtype != torch.bool:
         raise ValueError("observed must be a bool tensor (True where a value is observed)")
     if x.dim() != 2 or observed.shape != x.shape:
-        raise ValueError(f"x and observed must both have shape [N, {model.num_inputs}], "
-                         f"got {list(x.shape)} and {list(observed.shape)}")
+        raise ValueError(
+            f"x and observed must both have shape [N, {model.num_inputs}], "
+            f"got {list(x.shape)} and {list(observed.shape)}"
+        )
     observed = observed.to(x.device)
     filled = x if whole else torch.where(observed, x, torch.zeros_like(x))
     model.check_input(filled, context)

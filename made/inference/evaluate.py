@@ -14,7 +14,7 @@ from ..fast.replay import GraphedBatches
 
 if TYPE_CHECKING:
     from ..model.made import MADE
-    from ..training.mixture import Mixture
+    from ..model.mixture import Mixture
 
 __all__ = ["NLLResult", "per_example_nll", "batched_nll", "per_dimension_nll", "summarize_nll", "evaluate_nll"]
 
@@ -42,7 +42,7 @@ def per_example_nll(
 ) -> Tensor:
     """``-log p(x)`` for every row of ``data``, in float64, evaluated in batches: what
     :meth:`MADE.per_example_nll <made.MADE.per_example_nll>` (:func:`batched_nll`) or
-    :meth:`Mixture.per_example_nll <made.training.mixture.Mixture.per_example_nll>` gives.
+    :meth:`Mixture.per_example_nll <made.model.mixture.Mixture.per_example_nll>` gives.
 
     ``ensemble=k`` averages p(x) (not logits) over k masks of the model's pool.
     """
@@ -83,8 +83,10 @@ def batched_nll(
     device, dtype = model.output.weight.device, model.output.weight.dtype
     starts = range(0, data.shape[0], batch_size)
     batches = (
-        (data[s : s + batch_size].to(device=device, dtype=dtype),
-         None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype))
+        (
+            data[s : s + batch_size].to(device=device, dtype=dtype),
+            None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype),
+        )
         for s in starts
     )
     if len(masks) > 1:

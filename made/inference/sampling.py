@@ -104,10 +104,12 @@ class IncrementalSampler:
 
         position = torch.empty(self.num_inputs, dtype=torch.long, device=device)
         position[masks.ordering.to(device)] = torch.arange(1, self.num_inputs + 1, device=device)
-        input_level = torch.cat([
-            position.repeat_interleave(torch.tensor(family.inputs_per_dim, device=device)),
-            torch.zeros(model.context_size, dtype=torch.long, device=device),
-        ])
+        input_level = torch.cat(
+            [
+                position.repeat_interleave(torch.tensor(family.inputs_per_dim, device=device)),
+                torch.zeros(model.context_size, dtype=torch.long, device=device),
+            ]
+        )
         output_position = position.repeat_interleave(torch.tensor(family.params_per_dim, device=device))
 
         levels, orders = self._levels(masks, input_level, input_order, output_position, output_order)
@@ -186,7 +188,7 @@ class IncrementalSampler:
         inputs = x.new_zeros(self.context_size + self.in_bounds[-1], n)
         if context is not None:
             inputs[: self.context_size] = context.to(dtype).T
-        data = inputs[self.context_size:]
+        data = inputs[self.context_size :]
         if num_given:
             encoded = drawn if self.identity_encoding else self.family.encode(x)[:, self.in_rows].T
             data[: self.in_bounds[num_given]] = encoded[: self.in_bounds[num_given]]
@@ -232,8 +234,14 @@ class IncrementalSampler:
 
 
 @torch.no_grad()
-def sample_incremental(model: MADE, uniform: Tensor, context: Tensor | None = None, given: Tensor | None = None,
-                       num_given: int = 0, masks: Masks | None = None) -> Tensor:
+def sample_incremental(
+    model: MADE,
+    uniform: Tensor,
+    context: Tensor | None = None,
+    given: Tensor | None = None,
+    num_given: int = 0,
+    masks: Masks | None = None,
+) -> Tensor:
     """Exactly :func:`sample_naive`'s draws (same arguments) with each hidden unit computed once."""
     model.check_input(torch.zeros_like(uniform), context)
     return IncrementalSampler(model, masks).sample(uniform, context, given, num_given)

@@ -122,8 +122,10 @@ def check_no_links(folder: str | Path) -> None:
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
             if os.path.islink(os.path.join(root, name)):
-                raise CheckpointError(f"{Path(root) / name}: a symbolic link inside a run folder; made follows "
-                                      "no links there (replace it with the real file or folder)")
+                raise CheckpointError(
+                    f"{Path(root) / name}: a symbolic link inside a run folder; made follows "
+                    "no links there (replace it with the real file or folder)"
+                )
 
 
 def _refuse_constant(name: str) -> None:

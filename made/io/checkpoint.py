@@ -60,8 +60,14 @@ def count_weights(settings: dict) -> int:
     settings = {**MODEL_DEFAULTS, **settings}
     family = make_family(settings["num_inputs"], settings["family"])
     in_width = sum(family.inputs_per_dim) + settings["context_size"]
-    network = build_network(in_width, settings["hidden_sizes"], sum(family.params_per_dim), settings["direct"],
-                            settings["blocks"], settings["dropout"])
+    network = build_network(
+        in_width,
+        settings["hidden_sizes"],
+        sum(family.params_per_dim),
+        settings["direct"],
+        settings["blocks"],
+        settings["dropout"],
+    )
     return network.num_weights()
 
 
@@ -171,7 +177,7 @@ def read_state_dict(model: MADE, path: Path, tensors: dict[str, Tensor], prefix:
     """The tensors (named ``prefix`` + key) that form ``model``'s state dict, checked key by
     key for presence, shape and kind (floating-point, boolean, integer)."""
     expected = model.state_dict()
-    names = {k[len(prefix):]: k for k in tensors if k.startswith(prefix)}
+    names = {k[len(prefix) :]: k for k in tensors if k.startswith(prefix)}
     if "mask_pool" not in names:  # written by made 0.2 or before: the pool comes from the config
         expected.pop("mask_pool")
     missing, unknown = set(expected) - set(names), set(names) - set(expected)
@@ -180,7 +186,9 @@ def read_state_dict(model: MADE, path: Path, tensors: dict[str, Tensor], prefix:
     state = {key: tensors[names[key]] for key in expected}
     for key, want in expected.items():
         if state[key].shape != want.shape:
-            raise CheckpointError(f"{path}: {key} has shape {list(state[key].shape)}, the config needs {list(want.shape)}")
+            raise CheckpointError(
+                f"{path}: {key} has shape {list(state[key].shape)}, the config needs {list(want.shape)}"
+            )
         if _kind(state[key]) != _kind(want):
             raise CheckpointError(f"{path}: {key} has dtype {state[key].dtype}, expected {_kind(want)} values")
     return state

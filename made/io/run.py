@@ -43,19 +43,50 @@ from .. import __version__
 from ..data.columns import check_fitted_schema
 from ..data.context import CONTEXT_SPEC
 from ..model.made import MADE
+from ..model.mixture import MAX_MEMBERS, MIXTURE_HINTS, Mixture
 from ..model.settings import MAX_ENSEMBLE, MAX_SEED
-from ..training.mixture import MAX_MEMBERS, MIXTURE_HINTS, Mixture
 from .atomic import CheckpointError, check_no_links, read_json, write_json
 from .checkpoint import FORMAT_VERSION, read_model, write_model
 from .schema import SchemaError, check_fields
 
 __all__ = [
-    "ARGS_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "LOG_FILE", "METRICS_FILE", "CHECKPOINT_DIR", "STATE_FILE",
-    "MEMBERS_DIR", "STUDY_FILE", "TRIALS_DIR", "SAMPLES_IMAGE", "SAMPLES_ARRAY", "IMPUTED_FILE", "MASKS_PICTURE",
-    "CHECKPOINT_FILE", "CHECKPOINT_TEMPORARY", "checkpoint_file", "samples_file", "trial_folder", "save_model",
-    "load_model", "save_mixture", "load_mixture", "is_mixture", "load_run_model", "load_run", "write_args", "read_args",
-    "started_by_train", "holds_run", "is_finished", "check_resumable", "new_run_folder", "write_metrics",
-    "read_metrics", "clear_result", "copy_run",
+    "ARGS_FILE",
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "LOG_FILE",
+    "METRICS_FILE",
+    "CHECKPOINT_DIR",
+    "STATE_FILE",
+    "MEMBERS_DIR",
+    "STUDY_FILE",
+    "TRIALS_DIR",
+    "SAMPLES_IMAGE",
+    "SAMPLES_ARRAY",
+    "IMPUTED_FILE",
+    "MASKS_PICTURE",
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_TEMPORARY",
+    "checkpoint_file",
+    "samples_file",
+    "trial_folder",
+    "save_model",
+    "load_model",
+    "save_mixture",
+    "load_mixture",
+    "is_mixture",
+    "load_run_model",
+    "load_run",
+    "write_args",
+    "read_args",
+    "started_by_train",
+    "holds_run",
+    "is_finished",
+    "check_resumable",
+    "new_run_folder",
+    "write_metrics",
+    "read_metrics",
+    "clear_result",
+    "copy_run",
 ]
 
 ARGS_FILE, CONFIG_FILE, WEIGHTS_FILE = "args.json", "config.json", "model.safetensors"
@@ -72,8 +103,14 @@ CHECKPOINT_TEMPORARY = re.compile(
 RESULT_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LOG_FILE)  # what a finished run (or tune) adds
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
-    "data": {"dataset": str | None, "path": str | None, "data_dir": str | None, "split_seed": int,
-             "header": bool | None, "precision": Literal["file"]},
+    "data": {
+        "dataset": str | None,
+        "path": str | None,
+        "data_dir": str | None,
+        "split_seed": int,
+        "header": bool | None,
+        "precision": Literal["file"],
+    },
     "eval": {"ensemble": int | None, "batch_size": int, "dtype": Literal["float32", "float64"]},
 }
 RUN_RANGES = {
@@ -122,8 +159,12 @@ def save_mixture(run_dir: str | Path, mixture: Mixture, extra: dict | None = Non
     run_dir = Path(run_dir)
     for i, member in enumerate(mixture.members):
         save_model(run_dir / MEMBERS_DIR / str(i), member)
-    config = {"format_version": FORMAT_VERSION, "made_version": __version__, "mixture": mixture.settings(),
-              **(extra or {})}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "made_version": __version__,
+        "mixture": mixture.settings(),
+        **(extra or {}),
+    }
     write_json(run_dir / CONFIG_FILE, config)
 
 
@@ -133,9 +174,15 @@ def load_mixture(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
     config = read_json(run_dir / CONFIG_FILE)
     where = f"{run_dir / CONFIG_FILE}: mixture"
     try:
-        check_fields(config.get("mixture"), MIXTURE_HINTS, where,
-                     ranges={"weights": lambda v: 1 <= len(v) <= MAX_MEMBERS,
-                             "ensembles": lambda v: all(k is None or k >= 1 for k in v)})
+        check_fields(
+            config.get("mixture"),
+            MIXTURE_HINTS,
+            where,
+            ranges={
+                "weights": lambda v: 1 <= len(v) <= MAX_MEMBERS,
+                "ensembles": lambda v: all(k is None or k >= 1 for k in v),
+            },
+        )
     except SchemaError as err:
         raise CheckpointError(str(err)) from None
     section = config["mixture"]
@@ -164,8 +211,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[M
     (and a one-line hint for a run whose training did not finish)."""
     run = Path(run_dir)
     if (run / ARGS_FILE).is_file() and not (run / CONFIG_FILE).exists():
-        raise CheckpointError(f"{run}: training did not finish (no {CONFIG_FILE}); "
-                              f"continue it with made train --resume {run}")
+        raise CheckpointError(
+            f"{run}: training did not finish (no {CONFIG_FILE}); continue it with made train --resume {run}"
+        )
     model, config = load_run_model(run, device)
     try:
         _check_run_sections(config, model, run / CONFIG_FILE)
@@ -178,20 +226,28 @@ def _check_run_sections(config: dict, model: MADE | Mixture, source: Path) -> No
     """The data, eval, schema, context and image_shape sections of a config, checked against the model."""
     for section, hints in RUN_SECTIONS.items():
         if section in config:  # header and precision: not in runs of made 0.2
-            check_fields(config[section], hints, f"{source}: {section}", ranges=RUN_RANGES[section],
-                         optional=("header", "precision"))
+            check_fields(
+                config[section],
+                hints,
+                f"{source}: {section}",
+                ranges=RUN_RANGES[section],
+                optional=("header", "precision"),
+            )
     if config.get("schema") is not None:
         check_fitted_schema(config["schema"], model.family, f"{source}: schema")
     if config.get("context") is not None:
         check_fields(config["context"], CONTEXT_SPEC, f"{source}: context", ranges={"classes": lambda v: v >= 1})
         if config["context"]["classes"] != model.context_size:
-            raise SchemaError(f"{source}: context has {config['context']['classes']} "
-                              f"classes, the model takes {model.context_size} context inputs")
+            raise SchemaError(
+                f"{source}: context has {config['context']['classes']} "
+                f"classes, the model takes {model.context_size} context inputs"
+            )
     elif model.context_size:
         raise SchemaError(f"{source}: the model takes a context but the config has none")
     shape = config.get("image_shape")
-    if shape is not None and not (isinstance(shape, list) and len(shape) == 2 and
-                                  all(type(v) is int and v > 0 for v in shape)):
+    if shape is not None and not (
+        isinstance(shape, list) and len(shape) == 2 and all(type(v) is int and v > 0 for v in shape)
+    ):
         raise SchemaError(f"{source}: image_shape must be two positive integers or null")
 
 
@@ -247,14 +303,17 @@ def new_run_folder(out: str | Path, options: dict, overwrite: bool) -> Iterator[
     out = Path(out)
     replacing = holds_run(out)
     if replacing and not overwrite:
-        raise ValueError(f"{out} already holds a run; continue it with --resume {out}, "
-                         "choose another --out or pass --overwrite")
+        raise ValueError(
+            f"{out} already holds a run; continue it with --resume {out}, choose another --out or pass --overwrite"
+        )
     if out.is_dir() and not replacing:  # a run replaced is only renamed and deleted, which follows no link
         check_no_links(out)
         for name in (LOG_FILE, WEIGHTS_FILE, METRICS_FILE):
             if (out / name).exists() and not (out / name).is_file():
-                raise ValueError(f"{out / name}: not a regular file, where made train writes its {name}; "
-                                 "remove it or choose another --out")
+                raise ValueError(
+                    f"{out / name}: not a regular file, where made train writes its {name}; "
+                    "remove it or choose another --out"
+                )
     work = out.parent / f".made-new-{uuid.uuid4().hex[:12]}" if replacing else out
     work.mkdir(parents=True, exist_ok=not replacing)
     try:

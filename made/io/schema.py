@@ -93,4 +93,3 @@ def check_fields(
         test = (ranges or {}).get(key)
         if test is not None and not test(value):
             raise SchemaError(f"{where}.{key} has a value outside its allowed range: {value!r:.80}")
-

@@ -29,8 +29,7 @@ from .checkpoint import FORMAT_VERSION, check_format_version, check_masks, load_
 from .run import CHECKPOINT_FILE, CHECKPOINT_TEMPORARY, STATE_FILE, checkpoint_file
 from .schema import SchemaError, check_fields
 
-__all__ = ["has_training_state", "clear_training_state", "save_training_state",
-           "load_training_state"]
+__all__ = ["has_training_state", "clear_training_state", "save_training_state", "load_training_state"]
 
 OPTIMIZER_STATE_KEYS = {
     "Adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
@@ -56,8 +55,13 @@ PROGRESS_RANGES: dict[str, Callable[[Any], bool]] = {
     "best_epoch": lambda v: v >= 0,
     "seconds": lambda v: math.isfinite(v) and v >= 0,
 }
-LOG_HINTS = {"epoch": int, "train_nll": float, "valid_nll": float | None, "best_valid_nll": float | None,
-             "seconds": float}
+LOG_HINTS = {
+    "epoch": int,
+    "train_nll": float,
+    "valid_nll": float | None,
+    "best_valid_nll": float | None,
+    "seconds": float,
+}
 LOG_RANGES: dict[str, Callable[[Any], bool]] = {
     "train_nll": math.isfinite,
     "seconds": lambda v: math.isfinite(v) and v >= 0,
@@ -69,6 +73,7 @@ STATE_HINTS = {
     "files": dict[str, str],
     "sha256": dict[str, str],
 }
+
 
 def has_training_state(directory: str | Path) -> bool:
     """Whether ``directory`` holds a committed training checkpoint."""
@@ -183,7 +188,9 @@ def _read_record(directory: Path, fingerprint: dict | None) -> dict:
     stored = record["progress"]["fingerprint"]
     if fingerprint is not None and stored != fingerprint:
         differ = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
-        raise CheckpointError(f"{source}: this checkpoint was written for another {' and '.join(differ)}; cannot resume")
+        raise CheckpointError(
+            f"{source}: this checkpoint was written for another {' and '.join(differ)}; cannot resume"
+        )
     files = record["files"]
     if set(files) - {"state", "best"} or "state" not in files or set(record["sha256"]) != set(files.values()):
         raise CheckpointError(f"{source}: 'files' must name a state file (and a best file) with their sha256")
@@ -207,8 +214,10 @@ def _check_progress(progress: Any, where: str) -> None:
     except SchemaError as err:
         raise CheckpointError(str(err)) from None
     if len(progress["log"]) != progress["epoch"] or progress["best_epoch"] > progress["epoch"]:
-        raise CheckpointError(f"{where}: epoch {progress['epoch']} does not match its log of "
-                              f"{len(progress['log'])} epochs and best epoch {progress['best_epoch']}")
+        raise CheckpointError(
+            f"{where}: epoch {progress['epoch']} does not match its log of "
+            f"{len(progress['log'])} epochs and best epoch {progress['best_epoch']}"
+        )
 
 
 def _write_tensors(path: Path, tensors: dict[str, Tensor]) -> None:

@@ -18,8 +18,16 @@ from .layers import ACTIVATIONS
 from .masks import DegreeRule
 from .network import BLOCK_TYPES
 
-__all__ = ["ModelArgument", "MODEL_ARGUMENTS", "MAX_POOL", "MAX_ENSEMBLE", "MAX_SEED", "Resample", "Init",
-           "check_model_arguments"]
+__all__ = [
+    "ModelArgument",
+    "MODEL_ARGUMENTS",
+    "MAX_POOL",
+    "MAX_ENSEMBLE",
+    "MAX_SEED",
+    "Resample",
+    "Init",
+    "check_model_arguments",
+]
 
 Resample = Literal["full", "ordering", "connectivity"]
 Init = Literal["default", "orthogonal"]
@@ -62,8 +70,10 @@ MODEL_ARGUMENTS: dict[str, ModelArgument] = {
     "num_inputs": ModelArgument(lambda v: _integer(v) and v >= 1, "an integer of at least 1"),
     "hidden_sizes": ModelArgument(lambda v: all(_integer(h) and h >= 1 for h in v), "positive integers"),
     "family": ModelArgument(),
-    "num_masks": ModelArgument(lambda v: v == "unlimited" or (_integer(v) and 1 <= v <= MAX_POOL),
-                               f"an integer from 1 to {MAX_POOL:,} or 'unlimited'"),
+    "num_masks": ModelArgument(
+        lambda v: v == "unlimited" or (_integer(v) and 1 <= v <= MAX_POOL),
+        f"an integer from 1 to {MAX_POOL:,} or 'unlimited'",
+    ),
     "ordering": ModelArgument(),
     "direct": ModelArgument(),
     "seed": ModelArgument(lambda v: _integer(v) and 0 <= v <= MAX_SEED, "an integer from 0 to 2**63 - 1"),
@@ -77,8 +87,12 @@ MODEL_ARGUMENTS: dict[str, ModelArgument] = {
     "components": ModelArgument(),
     # made 0.1 drew a layer's degrees unsorted
     "sorted_degrees": ModelArgument(added_in="0.2", before=False),
-    "blocks": ModelArgument(lambda v: all(b in BLOCK_TYPES for b in v), lambda: f"block types of {sorted(BLOCK_TYPES)}",
-                            added_in="0.3", before=[]),
+    "blocks": ModelArgument(
+        lambda v: all(b in BLOCK_TYPES for b in v),
+        lambda: f"block types of {sorted(BLOCK_TYPES)}",
+        added_in="0.3",
+        before=[],
+    ),
     "dropout": ModelArgument(lambda v: _real(v) and 0 <= v < 1, "a number in [0, 1)", added_in="0.3", before=0.0),
 }
 

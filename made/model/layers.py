@@ -44,7 +44,7 @@ from ..fast.dispatch import (
     tensor_key,
     traced,
 )
-from ..fast.frozen import FrozenWeights, ReusedProduct, ReuseBuffer
+from ..fast.frozen import FrozenWeights, ReuseBuffer, ReusedProduct
 
 __all__ = ["MaskedLinear", "ACTIVATIONS", "install"]
 

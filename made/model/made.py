@@ -119,11 +119,21 @@ class MADE(MaskPool, nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_model_arguments({
-            "num_inputs": num_inputs, "hidden_sizes": hidden_sizes, "num_masks": num_masks, "seed": seed,
-            "activation": activation, "resample": resample, "degrees": degrees, "context_size": context_size,
-            "init": init, "blocks": blocks, "dropout": dropout,
-        })
+        check_model_arguments(
+            {
+                "num_inputs": num_inputs,
+                "hidden_sizes": hidden_sizes,
+                "num_masks": num_masks,
+                "seed": seed,
+                "activation": activation,
+                "resample": resample,
+                "degrees": degrees,
+                "context_size": context_size,
+                "init": init,
+                "blocks": blocks,
+                "dropout": dropout,
+            }
+        )
         self.num_inputs = num_inputs
         self.hidden_sizes = [int(h) for h in hidden_sizes]
         self.family = make_family(num_inputs, family, categories, components)
@@ -175,6 +185,7 @@ class MADE(MaskPool, nn.Module):
     def masked_layers(self) -> list[MaskedLinear]:
         """Every masked layer in the network's order: hidden layers, blocks, output, direct connection."""
         return list(self._layers.values())
+
     def current_masks(self) -> Masks:
         """The model's own current mask as a value (its layers' mask buffers, not copies)."""
         ordering = self.ordering.cpu()
@@ -195,6 +206,7 @@ class MADE(MaskPool, nn.Module):
             layer.set_mask(masks.links[name])
         self.ordering.copy_(masks.ordering)
         self.mask_seed.fill_(mask_seed)
+
     def path_counts(self, masks: Masks | None = None) -> Tensor:
         """Paths from each input unit to each output unit under ``masks`` (the current mask by default)."""
         masks = self.current_masks() if masks is None else masks
@@ -371,8 +383,15 @@ class MADE(MaskPool, nn.Module):
         uniform = torch.rand(num_samples, self.num_inputs, generator=generator, device=device, dtype=dtype)
         return sample_incremental(self, uniform, context).reshape(*shape, self.num_inputs)
 
-    def impute(self, x: Tensor, observed: Tensor, num_samples: int | None = None, context: Tensor | None = None,
-               ensemble: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def impute(
+        self,
+        x: Tensor,
+        observed: Tensor,
+        num_samples: int | None = None,
+        context: Tensor | None = None,
+        ensemble: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Fill the unobserved entries of ``x`` with exact draws from p(x_missing | x_observed).
 
         ``observed`` is a bool ``[N, D]`` mask; ``[N, D]`` back, or ``[num_samples, N, D]``

@@ -54,9 +54,7 @@ def make_ordering(
         raise ValueError(f"ordering must be 'natural', 'random' or a permutation, got {ordering!r}")
     perm = torch.as_tensor(ordering, dtype=torch.long).flatten()
     if perm.numel() != num_inputs or not torch.equal(perm.sort().values, torch.arange(num_inputs)):
-        raise ValueError(
-            f"ordering must be a permutation of 0..{num_inputs - 1}, got {perm.tolist()}"
-        )
+        raise ValueError(f"ordering must be a permutation of 0..{num_inputs - 1}, got {perm.tolist()}")
     return perm.clone()
 
 

@@ -199,8 +199,9 @@ def build_network(
     return Network(tuple(groups))
 
 
-def unit_degrees(ordering: Tensor, inputs_per_dim: Sequence[int], params_per_dim: Sequence[int],
-                 context_size: int) -> tuple[Tensor, Tensor]:
+def unit_degrees(
+    ordering: Tensor, inputs_per_dim: Sequence[int], params_per_dim: Sequence[int], context_size: int
+) -> tuple[Tensor, Tensor]:
     """Degrees of the network's input units (data then context, degree 0) and output units."""
     degrees = input_degrees(ordering)
     context = torch.zeros(context_size, dtype=torch.long)

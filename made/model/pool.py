@@ -112,9 +112,7 @@ class MaskPool:
         family = self.family
         return unit_degrees(ordering, family.inputs_per_dim, family.params_per_dim, self.context_size)
 
-    def masks(
-        self, mask_seed: int, ordering: Tensor | None = None, device: torch.device | str | None = None
-    ) -> Masks:
+    def masks(self, mask_seed: int, ordering: Tensor | None = None, device: torch.device | str | None = None) -> Masks:
         """The mask drawn from ``mask_seed`` as a value (see :class:`~made.model.network.Masks`).
 
         A pure function of the seed (and ``ordering``, which replaces the seed's but keeps
@@ -162,4 +160,3 @@ class MaskPool:
         if k > self.num_masks:
             raise ValueError(f"ensemble of {k} masks asked, but the pool has only {self.num_masks}")
         return self.mask_seeds[:k]
-

@@ -16,8 +16,17 @@ import typing
 from .arguments import MAX_ENSEMBLE, MAX_POOL, MAX_SEED, MODEL_ARGUMENTS, ModelArgument
 from .made import MADE
 
-__all__ = ["ModelArgument", "MODEL_ARGUMENTS", "MODEL_HINTS", "MODEL_DEFAULTS", "MODEL_RANGES", "MAX_POOL",
-           "MAX_ENSEMBLE", "MAX_SEED", "older_defaults"]
+__all__ = [
+    "ModelArgument",
+    "MODEL_ARGUMENTS",
+    "MODEL_HINTS",
+    "MODEL_DEFAULTS",
+    "MODEL_RANGES",
+    "MAX_POOL",
+    "MAX_ENSEMBLE",
+    "MAX_SEED",
+    "older_defaults",
+]
 
 MODEL_HINTS = {k: v for k, v in typing.get_type_hints(MADE.__init__).items() if k != "return"}
 MODEL_DEFAULTS = {k: p.default for k, p in inspect.signature(MADE).parameters.items() if p.default is not p.empty}

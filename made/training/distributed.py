@@ -21,7 +21,14 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 __all__ = [
-    "DistributedError", "ProcessInfo", "process_info", "init_from_env", "shutdown", "shard", "all_sum", "wrap",
+    "DistributedError",
+    "ProcessInfo",
+    "process_info",
+    "init_from_env",
+    "shutdown",
+    "shard",
+    "all_sum",
+    "wrap",
     "DEFAULT_TIMEOUT",
 ]
 
@@ -70,14 +77,19 @@ def init_from_env(device: torch.device) -> tuple[ProcessInfo, torch.device]:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
-    print(f"made: process {rank} of {world} waiting up to {timeout:g} s for the others at {where} "
-          "(MADE_DIST_TIMEOUT)", file=sys.stderr, flush=True)
+    print(
+        f"made: process {rank} of {world} waiting up to {timeout:g} s for the others at {where} (MADE_DIST_TIMEOUT)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout))
     except (RuntimeError, ValueError) as err:  # torch's DistNetworkError and DistStoreError are RuntimeErrors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DistributedError(f"could not join the {world} training processes at {where} within {timeout:g} s "
-                               f"(MADE_DIST_TIMEOUT): {reason}") from None
+        raise DistributedError(
+            f"could not join the {world} training processes at {where} within {timeout:g} s "
+            f"(MADE_DIST_TIMEOUT): {reason}"
+        ) from None
     return process_info(), device
 
 
@@ -133,5 +145,7 @@ def wrap(module: nn.Module, info: ProcessInfo, device: torch.device) -> nn.Modul
     ids = [device.index] if device.type == "cuda" else None
     ddp = nn.parallel.DistributedDataParallel
     # Masks are set from the step number in every process: no need to send them each forward.
-    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
+    no_sync = (
+        "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
+    )
     return ddp(module, device_ids=ids, **{no_sync: False})

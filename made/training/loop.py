@@ -28,8 +28,17 @@ from ..io.training_state import (
 from ..model.made import MADE
 from .distributed import ProcessInfo, all_sum, process_info, shard, wrap
 
-__all__ = ["TrainConfig", "History", "make_optimizer", "learning_rate", "fit", "fingerprint", "validation_masks",
-           "DEFAULT_LR", "LR_SCHEDULES"]
+__all__ = [
+    "TrainConfig",
+    "History",
+    "make_optimizer",
+    "learning_rate",
+    "fit",
+    "fingerprint",
+    "validation_masks",
+    "DEFAULT_LR",
+    "LR_SCHEDULES",
+]
 
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.01, "adagrad": 0.01, "adadelta": 1.0}
 LR_SCHEDULES = ("constant", "cosine")
@@ -215,16 +224,34 @@ def fit(
     info = process_info()
     optimizer = make_optimizer(model, config)
     order_gen = torch.Generator().manual_seed(config.seed)
-    run_fingerprint = {} if checkpoint_dir is None else fingerprint(model, config, train, valid, train_context,
-                                                                   valid_context)
+    run_fingerprint = (
+        {} if checkpoint_dir is None else fingerprint(model, config, train, valid, train_context, valid_context)
+    )
     history, step, finished, best_state = _starting_point(
-        model, optimizer, order_gen, config, train.shape[0], info, run_fingerprint, checkpoint_dir, resume)
-    run = _Run(model, wrap(_SummedNLL(model), info, device), optimizer, order_gen, config, info, device,
-               train.to(device=device, dtype=dtype),  # once, not per minibatch
-               None if train_context is None else train_context.to(device=device, dtype=dtype), valid,
-               valid_context, validation_masks(model, config), run_fingerprint, checkpoint_dir, on_epoch)
-    done = finished or history.epochs >= config.epochs or (
-        history.epochs and history.epochs - history.best_epoch >= config.patience)
+        model, optimizer, order_gen, config, train.shape[0], info, run_fingerprint, checkpoint_dir, resume
+    )
+    run = _Run(
+        model,
+        wrap(_SummedNLL(model), info, device),
+        optimizer,
+        order_gen,
+        config,
+        info,
+        device,
+        train.to(device=device, dtype=dtype),  # once, not per minibatch
+        None if train_context is None else train_context.to(device=device, dtype=dtype),
+        valid,
+        valid_context,
+        validation_masks(model, config),
+        run_fingerprint,
+        checkpoint_dir,
+        on_epoch,
+    )
+    done = (
+        finished
+        or history.epochs >= config.epochs
+        or (history.epochs and history.epochs - history.best_epoch >= config.patience)
+    )
     start, seconds_before = time.perf_counter(), history.seconds
     log = _open_log(log_path, history, info)
     bar = _progress_bar(config, history, info, progress)
@@ -274,10 +301,21 @@ def _train_until_stopped(
     single = config.max_seconds is not None and run.info.world_size == 1
     deadline = start + config.max_seconds - seconds_before if single else None
     for epoch in range(history.epochs + 1, config.epochs + 1):
-        total, seen, step = _train_epoch(model, run.net, run.optimizer, run.order_gen, run.train, run.train_context,
-                                         config, epoch, step, run.info, run.device, deadline)
-        valid_nll = _validation_nll(model, run.valid, config, run.valid_masks, run.info, run.device,
-                                    run.valid_context)
+        total, seen, step = _train_epoch(
+            model,
+            run.net,
+            run.optimizer,
+            run.order_gen,
+            run.train,
+            run.train_context,
+            config,
+            epoch,
+            step,
+            run.info,
+            run.device,
+            deadline,
+        )
+        valid_nll = _validation_nll(model, run.valid, config, run.valid_masks, run.info, run.device, run.valid_context)
         if valid_nll < history.best_valid_nll:
             history.best_valid_nll, history.best_epoch = valid_nll, epoch
             best_state = copy.deepcopy(model.state_dict())
@@ -313,13 +351,25 @@ def _open_log(log_path: str | Path | None, history: History, info: ProcessInfo) 
 
 def _progress_bar(config: TrainConfig, history: History, info: ProcessInfo, progress: bool | None) -> Any:
     """A tqdm bar over the epochs, shown on the main process (``progress=None``: on a terminal only)."""
-    return tqdm(total=config.epochs, initial=history.epochs, desc="training", unit="epoch",
-                disable=not info.is_main or (None if progress is None else not progress))
+    return tqdm(
+        total=config.epochs,
+        initial=history.epochs,
+        desc="training",
+        unit="epoch",
+        disable=not info.is_main or (None if progress is None else not progress),
+    )
 
 
 def _starting_point(
-    model: MADE, optimizer: torch.optim.Optimizer, order_gen: torch.Generator, config: TrainConfig, rows: int,
-    info: ProcessInfo, run_fingerprint: dict, checkpoint_dir: str | Path | None, resume: bool,
+    model: MADE,
+    optimizer: torch.optim.Optimizer,
+    order_gen: torch.Generator,
+    config: TrainConfig,
+    rows: int,
+    info: ProcessInfo,
+    run_fingerprint: dict,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
 ) -> tuple[History, int, bool, dict | None]:
     """History, step, whether training had finished, and the best weights: from the checkpoint when
     resuming one (model, optimizer and order generator restored in place), else a fresh start."""
@@ -333,8 +383,17 @@ def _starting_point(
 
 
 def _train_epoch(
-    model: MADE, net: nn.Module, optimizer: torch.optim.Optimizer, order_gen: torch.Generator, train: Tensor,
-    train_context: Tensor | None, config: TrainConfig, epoch: int, step: int, info: ProcessInfo, device: torch.device,
+    model: MADE,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    order_gen: torch.Generator,
+    train: Tensor,
+    train_context: Tensor | None,
+    config: TrainConfig,
+    epoch: int,
+    step: int,
+    info: ProcessInfo,
+    device: torch.device,
     deadline: float | None = None,
 ) -> tuple[float, int, int]:
     """One pass over the shuffled training rows, a mask per minibatch: the summed NLL over all processes,
@@ -396,7 +455,9 @@ def _validation_nll(
     """Mean validation NLL; each process scores its shard and the sums are added up."""
     part = shard(valid, info)
     own_context = None if context is None else shard(context, info)
-    nll_sum = float(per_example_nll(model, part, config.eval_batch_size, masks, own_context).sum()) if len(part) else 0.0
+    nll_sum = (
+        float(per_example_nll(model, part, config.eval_batch_size, masks, own_context).sum()) if len(part) else 0.0
+    )
     total, count = all_sum([nll_sum, float(len(part))], info, device)
     return total / count
 
@@ -408,8 +469,10 @@ def _check_resumed(saved: dict, config: TrainConfig, rows: int, directory: Path)
     per_epoch = math.ceil(rows / config.batch_size)
     low = (saved["epoch"] - 1) * per_epoch + 1 if saved.get("finished", False) else saved["epoch"] * per_epoch
     if saved["epoch"] > config.epochs or not low <= saved["step"] <= saved["epoch"] * per_epoch:
-        raise CheckpointError(f"{directory / STATE_FILE}: progress of epoch {saved['epoch']}, step {saved['step']} "
-                              f"does not fit a run of {config.epochs} epochs of {per_epoch} steps; cannot resume")
+        raise CheckpointError(
+            f"{directory / STATE_FILE}: progress of epoch {saved['epoch']}, step {saved['step']} "
+            f"does not fit a run of {config.epochs} epochs of {per_epoch} steps; cannot resume"
+        )
 
 
 def _progress(history: History, step: int, fingerprint_record: dict, finished: bool) -> dict:

@@ -35,8 +35,10 @@ def _memory_limit() -> int:
         soft = resource.getrlimit(which)[0]
         if soft != resource.RLIM_INFINITY:
             limits.append(soft - used.get(field, 0))
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         cap = _read_number(limit)
         if cap is not None:
             limits.append(cap - (_read_number(usage) or 0))

@@ -49,6 +49,26 @@ from .schema import (
     resolve_schema,
 )
 
-from . import schema
-
-__all__ = [*schema.__all__, "ColumnKind", "COLUMN_KINDS", "register_column_kind", "kind_of"]
+__all__ = [
+    "DEFAULT_MAX_CATEGORIES",
+    "check_fitted_schema",
+    "decode",
+    "dimension_names",
+    "encode",
+    "encode_observed",
+    "encode_splits",
+    "family_config",
+    "fit_schema",
+    "in_original_units",
+    "infer_schema",
+    "log_scales",
+    "model_columns",
+    "num_columns",
+    "onehot_widths",
+    "read_schema",
+    "resolve_schema",
+    "ColumnKind",
+    "COLUMN_KINDS",
+    "register_column_kind",
+    "kind_of",
+]

@@ -58,7 +58,7 @@ class ColumnKind(ABC):
         distinct ``values`` (the first registered kind that claims a column gets it)."""
         return False
 
-    def check(self, column: dict, index: int) -> None:
+    def check(self, column: dict, index: int) -> None:  # noqa: B027 (optional: most kinds take any value)
         """Raise :class:`DataError` for a user-written value this kind cannot take."""
 
     @abstractmethod
@@ -180,8 +180,9 @@ class CategoricalColumn(ColumnKind):
 
     def check(self, column: dict, index: int) -> None:
         if "categories" in column and not is_json_count(column["categories"]):
-            raise DataError(f"schema[{index}]: categories must be a positive integer (a count), "
-                            f"got {column['categories']!r:.40}")
+            raise DataError(
+                f"schema[{index}]: categories must be a positive integer (a count), got {column['categories']!r:.40}"
+            )
 
     def fit(self, column: dict, block: np.ndarray, index: int, start: int, components: int) -> dict:
         if "values" not in column:
@@ -229,14 +230,17 @@ class RealColumn(ColumnKind):
             column["std"] = float(values.std())
             if not column["std"] > 0:
                 raise DataError(
-                    f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split and cannot be "
-                    "standardized; declare it categorical in a schema file"
+                    f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split "
+                    "and cannot be standardized; declare it categorical in a schema file"
                 )
         return column
 
     def fitted_ok(self, column: dict) -> bool:
-        return column["std"] > 0 and math.isfinite(column["std"]) and math.isfinite(column["mean"]) and (
-            column["components"] >= 1
+        return (
+            column["std"] > 0
+            and math.isfinite(column["std"])
+            and math.isfinite(column["mean"])
+            and (column["components"] >= 1)
         )
 
     def encode(self, column: dict, block: np.ndarray, source: str, start: int, where: Where) -> np.ndarray:

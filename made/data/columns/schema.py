@@ -107,7 +107,7 @@ def read_schema(path: str | Path) -> list[dict]:
         raise DataError(f"{path}: not valid JSON ({err})") from None
     columns = data.get("columns") if isinstance(data, dict) else data
     if not isinstance(columns, list) or not columns:
-        raise DataError(f"{path}: expected a non-empty list of column dicts (or {{\"columns\": [...]}})")
+        raise DataError(f'{path}: expected a non-empty list of column dicts (or {{"columns": [...]}})')
     return columns
 
 
@@ -137,8 +137,7 @@ def num_columns(schema: Sequence[dict]) -> int:
 def _check_column(column: object, index: int) -> dict:
     """A user-written entry: a known type, its keys, and the values its kind checks."""
     if not isinstance(column, dict) or column.get("type") not in COLUMN_KINDS:
-        raise DataError(f"schema[{index}]: expected an object with type {', '.join(COLUMN_KINDS)}, "
-                        f"got {column!r:.80}")
+        raise DataError(f"schema[{index}]: expected an object with type {', '.join(COLUMN_KINDS)}, got {column!r:.80}")
     kind = kind_of(column)
     unknown = set(column) - kind.keys
     if unknown:
@@ -171,8 +170,13 @@ def _row_number(row: int) -> str:
     return f"row {row + 1}"
 
 
-def encode(schema: Sequence[dict], data: np.ndarray, source: str = "data", where: Where = _row_number,
-           dtype: np.dtype | type = np.float64) -> np.ndarray:
+def encode(
+    schema: Sequence[dict],
+    data: np.ndarray,
+    source: str = "data",
+    where: Where = _row_number,
+    dtype: np.dtype | type = np.float64,
+) -> np.ndarray:
     """Data-file rows ``[N, columns]`` -> model inputs ``[N, D]`` in ``dtype``.
 
     Values are compared and standardized at float64 (or the data's own integer
@@ -191,8 +195,9 @@ def encode(schema: Sequence[dict], data: np.ndarray, source: str = "data", where
     return out
 
 
-def encode_observed(schema: Sequence[dict], data: np.ndarray, hidden: np.ndarray, source: str = "data",
-                    where: Where = _row_number) -> tuple[np.ndarray, np.ndarray]:
+def encode_observed(
+    schema: Sequence[dict], data: np.ndarray, hidden: np.ndarray, source: str = "data", where: Where = _row_number
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows with hidden cells -> model inputs ``[N, D]`` (float64) and which dimensions are observed.
 
     ``hidden`` (bool, the data's shape) marks the cells to impute; NaN cells must be
@@ -209,8 +214,10 @@ def encode_observed(schema: Sequence[dict], data: np.ndarray, hidden: np.ndarray
         partial = block.any(1) & ~block.all(1)
         if partial.any():
             row = int(np.argmax(partial))
-            raise DataError(f"{source}: {where(row)}, columns {start + 1}-{start + width}: a one-hot group is "
-                            "missing in part; give all its columns or none")
+            raise DataError(
+                f"{source}: {where(row)}, columns {start + 1}-{start + width}: a one-hot group is "
+                "missing in part; give all its columns or none"
+            )
         observed[:, d] = ~block[:, 0]
         gap = np.isnan(filled[:, start : start + width]).any(1)
         filled[gap, start : start + width] = kind.placeholder(column)
