@@ -47,7 +47,7 @@ from ..model.mixture import MAX_MEMBERS, MIXTURE_HINTS, Mixture
 from ..model.settings import MAX_ENSEMBLE, MAX_SEED
 from .atomic import CheckpointError, check_no_links, read_json, write_json
 from .checkpoint import FORMAT_VERSION, read_model, write_model
-from .schema import SchemaError, check_fields
+from ..data.fields import SchemaError, check_fields
 
 __all__ = [
     "ARGS_FILE",

@@ -32,7 +32,7 @@ from made.data.columns import (
 )
 from made.data.columns.kinds import Where
 from made.inference.evaluate import NLLResult
-from made.io.schema import SchemaError
+from made.data.fields import SchemaError
 
 SHARED = Path("/work/shared/data")
 if not SHARED.exists():
