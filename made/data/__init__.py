@@ -6,7 +6,7 @@ The names below are those ``made.data`` held in made 0.2, so ``from made.data im
 """
 
 from .datasets import BUILTIN, DATASETS, DatasetInfo, cache_dir, load_data, load_dataset
-from .formats import Table, available_memory, load_file, read_array, read_table
+from .formats import Table, available_memory, load_file, read_table
 from .splits import SPLITS, DataError, DataWarning, Splits, format_value, validate_splits
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "load_dataset",
     "load_file",
     "load_data",
-    "read_array",
     "read_table",
     "format_value",
     "validate_splits",
