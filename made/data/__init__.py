@@ -1,6 +1,6 @@
 r"""Data: splits and their checks (:mod:`~made.data.splits`), user files (:mod:`~made.data.formats`), named
-data sets (:mod:`~made.data.datasets`), checks of JSON fields (:mod:`~made.data.fields`), column schemas (:mod:`made.data.columns`) and side information
-(:mod:`~made.data.context`).
+data sets (:mod:`~made.data.datasets`), checks of JSON fields (:mod:`~made.data.fields`), column schemas
+(:mod:`made.data.columns`) and side information (:mod:`~made.data.context`).
 
 The names below are those ``made.data`` held in made 0.2, so ``from made.data import load_dataset`` works.
 """

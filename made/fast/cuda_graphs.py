@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..model.sampling import IncrementalSampler
 from ..model.made import MADE
 from ..model.network import Masks
+from ..model.sampling import IncrementalSampler
 from .dispatch import optimizer_steps, tensor_key
 from .replay import record_graph
 

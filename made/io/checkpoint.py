@@ -20,12 +20,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .. import __version__
+from ..data.fields import SchemaError, check_fields
 from ..families import make_family
 from ..model.made import MADE, NarrowLayerWarning
 from ..model.network import build_network
 from ..model.settings import MODEL_DEFAULTS, MODEL_HINTS, MODEL_RANGES, older_defaults
 from .atomic import CheckpointError, atomic_write, check_regular, read_json, write_json
-from ..data.fields import SchemaError, check_fields
 
 __all__ = [
     "FORMAT_VERSION",
