@@ -657,7 +657,7 @@ def test_masks_refuses_a_picture_too_big_before_building_the_model(monkeypatch, 
     def never(*args, **kwargs):
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr("made.cli.masks.MADE", never)
+    monkeypatch.setattr("made.cli.masks.new_model", never)
     assert main(["masks", "--inputs", "100000", "--hidden", "3"]) == 2
     assert "--inputs and --hidden: at most 40 units a layer" in capsys.readouterr().err
 
