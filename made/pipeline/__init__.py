@@ -33,6 +33,7 @@ from .reading import (
     new_model,
     nll_units,
     read_data,
+    read_run_splits,
     run_schema,
     to_tensor,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "RunData",
     "data_spec",
     "load_splits",
+    "read_run_splits",
     "read_data",
     "load_for_inference",
     "new_model",

@@ -13,7 +13,7 @@ import torch
 from ..data import DataError, Table, read_table
 from ..data.columns import decode, encode, encode_observed, log_scales, num_columns
 from ..data.context import context_from_value
-from .reading import RunModel, all_binary, context_tensor, load_splits, run_schema, to_tensor
+from .reading import RunModel, context_tensor, read_run_splits, run_schema, to_tensor
 
 __all__ = [
     "batches",
@@ -233,9 +233,7 @@ def inpaint_run(
     (top, bottom, left or right), ``samples`` completions each, and score the other half on the whole split."""
     image_shape = tuple(config["image_shape"])
     schema = run_schema(config, model)
-    raw = load_splits(config["data"], binary=all_binary(schema))
-    if raw.num_inputs != num_columns(schema):
-        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
+    raw = read_run_splits(config["data"], schema)
     data = to_tensor(encode(schema, raw.split(split), raw.source or raw.name, raw.where(split)))
     context = context_tensor(config.get("context"), raw, split)
     half = torch.from_numpy(_given_half(image_shape, given))

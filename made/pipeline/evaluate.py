@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from ..data import Splits
-from ..data.columns import encode_splits, in_original_units, log_scales, num_columns
+from ..data.columns import encode_splits, in_original_units, log_scales
 from ..inference.evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from ..io.run import METRICS_FILE
-from .reading import RunModel, all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
+from .reading import RunModel, context_tensor, nll_units, read_run_splits, run_schema, to_tensor
 
 __all__ = ["Evaluation", "eval_spec", "evaluate_run"]
 
@@ -65,9 +65,7 @@ def evaluate_run(
     run's model, with the run's ensemble and batch size unless given, in the data's own units."""
     spec = eval_spec(config, "the run", None) if spec is None else spec
     schema = run_schema(config, model)
-    raw = load_splits(spec, binary=all_binary(schema))
-    if raw.num_inputs != num_columns(schema):
-        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
+    raw = read_run_splits(spec, schema)
     dtype = model.output.weight.dtype
     splits = encode_splits(schema, raw, torch.empty(0, dtype=dtype).numpy().dtype)
     ensemble = ensemble if ensemble is not None else config.get("eval", {}).get("ensemble")

@@ -15,6 +15,7 @@ from ..data.columns import (
     DEFAULT_MAX_CATEGORIES,
     encode_splits,
     log_scales,
+    num_columns,
     resolve_schema,
 )
 from ..data.context import make_context_spec, split_context
@@ -28,6 +29,7 @@ __all__ = [
     "RunData",
     "data_spec",
     "load_splits",
+    "read_run_splits",
     "read_data",
     "load_for_inference",
     "new_model",
@@ -77,6 +79,15 @@ def data_spec(
 def load_splits(spec: dict, binary: bool = True) -> Splits:
     """The train/valid/test splits of a data spec (see :func:`data_spec`)."""
     return load_data(spec["dataset"], spec["path"], spec["data_dir"], spec["split_seed"], binary, spec.get("header"))
+
+
+def read_run_splits(spec: dict, schema: list[dict]) -> Splits:
+    """The splits of ``spec`` as a run whose columns ``schema`` describes reads them (0/1 for binary columns),
+    refused in one line unless the data has those columns."""
+    raw = load_splits(spec, binary=all_binary(schema))
+    if raw.num_inputs != num_columns(schema):
+        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
+    return raw
 
 
 def read_data(
