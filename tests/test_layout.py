@@ -277,6 +277,10 @@ def test_the_package_graph_reads_every_kind_of_import():
     assert imported_packages("from .model import MADE\n", "made", True) == {"model"}
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert circles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+    names, loader = ast.parse(
+        "from ..io.run import ARGS_FILE, CONFIG_FILE\nfrom ..io.run import ARGS_FILE, load_run"
+    ).body
+    assert names_run_folder_files(names) and not names_run_folder_files(loader)
 
 
 def test_every_package_has_a_layer():
