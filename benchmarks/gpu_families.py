@@ -27,7 +27,7 @@ import torch
 from made import MADE
 from made.cli import main as made
 from made.inference.evaluate import per_dimension_nll
-from made.inference.sampling import sample_naive
+from made.model.sampling import sample_naive
 
 FAMILIES = {
     "bernoulli": "bernoulli",

@@ -48,7 +48,7 @@ import torch
 
 from made import MADE
 from made.fast.cuda_graphs import GraphedSampler
-from made.inference.sampling import sample_incremental, sample_naive
+from made.model.sampling import sample_incremental, sample_naive
 
 D = 784
 

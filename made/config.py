@@ -19,8 +19,8 @@ from typing import Any, Literal
 from .data.columns import DEFAULT_MAX_CATEGORIES
 from .data.context import CONTEXT_KINDS
 from .data.datasets import DATASETS
+from .data.fields import SchemaError
 from .families import DEFAULT_MIN_SCALE
-from .io.schema import SchemaError
 from .model.network import BLOCK_TYPES
 from .model.settings import MAX_ENSEMBLE, MAX_POOL, MAX_SEED, MODEL_ARGUMENTS
 from .training.loop import DEFAULT_LR, LR_SCHEDULES, TrainConfig

@@ -8,8 +8,8 @@ import pytest
 from made.cli import main
 from made.cli.main import build_parser
 from made.config import RunSettings, option_names, resumable
+from made.data.fields import SchemaError
 from made.io.checkpoint import FORMAT_VERSION
-from made.io.schema import SchemaError
 
 # a value other than the default for every option (but --dataset, which --data excludes), of every kind:
 # values, lists, flags, switches, choices

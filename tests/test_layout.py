@@ -1,5 +1,7 @@
 """The package layout keeps its promises: small modules and functions, no private name used across
-modules, no hidden import circles (function-level imports of made's own modules)."""
+modules, no hidden import circles (function-level imports of made's own modules), packages that import
+only their own layer or lower ones, with no circle between them, and a command line that only parses,
+calls the library and prints."""
 
 from __future__ import annotations
 
@@ -19,6 +21,35 @@ LATE_IMPORTS: dict[str, str] = {
     "tune/search.py:open_study": (
         "made.tune.pruning subclasses Optuna's pruner and so imports optuna, an optional dependency"
     ),
+}
+
+
+# made's packages (and top-level modules), lowest layer first: each may import only from its own layer
+# or lower ones, and the imports between packages form no circle.
+LAYERS: list[set[str]] = [
+    {"families", "fast"},
+    {"model"},
+    {"inference"},
+    {"data", "io", "training"},
+    {"config", "plots", "sklearn"},
+    {"pipeline", "tune"},
+    {"cli"},
+    {"made", "__main__"},  # the package's own face: `from made import MADE`, `python -m made`
+]
+# Package imports allowed against the layers, each with why it stays for now.
+LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("fast", "model"): "made/fast/cuda_graphs.py replays MADE's sampler; it leaves on the fast-path rework (issue 22)",
+}
+# What the command line may import: it parses (its options come from made.config), calls the pipeline and
+# tuning, and prints (pictures included). From made.io.run it may take the names of run-folder files, which
+# its help texts name, and nothing else.
+CLI_IMPORTS = {"cli", "pipeline", "tune", "config", "plots"}
+# Command-line modules allowed more for now, each with why.
+CLI_EXCEPTIONS: dict[str, str] = {
+    "cli/tune.py": "asks made.io.run about its folder (started_by_train, trial_folder); that moves into made.tune "
+    "with the folder-safety work on this file (issue 22)",
+    "cli/mix.py": "asks made.io.run about its folder (holds_run, is_mixture); that moves into made.tune.mixing "
+    "with the folder-safety work on this file (issue 22)",
 }
 
 
@@ -162,3 +193,134 @@ def test_only_the_run_module_spells_run_folder_names():
     } <= names
     spelled = {name_of(p): run_folder_literals(p.read_text(), names) for p in modules() if name_of(p) != "io/run.py"}
     assert {n: s for n, s in spelled.items() if s} == {}
+
+
+def module_name(path: Path) -> str:
+    """A module's dotted name (``made.model.made``; a package's ``__init__`` is the package)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(name: str) -> str:
+    """The package (or top-level module) a dotted name of made belongs to: ``made.model.made`` is ``model``."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else "made"
+
+
+def imported_packages(source: str, name: str, is_package: bool) -> set[str]:
+    """Every package of made that the module ``name`` imports anywhere: at the top, in functions, under
+    ``if TYPE_CHECKING:``. ``from made import __version__`` (set before the package imports anything) is
+    not counted."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {package_of(a.name) for a in node.names if a.name.split(".")[0] == "made"}
+        elif isinstance(node, ast.ImportFrom) and imports_made(node):
+            if node.level:
+                base = name.split(".")[: len(name.split(".")) + is_package - node.level]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            if target == "made":  # from made import x: x is a package, a module or a name of made/__init__.py
+                for alias in node.names:
+                    if (PACKAGE / alias.name).is_dir() or (PACKAGE / f"{alias.name}.py").is_file():
+                        found.add(alias.name)
+                    elif alias.name != "__version__":
+                        found.add("made")
+            else:
+                found.add(package_of(target))
+    return found
+
+
+def package_imports() -> dict[str, set[str]]:
+    """The package-level import graph of made: package -> the other packages its modules import."""
+    graph: dict[str, set[str]] = {}
+    for path in modules():
+        name = module_name(path)
+        source = package_of(name) if name != "made" else "made"
+        imported = imported_packages(path.read_text(), name, path.name == "__init__.py")
+        graph.setdefault(source, set()).update(imported - {source})
+    return graph
+
+
+def layer_of(package: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle of ``graph`` found by a depth-first walk (empty when the graph is acyclic)."""
+    found, state = [], {}
+    path: list[str] = []
+
+    def walk(node: str) -> None:
+        state[node] = "open"
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                walk(nxt)
+        path.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node)
+    return found
+
+
+def test_the_package_graph_reads_every_kind_of_import():
+    source = (
+        "from typing import TYPE_CHECKING\nfrom .. import __version__\nfrom ..io.run import x\n"
+        "import made.data.splits\nfrom . import eval\nif TYPE_CHECKING:\n    from ..model import MADE\n"
+        "def f():\n    from ..families import y\n    from made import tune\n"
+    )
+    assert imported_packages(source, "made.cli.main", False) == {"io", "data", "cli", "model", "families", "tune"}
+    assert imported_packages("from .model import MADE\n", "made", True) == {"model"}
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert circles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+    names, loader = ast.parse(
+        "from ..io.run import ARGS_FILE, CONFIG_FILE\nfrom ..io.run import ARGS_FILE, load_run"
+    ).body
+    assert names_run_folder_files(names) and not names_run_folder_files(loader)
+
+
+def test_every_package_has_a_layer():
+    assert {p for p in package_imports() if not any(p in layer for layer in LAYERS)} == set()
+
+
+def test_packages_import_only_their_layer_or_lower_ones():
+    upward = {
+        (source, target)
+        for source, targets in package_imports().items()
+        for target in targets
+        if layer_of(target) > layer_of(source)
+    }
+    assert upward == set(LAYER_EXCEPTIONS)
+
+
+def test_no_import_circle_between_packages():
+    graph = package_imports()
+    for source, target in LAYER_EXCEPTIONS:
+        graph[source].discard(target)
+    assert circles(graph) == []
+
+
+def names_run_folder_files(node: ast.AST) -> bool:
+    """Whether an import takes only constants (upper-case names: the run folder's file names) from made.io.run."""
+    return (
+        isinstance(node, ast.ImportFrom)
+        and (node.module or "").endswith("io.run")
+        and all(alias.name.isupper() for alias in node.names)
+    )
+
+
+def test_the_command_line_calls_only_the_pipeline_and_tuning():
+    beyond = {}
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        tree.body = [n for n in tree.body if not names_run_folder_files(n)]
+        imported = imported_packages(ast.unparse(tree), module_name(path), path.name == "__init__.py")
+        if imported - CLI_IMPORTS:
+            beyond[name_of(path)] = imported - CLI_IMPORTS
+    assert set(beyond) == set(CLI_EXCEPTIONS), beyond

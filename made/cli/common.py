@@ -1,19 +1,12 @@
-"""What several ``made`` commands share: the device, the data, the run to infer with, and rows written out."""
+"""What several ``made`` commands share: the device, the data and the run to infer with."""
 
 from __future__ import annotations
 
 import argparse
-import warnings
-from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..data import format_value
-from ..io.atomic import atomic_write
-from ..model import MADE
-from ..model.mixture import Mixture
-from ..pipeline import data_spec
+from ..pipeline import RunModel, data_spec
 from ..pipeline import load_for_inference as pipeline_load
 
 
@@ -50,28 +43,6 @@ def args_data_spec(args: argparse.Namespace) -> dict:
     return data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header)
 
 
-def load_for_inference(args: argparse.Namespace) -> tuple[MADE | Mixture, dict]:
+def load_for_inference(args: argparse.Namespace) -> tuple[RunModel, dict]:
     """The run of ``args.run_dir`` on ``args.device``, in its evaluation dtype and eval mode, with its config."""
     return pipeline_load(args.run_dir, pick_device(args.device))
-
-
-def _exact_dtype(rows: np.ndarray, preferred: np.dtype | None) -> np.dtype:
-    """The first of ``preferred`` (the data's own dtype), uint8, int64 and float64 that holds every value exactly."""
-    for dtype in ([preferred] if preferred is not None else []) + [np.uint8, np.int64]:
-        with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # casts that wrap or overflow are what is tested
-            if np.array_equal(rows.astype(dtype), rows):
-                return np.dtype(dtype)
-    return np.dtype(np.float64)
-
-
-def save_rows(path: Path, rows: np.ndarray, dtype: np.dtype | None = None, header: list[str] | None = None) -> None:
-    """Write rows losslessly: .npy in the first exact dtype (see :func:`_exact_dtype`), .csv with whole
-    numbers as integers and other values in the shortest form that reads back the same (and ``header``)."""
-    rows = rows.astype(_exact_dtype(rows, dtype))
-    if path.suffix == ".npy":
-        atomic_write(path, lambda tmp: np.save(tmp, rows))
-        return
-    lines = [",".join(header)] if header else []
-    lines += [",".join(format_value(v) for v in row) for row in rows]
-    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))

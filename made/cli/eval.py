@@ -8,11 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..data.columns import dimension_names
-from ..io.atomic import atomic_write
-from ..pipeline import eval_spec, evaluate_run, run_schema
+from ..pipeline import eval_spec, evaluate_run, run_schema, write_per_dim
 from .common import args_data_spec, load_for_inference
 from .options import ENSEMBLE, POSITIVE, add_data_args
 
@@ -45,19 +41,6 @@ def add_parser(subparsers: Any) -> None:
     evaluate.set_defaults(func=run)
 
 
-def _write_per_dim(path: Path, nll: np.ndarray, schema: list[dict]) -> None:
-    """Per-dimension NLL in the data's units, and the dimensions that cost most on average."""
-    names = dimension_names(schema)
-    if path.suffix == ".npy":
-        atomic_write(path, lambda tmp: np.save(tmp, nll))
-    else:
-        header = ",".join(f"col{n}" for n in names)
-        atomic_write(path, lambda tmp: np.savetxt(tmp, nll, fmt="%.6g", delimiter=",", header=header, comments=""))
-    worst = np.argsort(-nll.mean(0))[:5]
-    listing = ", ".join(f"col{names[d]} {nll[:, d].mean():.3f}" for d in worst)
-    print(f"wrote per-dimension NLL {list(nll.shape)} to {path}; highest mean (nats): {listing}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """``made eval``: print the NLL of a split (and write per-dimension NLL with --per-dim)."""
     model, config = load_for_inference(args)
@@ -69,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if result.note:
         print(result.note, file=sys.stderr)
     if args.per_dim:
-        _write_per_dim(Path(args.per_dim), result.per_dim, run_schema(config, model))
+        worst = write_per_dim(Path(args.per_dim), result.per_dim, run_schema(config, model))
+        listing = ", ".join(f"{name} {mean:.3f}" for name, mean in worst)
+        print(
+            f"wrote per-dimension NLL {list(result.per_dim.shape)} to {args.per_dim}; highest mean (nats): {listing}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result.metrics, indent=2))
     else:

@@ -6,26 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from ..data import DataError, Table, read_table
-from ..data.columns import encode, num_columns
-from ..io.atomic import atomic_write
 from ..io.run import IMPUTED_FILE
-from ..model import MADE
-from ..pipeline import (
-    all_binary,
-    complete_rows,
-    conditional_nll,
-    context_tensor,
-    impute_run,
-    load_splits,
-    run_schema,
-    to_tensor,
-)
-from ..plots import save_inpainting
-from .common import load_for_inference, save_rows
+from ..pipeline import RunModel, impute_run, inpaint_run, read_missing, run_schema, save_rows, write_inpainting
+from .common import load_for_inference
 from .options import ENSEMBLE, POSITIVE, add_drawing_args, add_header_arg
 
 
@@ -98,39 +81,6 @@ def add_parser(subparsers: Any) -> None:
     impute.set_defaults(func=run)
 
 
-def _read_missing(args: argparse.Namespace, schema: list[dict]) -> tuple[Table, np.ndarray]:
-    """The rows to complete, at their own precision, and which cells are hidden: NaN (an empty or NA cell)
-    or, with --mask, the cells marked 1."""
-    table = read_table(args.data, args.header)
-    data = table.values
-    if data.shape[1] != num_columns(schema):
-        raise DataError(f"{args.data}: the data has {data.shape[1]} columns, the model expects {num_columns(schema)}")
-    infinite = np.isinf(data)
-    if infinite.any():
-        row, col = np.argwhere(infinite)[0]
-        raise DataError(f"{args.data}: {table.where(row)}, column {col + 1}: {data[row, col]} is not a finite number")
-    if args.mask is None:
-        return table, np.isnan(data)
-    mask = read_table(args.mask, args.header).values
-    if mask.shape != data.shape:
-        raise DataError(f"{args.mask}: the mask has shape {mask.shape}, the data {data.shape}")
-    if not np.isin(mask, (0, 1)).all():
-        raise DataError(f"{args.mask}: the mask must hold 0 (observed) or 1 (missing)")
-    unmarked = np.isnan(data) & (mask == 0)
-    if unmarked.any():
-        row, col = np.argwhere(unmarked)[0]
-        raise DataError(f"{args.data}: {table.where(row)}, column {col + 1} is missing but the mask says observed")
-    return table, mask == 1
-
-
-def _given_half(image_shape: tuple[int, int], side: str) -> np.ndarray:
-    """Bool ``[H*W]``: True on the observed half of the image."""
-    h, w = image_shape
-    rows, cols = np.indices((h, w))
-    half = {"top": rows < h // 2, "bottom": rows >= h // 2, "left": cols < w // 2, "right": cols >= w // 2}[side]
-    return half.reshape(-1)
-
-
 def run(args: argparse.Namespace) -> int:
     """``made impute``: complete the rows of --data, or draw the --inpaint picture."""
     model, config = load_for_inference(args)
@@ -143,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / IMPUTED_FILE
     if out.suffix not in (".npy", ".csv"):
         raise ValueError(f"--out must end in .npy or .csv, got {out}")
-    table, hidden = _read_missing(args, run_schema(config, model))
+    table, hidden = read_missing(args.data, args.mask, args.header, run_schema(config, model))
     data, samples = table.values, args.samples or 1
     done = impute_run(
         model,
@@ -178,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int | None, masks: str) -> int:
+def _inpaint(args: argparse.Namespace, model: RunModel, config: dict, ensemble: int | None, masks: str) -> int:
     """``made impute --inpaint``: a picture of --split images given one half, completed, and the NLL of the rest."""
     image_shape = config.get("image_shape")
     if not image_shape:
@@ -186,35 +136,24 @@ def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int 
     out = Path(args.inpaint)
     if out.suffix != ".png":
         raise ValueError(f"--inpaint must end in .png, got {out}")
-    schema = run_schema(config, model)
-    raw = load_splits(config["data"], binary=all_binary(schema))
-    if raw.num_inputs != num_columns(schema):
-        raise ValueError(f"the data has {raw.num_inputs} columns, the model expects {num_columns(schema)}")
-    data = to_tensor(encode(schema, raw.split(args.split), raw.source or raw.name, raw.where(args.split)))
-    context = context_tensor(config.get("context"), raw, args.split)
-    half = torch.from_numpy(_given_half(tuple(image_shape), args.given))
-    observed = half.expand(data.shape[0], -1)
-    picked = np.linspace(0, len(data) - 1, min(args.examples, len(data))).round().astype(int)
-    shown = data[picked]
-    completions = complete_rows(
+    done = inpaint_run(
         model,
-        shown,
-        observed[: len(shown)],
+        config,
+        args.split,
+        args.given,
+        args.examples,
         args.samples or 6,
         ensemble,
         args.seed,
         args.batch_size,
         args.quiet,
-        None if context is None else context[picked],
     )
-    atomic_write(
-        out, lambda tmp: save_inpainting(shown.numpy(), half.numpy(), completions.numpy(), tuple(image_shape), tmp)
-    )
+    write_inpainting(out, done.shown, done.given, done.completions, tuple(image_shape))
     print(
-        f"wrote {len(shown)} {args.split} images given their {args.given} half, with {completions.shape[1]} "
+        f"wrote {len(done.shown)} {args.split} images given their {args.given} half, with {done.completions.shape[1]} "
         f"completions each ({masks}), to {out}"
     )
-    nll, stderr, n = conditional_nll(model, data, observed, ensemble, 1000, args.quiet, context)
+    nll, stderr, n = done.nll
     print(
         f"conditional NLL of the other half given the {args.given} half, {args.split} split: "
         f"{nll:.4f} ± {stderr:.4f} nats per image over {n} images ({masks})"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..data import DataError, DataWarning
+from ..pipeline import DataWarning
 from . import eval as evaluate
 from . import impute, masks, mix, sample, train, tune
 
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():  # restores showwarning afterwards
             warnings.showwarning = _show_data_warning
             return args.func(args)
-    except (DataError, ValueError, FloatingPointError) as err:
+    except (ValueError, FloatingPointError) as err:  # data errors (made.data.DataError) are ValueErrors
         print(f"made: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:

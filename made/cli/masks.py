@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..io.run import MASKS_PICTURE, load_run
-from ..model import MADE
+from ..io.run import MASKS_PICTURE
+from ..pipeline import load_for_inference, new_model
 from ..plots import MAX_DRAWN_UNITS, save_mask_picture
 from .options import NON_NEGATIVE, POSITIVE, SEED, masks_arg
 
@@ -57,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """``made masks``: draw the masks of a configuration or of a small run."""
     if args.run_dir:
-        model, _ = load_run(args.run_dir, torch.device("cpu"))
+        model, _ = load_for_inference(args.run_dir)
         source = str(args.run_dir)
     else:
         widths = [args.inputs, *args.hidden]
@@ -65,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--inputs and --hidden: at most {MAX_DRAWN_UNITS} units a layer can be drawn, got layers of {widths}"
             )
-        model = MADE(
+        model = new_model(
             num_inputs=args.inputs,
             hidden_sizes=args.hidden,
             num_masks=args.masks,

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from ..io.atomic import atomic_write
-from ..io.run import SAMPLES_ARRAY, SAMPLES_IMAGE, samples_file
-from ..pipeline import sample_run
-from ..plots import save_image_grid
-from .common import load_for_inference, save_rows
+from ..io.run import SAMPLES_ARRAY, SAMPLES_IMAGE
+from ..pipeline import sample_run, samples_path, write_samples
+from .common import load_for_inference
 from .options import ENSEMBLE, POSITIVE, add_drawing_args
 
 
@@ -43,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """``made sample``: draw samples and write them to --out."""
     model, config = load_for_inference(args)
     image_shape = config.get("image_shape")
-    out = Path(args.out) if args.out else samples_file(args.run_dir, bool(image_shape))
+    out = samples_path(args.run_dir, args.out, bool(image_shape))
     if out.suffix not in (".png", ".npy", ".csv"):
         raise ValueError(f"--out must end in .png, .npy or .csv, got {out}")
     if out.suffix == ".png" and not image_shape:
@@ -51,9 +48,6 @@ def run(args: argparse.Namespace) -> int:
     samples = sample_run(
         model, config, args.num_samples, args.ensemble, args.seed, args.context, args.batch_size, args.quiet
     )
-    if out.suffix == ".png":
-        atomic_write(out, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
-    else:
-        save_rows(out, samples)
+    write_samples(out, samples, image_shape and tuple(image_shape))
     print(f"wrote {args.num_samples} samples to {out}")
     return 0

@@ -11,9 +11,7 @@ import torch
 
 from ..config import DataSettings, RunSettings, add_options, flag_of, option_names, resumable
 from ..io.run import ARGS_FILE, CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, METRICS_FILE, WEIGHTS_FILE
-from ..model import MADE
-from ..pipeline import RunData, resumed_settings, train_settings
-from ..training.distributed import ProcessInfo, init_from_env, shutdown
+from ..pipeline import ProcessInfo, RunData, RunModel, processes, resumed_settings, train_settings
 from .common import pick_device
 
 
@@ -74,11 +72,8 @@ def _resumed_settings(args: argparse.Namespace) -> RunSettings:
 def run(args: argparse.Namespace) -> int:
     """``made train``: a new run, or the rest of ``--resume``'s, in every process of a distributed launch."""
     settings = _resumed_settings(args) if args.resume else RunSettings.from_args(args)
-    info, device = init_from_env(pick_device(settings.device))
-    try:
+    with processes(pick_device(settings.device)) as (info, device):
         return _train_and_report(settings, args.resume or args.out, info, device, bool(args.resume), args.overwrite)
-    finally:
-        shutdown()
 
 
 def _train_and_report(
@@ -87,7 +82,7 @@ def _train_and_report(
     """Train the run of ``settings`` into ``out`` (:func:`made.pipeline.train_settings`) and, in the main
     process, print what it trains and its test NLL."""
 
-    def announce(data: RunData, model: MADE) -> None:
+    def announce(data: RunData, model: RunModel) -> None:
         splits = data.splits
         processes = f" in {info.world_size} processes" if info.world_size > 1 else ""
         print(

@@ -16,8 +16,7 @@ import torch
 
 from ..config import RunSettings
 from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
-from ..pipeline import data_spec, load_splits, train_settings
-from ..training.distributed import ProcessInfo, init_from_env, shutdown
+from ..pipeline import ProcessInfo, data_spec, load_splits, processes, train_settings
 from ..tune.mixing import keep_result, mix_runs
 from ..tune.search import (
     DEFAULT_PATIENCE,
@@ -165,19 +164,18 @@ def run(args: argparse.Namespace) -> int:
     fail_interrupted(study, key)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // args.jobs))
-    info, device = init_from_env(pick_device(args.device))
-    search = _Search(args, study, key, budget, base, extra, info, device, splits.num_inputs)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
-            search.train_trials()
-        ranked = ranked_trials(study, key)
-        if not ranked:
-            raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
-        _finish_tune(out, ranked, args, budget, device)
-    finally:
-        budget.save()
-        torch.set_num_threads(threads)
-        shutdown()
+    with processes(pick_device(args.device)) as (info, device):
+        search = _Search(args, study, key, budget, base, extra, info, device, splits.num_inputs)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
+                search.train_trials()
+            ranked = ranked_trials(study, key)
+            if not ranked:
+                raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
+            _finish_tune(out, ranked, args, budget, device)
+        finally:
+            budget.save()
+            torch.set_num_threads(threads)
     return 0
 
 

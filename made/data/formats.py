@@ -22,7 +22,7 @@ import numpy as np
 
 from .splits import SPLITS, DataError, DataWarning, Splits, check_values, split_order, validate_splits
 
-__all__ = ["Table", "available_memory", "read_table", "read_array", "load_file"]
+__all__ = ["Table", "available_memory", "read_table", "load_file"]
 
 
 # ------------------------------------------------------------------ reading
@@ -257,11 +257,6 @@ def read_table(path: str | Path, header: bool | None = None, missing: bool = Tru
         table = _read_csv(path, header, missing)
         return Table(_as_matrix(table.values, path, "data"), table.lines, table.unit, table.header)
     raise DataError(f"{path}: unsupported file type {suffix!r} (use .npy or .csv)")
-
-
-def read_array(path: str | Path, header: bool | None = None) -> np.ndarray:
-    """One 2-D array from a ``.npy`` or ``.csv`` file (NaN marks missing values)."""
-    return read_table(path, header).values
 
 
 def _check_file(path: Path) -> None:

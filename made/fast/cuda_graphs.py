@@ -1,6 +1,6 @@
 """Sampling on a GPU replayed from a CUDA graph: the one-pass sampler without its launch cost.
 
-The one-pass sampler (:class:`made.inference.sampling.IncrementalSampler`) takes D small steps
+The one-pass sampler (:class:`made.model.sampling.IncrementalSampler`) takes D small steps
 of a few kernels each. On a GPU each kernel is launched from Python, and for small
 batches the launches, not the arithmetic, set the time. A :class:`GraphedSampler`
 records the D steps once for a fixed number of samples and replays them as one CUDA
@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..inference.sampling import IncrementalSampler
 from ..model.made import MADE
 from ..model.network import Masks
+from ..model.sampling import IncrementalSampler
 from .dispatch import optimizer_steps, tensor_key
 from .replay import record_graph
 

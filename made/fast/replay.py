@@ -2,7 +2,7 @@
 
 On a GPU a small model's batch costs its kernel launches, each issued from Python, more than
 its arithmetic. :class:`GraphedBatches` records one batch's kernels and replays them for every
-batch of the same shape; :func:`made.inference.evaluate.batched_nll` uses it where
+batch of the same shape; :func:`made.model.nll.batched_nll` uses it where
 :func:`made.fast.dispatch.replay_pays` says it pays. The replayed kernels are the recorded ones,
 so results equal the eager path's.
 """

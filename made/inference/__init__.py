@@ -1,2 +1,3 @@
-r"""Inference with a trained model: exact sampling (:mod:`~made.inference.sampling`), conditionals and
-imputation (:mod:`~made.inference.conditional`), and dataset-level NLL (:mod:`~made.inference.evaluate`)."""
+r"""Dataset-level metrics of a trained model or mixture (:mod:`~made.inference.evaluate`): the mean NLL with its
+standard error, bits per dimension and the per-dimension terms. What a MADE computes of itself (sampling,
+conditionals, batched NLL) lives in :mod:`made.model`."""

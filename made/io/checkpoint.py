@@ -2,7 +2,7 @@ r"""Model files: a model's weights (safetensors) and its config (JSON: settings 
 :mod:`made.io.run` gives them in a run folder.
 
 Loading reads tensors with safetensors and settings with ``json``, and checks every JSON field against
-the type and values the code expects (:mod:`made.io.schema`, :mod:`made.model.settings`): nothing is ever
+the type and values the code expects (:mod:`made.data.fields`, :mod:`made.model.settings`): nothing is ever
 unpickled, so a checkpoint from a stranger cannot run code, and a config cannot make the loader allocate
 more than the weights file holds. Training checkpoints are :mod:`made.io.training_state`.
 """
@@ -20,12 +20,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .. import __version__
+from ..data.fields import SchemaError, check_fields
 from ..families import make_family
 from ..model.made import MADE, NarrowLayerWarning
 from ..model.network import build_network
 from ..model.settings import MODEL_DEFAULTS, MODEL_HINTS, MODEL_RANGES, older_defaults
 from .atomic import CheckpointError, atomic_write, check_regular, read_json, write_json
-from .schema import SchemaError, check_fields
 
 __all__ = [
     "FORMAT_VERSION",

@@ -23,11 +23,11 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from .. import __version__
+from ..data.fields import SchemaError, check_fields
 from ..model.made import MADE
 from .atomic import CheckpointError, atomic_write, check_no_links, read_json, write_json
 from .checkpoint import FORMAT_VERSION, check_format_version, check_masks, load_tensors, read_state_dict
 from .run import CHECKPOINT_FILE, CHECKPOINT_TEMPORARY, STATE_FILE, checkpoint_file
-from .schema import SchemaError, check_fields
 
 __all__ = ["has_training_state", "clear_training_state", "save_training_state", "load_training_state"]
 

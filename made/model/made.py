@@ -18,15 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..families import Family, make_family
-from ..inference.conditional import conditional_log_prob, impute
-from ..inference.evaluate import batched_nll
-from ..inference.sampling import sample_incremental
 from .arguments import Init, Resample, check_model_arguments
+from .conditional import conditional_log_prob, impute
 from .distribution import as_sample_shape, flatten_batch, flatten_context
 from .layers import ACTIVATIONS, MaskedLinear, install
 from .masks import DegreeRule, check_path_counts, make_ordering
 from .network import Masks, Network, build_network
+from .nll import batched_nll
 from .pool import POOL_STREAM, MaskPool, check_pool_state, derive_seeds
+from .sampling import sample_incremental
 
 __all__ = ["MADE", "Resample", "NarrowLayerWarning"]
 
@@ -368,7 +368,7 @@ class MADE(MaskPool, nn.Module):
 
         Under the current mask, or with ``ensemble=k`` from the mixture of k masks
         (each sample from a mask picked uniformly), the distribution ``log_prob(x,
-        ensemble=k)`` scores. See :mod:`made.inference.sampling`. ``num_samples`` may also be a
+        ensemble=k)`` scores. See :mod:`made.model.sampling`. ``num_samples`` may also be a
         torch-style sample shape (a tuple): ``[*sample_shape, D]`` back, and a context,
         if any, of shape ``[*sample_shape, C]``.
         """
@@ -395,14 +395,14 @@ class MADE(MaskPool, nn.Module):
         """Fill the unobserved entries of ``x`` with exact draws from p(x_missing | x_observed).
 
         ``observed`` is a bool ``[N, D]`` mask; ``[N, D]`` back, or ``[num_samples, N, D]``
-        when ``num_samples`` is given. See :func:`made.inference.conditional.impute`.
+        when ``num_samples`` is given. See :func:`made.model.conditional.impute`.
         """
         return impute(self, x, observed, num_samples, context, ensemble, generator)
 
     def conditional_log_prob(
         self, x: Tensor, observed: Tensor, context: Tensor | None = None, ensemble: int | None = None
     ) -> Tensor:
-        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.inference.conditional`."""
+        """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.model.conditional`."""
         return conditional_log_prob(self, x, observed, context, ensemble)
 
     # ---------------------------------------------------------------- config

@@ -7,12 +7,13 @@ reach every unit. Hidden masks connect ``m_out >= m_in``; output masks (and the
 direct input-to-output connection) need ``d_out > m_in``. The product of the
 masks counts paths from each input to each output; it vanishes on and above the
 diagonal read in the ordering, which is the proof that the model is
-autoregressive (Germain et al. 2015, eq. 10).
+autoregressive (Germain et al. 2015, eq. 10): :meth:`MADE.check_autoregressive
+<made.MADE.check_autoregressive>` counts them (:meth:`made.model.network.Network.path_counts`) and
+:func:`check_path_counts` checks them.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -26,8 +27,6 @@ __all__ = [
     "hidden_degrees",
     "hidden_mask",
     "output_mask",
-    "path_counts",
-    "check_autoregressive",
     "check_path_counts",
 ]
 
@@ -71,7 +70,6 @@ def hidden_degrees(
     low: int,
     rule: DegreeRule = "random",
     generator: torch.Generator | None = None,
-    warn_narrow: bool = True,
 ) -> Tensor:
     """Degrees of one hidden layer, on ``[low, D-1]`` (positions in the ordering).
 
@@ -80,20 +78,12 @@ def hidden_degrees(
     the paper; ``"even"`` spreads the allowed values evenly so none is missing when
     ``width`` is at least the number of values. For D = 1 the only value is 0 and
     the units are constant, which is exactly what a one-dimensional MADE needs.
-    A layer narrower than D-1 warns (unless ``warn_narrow`` is off) since some
-    conditionals then cannot see all their predecessors.
     """
     if width < 1:
         raise ValueError(f"hidden layer width must be at least 1, got {width}")
     high = max(num_inputs - 1, 0)
     low = min(low, high)
     span = high - low + 1
-    if warn_narrow and num_inputs > 1 and width < num_inputs - 1:
-        warnings.warn(
-            f"a hidden layer of {width} units is narrower than D-1 = {num_inputs - 1}: "
-            "some conditionals cannot see all their predecessors",
-            stacklevel=2,
-        )
     if rule == "random":
         return torch.randint(low, high + 1, (width,), generator=generator)
     if rule == "even":
@@ -111,41 +101,10 @@ def output_mask(degrees_out: Tensor, degrees_in: Tensor) -> Tensor:
     return degrees_out[:, None] > degrees_in[None, :]
 
 
-def path_counts(masks: Sequence[Tensor], direct: Tensor | None = None) -> Tensor:
-    """Number of paths from each input to each output, ``[out, in]``.
-
-    ``masks`` run from the first layer to the output layer; the product
-    ``M^V M^{W^L} ... M^{W^1}`` counts paths through the hidden stack, and a
-    direct-connection mask adds one path wherever it is set. Computed in float64,
-    which is exact for any count that fits 2^53.
-    """
-    product = masks[0].double()
-    for mask in masks[1:]:
-        product = mask.double() @ product
-    if direct is not None:
-        product = product + direct.double()
-    return product
-
-
-def check_autoregressive(
-    masks: Sequence[Tensor],
-    degrees_in: Tensor,
-    degrees_out: Tensor,
-    direct: Tensor | None = None,
-) -> None:
-    """Raise ``ValueError`` unless no path joins an input to an output at or before it.
-
-    ``degrees_in`` and ``degrees_out`` are the positions of the network's inputs and
-    outputs in the ordering (context inputs have degree 0, an output of dimension d
-    the degree of input d). Read in the ordering, the path-count matrix must be
-    strictly lower triangular.
-    """
-    check_path_counts(path_counts(masks, direct), degrees_in, degrees_out)
-
-
 def check_path_counts(counts: Tensor, degrees_in: Tensor, degrees_out: Tensor) -> None:
     """Raise ``ValueError`` if ``counts`` (``[outputs, inputs]``) has a path from an input to an
-    output whose degree is not above the input's (see :func:`check_autoregressive`)."""
+    output whose degree is not above the input's: read in the ordering, the path counts of an
+    autoregressive network are strictly lower triangular."""
     forbidden = degrees_out[:, None] <= degrees_in[None, :]
     leaks = counts[forbidden]
     if leaks.numel() and leaks.abs().max() > 0:

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..inference.conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
-from ..inference.evaluate import per_example_nll
+from .conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
 from .made import MADE
 
 __all__ = ["Mixture", "em_weights", "MAX_MEMBERS", "MIXTURE_HINTS"]
@@ -144,7 +143,7 @@ class Mixture(nn.Module):
         """``log p_i(x)`` of every member and row, float64 ``[M, N]``, evaluated in batches."""
         return -torch.stack(
             [
-                per_example_nll(m, data, batch_size, self._ensemble(i, ensemble), context)
+                m.per_example_nll(data, batch_size, self._ensemble(i, ensemble), context)
                 for i, m in enumerate(self.members)
             ]
         )
@@ -198,7 +197,7 @@ class Mixture(nn.Module):
     @torch.no_grad()
     def _observed_log_probs(self, x: Tensor, observed: Tensor, context: Tensor | None, ensemble: int | None) -> Tensor:
         """``log q_i(x_observed)`` of every member and row, ``[M, N]``: each member's marginal of the
-        observed part under the masks its conditionals use (:mod:`made.inference.conditional`), so the
+        observed part under the masks its conditionals use (:mod:`made.model.conditional`), so the
         reweighting below is exact for the mixture of those conditionals."""
         filled = torch.where(observed, x, torch.zeros_like(x))  # missing values (NaN) must not reach a product
         out = filled.new_zeros(len(self.members), x.shape[0])

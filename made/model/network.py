@@ -86,11 +86,6 @@ class Network:
     groups: tuple[Group, ...]
 
     @property
-    def hidden(self) -> list[int]:
-        """Indices of the hidden groups, input side first."""
-        return list(range(1, len(self.groups) - 1))
-
-    @property
     def drawn(self) -> list[int]:
         """Indices of the groups whose degrees are drawn for each mask, in drawing order."""
         return [i for i, g in enumerate(self.groups) if g.degrees == DRAW]

@@ -96,7 +96,7 @@ class MaskPool:
         layers = []
         for index in self.network.drawn:
             width = self.network.groups[index].width
-            degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen, warn_narrow=False)
+            degrees = hidden_degrees(width, self.num_inputs, low, self.degree_rule, gen)
             if not redrawn and self.sorted_degrees:
                 # Units are exchangeable, so a fixed draw may as well be sorted: the masks are then
                 # staircases in storage order and the block products need no gathers (made.fast.blocks).

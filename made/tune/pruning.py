@@ -1,9 +1,8 @@
 """Median pruning among like trials, for ``made tune``: a mask pool is judged against pools, one mask against one mask.
 
 A pool of K masks trains each of its masks K times less per epoch, so its early validation NLL lags a
-one-mask trial's even where it ends far better (adult: a pool of 8 masks stood at 26.7 nats at epoch 2,
-the one-mask median at 23.4, and such pools reach 13.06 against one mask's 13.13). Optuna's
-``MedianPruner`` compares a trial with every finished trial at the same epoch, and so stopped nearly
+one-mask trial's even where it ends far better (benchmarks/debd/README.md has the figures). Optuna's
+``MedianPruner`` compares a trial with every finished trial at the same epoch, and so would stop nearly
 every pool; :class:`KindMedianPruner` applies the same rule within each kind of trial.
 
 Imported when a study is opened, not with ``made``: Optuna is an optional dependency.

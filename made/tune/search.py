@@ -74,8 +74,7 @@ class Param:
 
 # The search space, one row per setting. The first trials are made's defaults (one layer of 500, Adam's
 # step size) with one mask and with a pool of 8 masks (STARTING_TRIALS), so a tune does no worse than
-# either: under the paper's protocol a pool of 8 was chosen on validation for adult, connect4 and
-# ocr_letters, and one won the tunes of ad and cwebkb, where a fresh mask every minibatch never did.
+# either; each wins on some sets (benchmarks/debd/README.md).
 SEARCH_SPACE: tuple[Param, ...] = (
     Param("layers", 1, 1, 2),  # hidden layers, all of `width` units
     Param("width", 500, 100, 2000, log=True),
@@ -97,8 +96,7 @@ STARTING_TRIALS: tuple[dict[str, Any], ...] = (
     {**{p.name: p.default for p in SEARCH_SPACE}, "masks": 8},
 )
 # Pruning within each kind of trial, one mask or a mask pool (made.tune.pruning), from the first finished one
-# on: the starting trials set the bar. Waiting for four pools let adult's first random ones (2 x 1354
-# units, two residual blocks) run to their cap at 19-20 nats against the starting pool's 13.07.
+# on: the starting trials set the bar, so poor random trials stop early (benchmarks/debd/README.md).
 PRUNING = {"n_startup_trials": 1, "n_warmup_steps": 2}
 
 
@@ -235,8 +233,7 @@ def member_seconds(trial: Any) -> float:
 
 def ending_seconds(ranked: list[Any]) -> float:
     """Seconds kept for the end of a tune, beyond its reserve: scoring a mixture of the two best finished
-    trials. Keeping the slowest trial's evaluation instead left 3 of adult's 10 minutes unused when a
-    poor 32-mask trial of 1736 units took 94 s to evaluate."""
+    trials (not the slowest trial's evaluation, which a poor trial can make most of the budget)."""
     return sum(member_seconds(t) for t in ranked[:2])
 
 
@@ -256,8 +253,8 @@ def mixture_candidates(ranked: list[Any], seconds_left: float) -> list[Any]:
 def evaluation_size(values: dict[str, Any], num_inputs: int) -> float:
     """What a trial's final evaluation costs, up to a factor: the masks it averages times the multiply-adds
     of one pass per row (input and output layers D x width, width x width between hidden layers and in
-    each residual block's two layers, D x D for the direct connection). Counting units instead (width x
-    layers) made a 2 x 1354 network with two blocks look 4 times cheaper per second than it was (adult)."""
+    each residual block's two layers, D x D for the direct connection); units alone (width x layers) would
+    misjudge wide networks with residual blocks."""
     masks, width = values["masks"], values["width"]
     passes = UNLIMITED_OPTIONS["test_ensemble"] if masks == "unlimited" else int(masks)
     square = values["layers"] - 1 + 2 * values.get("residual_blocks", 0)
@@ -268,9 +265,8 @@ def evaluation_estimate(values: dict[str, Any], finished: list[Any], num_inputs:
     """Seconds the final evaluation of a trial with ``values`` should take on data of ``num_inputs``
     columns, scaled from the finished trials' (the slowest per unit of :func:`evaluation_size`); 0 before
     any finished. A pool of 300 masks costs 300 times what one mask does, so one-mask trials alone would
-    badly underestimate it. A trial's ``eval_seconds`` time its evaluation alone (``metrics["eval_seconds"]``):
-    with the reading of the data in it, a one-mask trial's seconds per unit were ten times a pool's, and
-    pools were refused."""
+    badly underestimate it. A trial's ``eval_seconds`` time its evaluation alone (``metrics["eval_seconds"]``),
+    not the reading of its data, which would make one-mask trials look dearer per unit than pools."""
     rates = [
         t.user_attrs["eval_seconds"] / evaluation_size(t.params, num_inputs)
         for t in finished

@@ -657,7 +657,7 @@ def test_masks_refuses_a_picture_too_big_before_building_the_model(monkeypatch, 
     def never(*args, **kwargs):
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr("made.cli.masks.MADE", never)
+    monkeypatch.setattr("made.cli.masks.new_model", never)
     assert main(["masks", "--inputs", "100000", "--hidden", "3"]) == 2
     assert "--inputs and --hidden: at most 40 units a layer" in capsys.readouterr().err
 
@@ -735,7 +735,7 @@ def test_overwrite_replaces_a_run_only_once_the_new_one_is_complete(small_run, t
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("made.pipeline.evaluate_nll", interrupted)  # the new run dies in its final evaluation
+        patch.setattr("made.pipeline.train.evaluate_nll", interrupted)  # the new run dies in its final evaluation
         assert main(["train", "--out", str(run), "--overwrite", "--hidden", "4", "--epochs", "1", "--quiet"]) == 130
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left

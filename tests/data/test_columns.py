@@ -31,8 +31,8 @@ from made.data.columns import (
     resolve_schema,
 )
 from made.data.columns.kinds import Where
+from made.data.fields import SchemaError
 from made.inference.evaluate import NLLResult
-from made.io.schema import SchemaError
 
 SHARED = Path("/work/shared/data")
 if not SHARED.exists():

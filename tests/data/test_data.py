@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from made.data import DataError, DataWarning, load_data, load_dataset, load_file, read_array, read_table
+from made.data import DataError, DataWarning, load_data, load_dataset, load_file, read_table
 
 SHARED = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -155,10 +155,10 @@ def test_bad_files(tmp_path):
         load_file(tmp_path / "x.txt")
 
 
-def test_read_array_keeps_missing_values(tmp_path):
+def test_read_table_keeps_missing_values(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("1,,0\nnan,1,1\n")
-    arr = read_array(path)
+    arr = read_table(path).values
     assert np.isnan(arr[0, 1]) and np.isnan(arr[1, 0]) and arr[1, 2] == 1
 
 

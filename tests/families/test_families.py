@@ -21,7 +21,7 @@ from made.families import (
 )
 from made.io.run import load_model, save_model
 from made.model.distribution import MADEDistribution
-from made.model.masks import input_degrees, path_counts
+from made.model.masks import input_degrees
 
 MIXED = [{"type": "binary"}, {"type": "categorical", "categories": 3}, {"type": "real", "components": 2}]
 
@@ -185,7 +185,7 @@ def test_every_layer_keeps_a_context_only_unit(seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 3 units over 50 degrees: a bad draw is likely
         model = MADE(50, [3, 3], context_size=2, seed=seed, activation="tanh")
-    counts = path_counts([layer.mask for layer in [*model.hidden, model.output]])
+    counts = model.path_counts()
     first = int(model.ordering[0])
     assert (counts[first, 50:] > 0).all()  # paths from each context input to the first output
     x, c = torch.zeros(1, 50), torch.randn(1, 2, requires_grad=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from made import MADE
+from made.data.fields import SchemaError
 from made.io.checkpoint import check_model_settings
-from made.io.schema import SchemaError
 from made.model.arguments import MAX_POOL, MAX_SEED, MODEL_ARGUMENTS, check_model_arguments
 from made.model.settings import MODEL_DEFAULTS
 

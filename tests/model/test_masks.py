@@ -1,14 +1,14 @@
 import pytest
 import torch
 
+from made import MADE
 from made.model.masks import (
-    check_autoregressive,
+    check_path_counts,
     hidden_degrees,
     hidden_mask,
     input_degrees,
     make_ordering,
     output_mask,
-    path_counts,
 )
 
 
@@ -46,11 +46,6 @@ def test_even_rule_covers_every_degree_exactly_when_wide_enough():
     assert deg.tolist() == list(range(1, 10))
 
 
-def test_narrow_layer_warns():
-    with pytest.warns(UserWarning, match="narrower than D-1"):
-        hidden_degrees(3, 10, low=1)
-
-
 def test_d_equals_one_gives_constant_units():
     deg = hidden_degrees(4, 1, low=1)
     assert deg.tolist() == [0, 0, 0, 0]
@@ -63,15 +58,30 @@ def test_mask_rules_and_path_counts():
     assert m1.tolist() == [[True, False, False], [True, True, False], [True, True, False]]
     m2 = output_mask(d_in, h)
     assert m2.tolist() == [[False, False, False], [True, False, False], [True, True, True]]
-    counts = path_counts([m1, m2])
+    counts = m2.double() @ m1.double()  # paths through the hidden layer
     assert counts.tolist() == [[0, 0, 0], [1, 0, 0], [3, 2, 0]]
-    check_autoregressive([m1, m2], d_in, d_in)
+    check_path_counts(counts, d_in, d_in)
 
 
 def test_check_detects_a_leak():
     d = torch.tensor([1, 2, 3])
-    leaky = hidden_mask(d, d)  # non-strict output rule lets x_d reach output d
+    leaky = hidden_mask(d, d).double()  # non-strict output rule lets x_d reach output d
     with pytest.raises(ValueError, match="not autoregressive"):
-        check_autoregressive([leaky], d, d)
-    with pytest.raises(ValueError):
-        check_autoregressive([output_mask(d, d)], d, d, direct=torch.ones(3, 3, dtype=torch.bool))
+        check_path_counts(leaky, d, d)
+    direct = output_mask(d, d).double() + torch.ones(3, 3, dtype=torch.float64)  # a direct link to every output
+    with pytest.raises(ValueError, match="output 0 .* is reached from input 0"):
+        check_path_counts(direct, d, d)
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_model_path_counts_are_the_product_of_its_masks(direct):
+    model = MADE(6, [8, 7], ordering="random", direct=direct, seed=2)
+    counts = model.output.mask.double() @ model.hidden[1].mask.double() @ model.hidden[0].mask.double()
+    if direct:
+        counts = counts + model.direct.mask.double()
+    assert torch.equal(model.path_counts(), counts)
+    model.check_autoregressive()
+    leaky = model.masks(0)
+    leaky.links["output"].fill_(True)  # every output sees every unit of the last hidden layer
+    with pytest.raises(ValueError, match="not autoregressive"):
+        model.check_autoregressive(leaky)

@@ -8,9 +8,9 @@ from conftest import all_binary
 
 import made.fast.dispatch
 from made import MADE
-from made.inference.sampling import sample_incremental, sample_naive
 from made.io.checkpoint import count_weights
 from made.model.network import BLOCK_TYPES, Group, Link, register_block
+from made.model.sampling import sample_incremental, sample_naive
 
 FAST_PATHS = ["auto", "dense", "blocks", "off"]
 

@@ -11,12 +11,12 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
 from ...families import DEFAULT_MIN_SCALE, Family, family_for_columns
-from ...inference.evaluate import NLLResult
-from ...io.schema import SchemaError, check_fields
+from ..fields import SchemaError, check_fields
 from ..splits import DataError, Splits
 from .kinds import COLUMN_KINDS, Where, kind_of
 
@@ -286,7 +286,22 @@ def log_scales(schema: Sequence[dict]) -> np.ndarray:
     return np.array([kind_of(c).log_scale(c) for c in schema])
 
 
-def in_original_units(result: NLLResult, schema: Sequence[dict]) -> NLLResult:
+class NLLSummary(Protocol):
+    """A dataclass with a mean NLL and its bits per dimension, such as :class:`made.inference.evaluate.NLLResult`."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def nll(self) -> float: ...
+
+    @property
+    def bits_per_dim(self) -> float: ...
+
+
+Summary = TypeVar("Summary", bound=NLLSummary)
+
+
+def in_original_units(result: Summary, schema: Sequence[dict]) -> Summary:
     """An NLL computed on standardized data, moved to the data's own units.
 
     ``-log p(x) = -log p(z) + sum_d log std_d`` for ``z = (x - mean) / std``; the

@@ -4,7 +4,8 @@ A run folder comes from anywhere, so every JSON field is checked before use:
 its type against the type hint of the argument it feeds (``MADE.__init__``,
 ``TrainConfig``) and its value against the allowed range (the options of
 ``args.json`` are checked by :meth:`made.config.RunSettings.from_json`). ``True`` is never taken for an integer nor
-``"3"`` for a number. Every failure is a :class:`SchemaError` naming the field.
+``"3"`` for a number. Every failure is a :class:`SchemaError` naming the field. The checks live in
+:mod:`made.data` because column schemas read from users' files need them as much as :mod:`made.io` does.
 """
 
 from __future__ import annotations

@@ -29,11 +29,11 @@ import torch
 from torch import Tensor
 
 from ..families import Family
-from ..model.layers import ACTIVATIONS
-from ..model.network import Masks
+from .layers import ACTIVATIONS
+from .network import Masks
 
 if TYPE_CHECKING:
-    from ..model.made import MADE
+    from .made import MADE
 
 __all__ = ["sample_naive", "sample_incremental", "IncrementalSampler"]
 

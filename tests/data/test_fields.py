@@ -2,7 +2,7 @@ from typing import Literal
 
 import pytest
 
-from made.io.schema import SchemaError, check_fields, check_value
+from made.data.fields import SchemaError, check_fields, check_value
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from torch import Tensor
 from .sampling import sample_incremental
 
 if TYPE_CHECKING:
-    from ..model.made import MADE
+    from .made import MADE
 
 __all__ = [
     "observed_first",

@@ -9,7 +9,7 @@ from torch.distributions import Categorical
 
 from made import MADE
 from made.families import Family
-from made.inference.sampling import IncrementalSampler, sample_incremental, sample_naive
+from made.model.sampling import IncrementalSampler, sample_incremental, sample_naive
 
 
 class TwoLogits(Family):

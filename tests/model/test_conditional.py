@@ -5,7 +5,7 @@ import torch
 from conftest import all_binary, total_variation
 
 from made import MADE
-from made.inference.conditional import observed_first
+from made.model.conditional import observed_first
 
 
 def sharp(model: MADE) -> MADE:
