@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from cpu_model import cpu_model
+from repo_paths import default_data_dir, shown
 from torch import Tensor, nn
 
 from made import MADE
@@ -51,9 +52,7 @@ from made.inference.evaluate import per_example_nll
 from made.training.loop import TrainConfig, make_optimizer
 
 D = 784
-ROOT = Path(__file__).resolve().parents[1]
 DATA_FILE = "binarized_mnist.npz"
-DATA_DIRS = [ROOT / "shared" / "data", ROOT.parent / "shared" / "data", Path("/work/shared/data")]
 ARCHS = {"500": [500], "2000x2000": [2000, 2000]}
 OVERHEAD_NET = (20, [32], 100)  # D, hidden, batch of the per-batch overhead table
 
@@ -280,12 +279,10 @@ def machine(device: torch.device) -> list[str]:
 # -------------------------------------------------------------------------- main
 def load_test_data(path: Path | None) -> tuple[Tensor, str]:
     """Binarized MNIST's test split from ``path``, $MADE_DATA_DIR or the shared data folder; else random bits."""
-    env = os.environ.get("MADE_DATA_DIR")
-    candidates = [path] if path else [*([Path(env) / DATA_FILE] if env else []), *(d / DATA_FILE for d in DATA_DIRS)]
-    for candidate in candidates:
-        if candidate.exists():
-            with np.load(candidate) as npz:
-                return torch.from_numpy(np.asarray(npz["test_data"], dtype=np.float32)), f"{candidate} (test_data)"
+    candidate = path or default_data_dir() / DATA_FILE
+    if candidate.exists():
+        with np.load(candidate) as npz:
+            return torch.from_numpy(np.asarray(npz["test_data"], dtype=np.float32)), f"{shown(candidate)} (test_data)"
     if path:
         raise SystemExit(f"speed.py: error: no such file: {path}")
     gen = torch.Generator().manual_seed(0)
@@ -474,7 +471,7 @@ def report(
         "# Speed: made against nflows, zuko and pyro",
         "",
         *machine(device),
-        f"- command: `python benchmarks/speed.py {' '.join(argv)}`",
+        f"- command: `python benchmarks/speed.py {' '.join(shown(a) if os.path.isabs(a) else a for a in argv)}`",
         f"- device: {device}; clock: {clock.now.__name__}; {args.rounds} rounds, implementations interleaved in a "
         "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
         f"- data: {source}, {n} images; total time {seconds:.0f} s",
