@@ -117,7 +117,7 @@ def build_peers(hidden: list[int], batch: int, dim: int = D) -> tuple[list[Impl]
 
 
 def build_made(label: str, hidden: list[int], batch: int, mode: str = "auto", dim: int = D) -> Impl:
-    """made with the given fast-path mode; evaluation through made.evaluate.per_example_nll."""
+    """made with the given fast-path mode; evaluation through made.inference.evaluate.per_example_nll."""
     model = MADE(dim, hidden)
     return Impl(
         label,
@@ -294,7 +294,7 @@ class Arch:
     """The implementations of one architecture and the report rows they produce."""
 
     name: str
-    made: Impl  # made as its training loop runs it: fast paths and made.train.make_optimizer
+    made: Impl  # made as its training loop runs it: fast paths and made.training.loop.make_optimizer
     same_optimizer: list[Impl]  # made, made without fast paths, the peers: all with torch.optim.Adam
     peers: list[Impl]
     options: list[Impl]  # opt-in made variants (compile, autocast)
@@ -485,11 +485,11 @@ def report(
     )
     lines += section(
         "## Training step (forward, Bernoulli NLL, backward, optimizer step)",
-        "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
+        "As each library is used: made with `made.training.loop.make_optimizer` (what `made train` runs: Adam, "
         "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
         "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
         "peer's (below 1: made is faster). On the CPU made's large layers train on their staircases "
-        "(block-triangular forward and gradients, `made.blocks`) once a mask serves a second step; "
+        "(block-triangular forward and gradients, `made.fast.blocks`) once a mask serves a second step; "
         "'fast paths off' is the plain `F.linear(x, W * M)`.",
         STEP_COLUMNS,
         rows["train"],
@@ -502,7 +502,7 @@ def report(
     )
     lines += section(
         f"## Exact log-likelihood of the test set (batches of {args.eval_batch})",
-        "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
+        "made: `made.inference.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
         "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).",
         ["arch", "implementation", "time for the test set", "images per second", "speed-up over fastest peer"],
         rows["eval"],
