@@ -1,10 +1,10 @@
-"""MkDocs hook: serve the repository's own markdown files (benchmark results, CONTRIBUTING, CHANGELOG) as pages.
+"""MkDocs hook: serve the repository's own files (README, benchmark results, CONTRIBUTING, ...) as pages.
 
 The benchmark scripts write their results under benchmarks/ and MkDocs only reads docs_dir, so this adds
 those files to the site at the same relative path they have in the repository (benchmarks/SPEED.md is the
-page benchmarks/SPEED.md): one copy of each result, and links between them keep working. A file at the
-repository's root links to the site's pages as ``docs/PAGE.md`` (right on GitHub); in the site those pages
-sit beside it, so the prefix is dropped there.
+page benchmarks/SPEED.md): one copy of each result, and links between them keep working. The README is the
+site's first page (MkDocs makes README.md the index). A file at the repository's root links to the site's
+pages as ``docs/PAGE.md`` (right on GitHub); in the site those pages sit beside it, so the prefix is dropped.
 """
 
 import re
@@ -13,7 +13,7 @@ from pathlib import Path
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVED = ["benchmarks/**/*.md", "benchmarks/**/*.png", "CONTRIBUTING.md", "CHANGELOG.md"]
+SERVED = ["README.md", "CONTRIBUTING.md", "CHANGELOG.md", "LICENSE", "benchmarks/**/*.md", "benchmarks/**/*.png"]
 LINK_INTO_DOCS = re.compile(r"\]\(docs/")
 
 
