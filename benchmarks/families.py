@@ -14,7 +14,7 @@ r"""Output families on real data: test NLL of each model, as a markdown table.
 Every run is a ``made train`` command (run in-process) writing a run folder;
 finished runs are skipped, so an interrupted benchmark resumes. Run on the CPU:
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/families.py --data-dir /work/shared/data
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/families.py --data-dir ../shared/data
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from repo_paths import default_data_dir
 
 from made.cli import main as made
 from made.data import load_dataset
@@ -180,7 +181,11 @@ def paired(results: list[Result], out: Path, data_dir: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default="/work/shared/data", help="folder with dna.npz and mushrooms.npz")
+    parser.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help="folder with dna.npz and mushrooms.npz (default: %(default)s)",
+    )
     parser.add_argument("--out", default="benchmarks/runs/families", help="run folders (resumable)")
     parser.add_argument("--only", nargs="*", help="run only these run names")
     args = parser.parse_args()

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from cpu_model import cpu_model
+from repo_paths import default_data_dir, shown
 from torch import Tensor, nn
 
 from made import MADE
@@ -51,9 +52,7 @@ from made.inference.evaluate import per_example_nll
 from made.training.loop import TrainConfig, make_optimizer
 
 D = 784
-ROOT = Path(__file__).resolve().parents[1]
 DATA_FILE = "binarized_mnist.npz"
-DATA_DIRS = [ROOT / "shared" / "data", ROOT.parent / "shared" / "data", Path("/work/shared/data")]
 ARCHS = {"500": [500], "2000x2000": [2000, 2000]}
 OVERHEAD_NET = (20, [32], 100)  # D, hidden, batch of the per-batch overhead table
 
@@ -118,7 +117,7 @@ def build_peers(hidden: list[int], batch: int, dim: int = D) -> tuple[list[Impl]
 
 
 def build_made(label: str, hidden: list[int], batch: int, mode: str = "auto", dim: int = D) -> Impl:
-    """made with the given fast-path mode; evaluation through made.evaluate.per_example_nll."""
+    """made with the given fast-path mode; evaluation through made.inference.evaluate.per_example_nll."""
     model = MADE(dim, hidden)
     return Impl(
         label,
@@ -280,12 +279,10 @@ def machine(device: torch.device) -> list[str]:
 # -------------------------------------------------------------------------- main
 def load_test_data(path: Path | None) -> tuple[Tensor, str]:
     """Binarized MNIST's test split from ``path``, $MADE_DATA_DIR or the shared data folder; else random bits."""
-    env = os.environ.get("MADE_DATA_DIR")
-    candidates = [path] if path else [*([Path(env) / DATA_FILE] if env else []), *(d / DATA_FILE for d in DATA_DIRS)]
-    for candidate in candidates:
-        if candidate.exists():
-            with np.load(candidate) as npz:
-                return torch.from_numpy(np.asarray(npz["test_data"], dtype=np.float32)), f"{candidate} (test_data)"
+    candidate = path or default_data_dir() / DATA_FILE
+    if candidate.exists():
+        with np.load(candidate) as npz:
+            return torch.from_numpy(np.asarray(npz["test_data"], dtype=np.float32)), f"{shown(candidate)} (test_data)"
     if path:
         raise SystemExit(f"speed.py: error: no such file: {path}")
     gen = torch.Generator().manual_seed(0)
@@ -297,7 +294,7 @@ class Arch:
     """The implementations of one architecture and the report rows they produce."""
 
     name: str
-    made: Impl  # made as its training loop runs it: fast paths and made.train.make_optimizer
+    made: Impl  # made as its training loop runs it: fast paths and made.training.loop.make_optimizer
     same_optimizer: list[Impl]  # made, made without fast paths, the peers: all with torch.optim.Adam
     peers: list[Impl]
     options: list[Impl]  # opt-in made variants (compile, autocast)
@@ -474,7 +471,7 @@ def report(
         "# Speed: made against nflows, zuko and pyro",
         "",
         *machine(device),
-        f"- command: `python benchmarks/speed.py {' '.join(argv)}`",
+        f"- command: `python benchmarks/speed.py {' '.join(shown(a) if os.path.isabs(a) else a for a in argv)}`",
         f"- device: {device}; clock: {clock.now.__name__}; {args.rounds} rounds, implementations interleaved in a "
         "rotating order, median over rounds; (±x%) is half the interquartile range over rounds",
         f"- data: {source}, {n} images; total time {seconds:.0f} s",
@@ -488,11 +485,11 @@ def report(
     )
     lines += section(
         "## Training step (forward, Bernoulli NLL, backward, optimizer step)",
-        "As each library is used: made with `made.train.make_optimizer` (what `made train` runs: Adam, "
+        "As each library is used: made with `made.training.loop.make_optimizer` (what `made train` runs: Adam, "
         "torch's fused kernel), the peers with `torch.optim.Adam(lr=1e-3)` (torch's default kernel). Same "
         "loss code on every network's logits, `zero_grad(set_to_none=True)`. Ratio: time over the fastest "
         "peer's (below 1: made is faster). On the CPU made's large layers train on their staircases "
-        "(block-triangular forward and gradients, `made.blocks`) once a mask serves a second step; "
+        "(block-triangular forward and gradients, `made.fast.blocks`) once a mask serves a second step; "
         "'fast paths off' is the plain `F.linear(x, W * M)`.",
         STEP_COLUMNS,
         rows["train"],
@@ -505,7 +502,7 @@ def report(
     )
     lines += section(
         f"## Exact log-likelihood of the test set (batches of {args.eval_batch})",
-        "made: `made.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
+        "made: `made.inference.evaluate.per_example_nll`; peers: the same loss code over the same batches under "
         "`torch.no_grad()`. Speed-up: throughput over the fastest peer's (above 1: made is faster).",
         ["arch", "implementation", "time for the test set", "images per second", "speed-up over fastest peer"],
         rows["eval"],

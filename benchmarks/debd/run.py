@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE.parent)]
 from cpu_model import cpu_model  # noqa: E402
+from repo_paths import default_data_dir, shown  # noqa: E402
 
 # HCLT (Liu & Van den Broeck, NeurIPS 2021), test log-likelihood in nats: the mean of the
 # authors' 5 runs and their best run, from their logs (UCLA-StarAI/Tractable-PC-Regularization,
@@ -71,7 +72,8 @@ def read_results(path: Path) -> list[dict]:
 def run_set(name: str, data_dir: Path, runs: Path, minutes: float) -> dict:
     """Tune on one set, evaluate what was chosen, and return the result line."""
     out = runs / name
-    tune = made_command("tune", "--data", str(data_dir / f"{name}.npz"), "--out", str(out), "--minutes", f"{minutes:g}")
+    data, budget = data_dir / f"{name}.npz", ["--minutes", f"{minutes:g}"]
+    tune = made_command("tune", "--data", str(data), "--out", str(out), *budget)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     subprocess.run(tune, check=True, cwd=REPO, env=env)
@@ -91,7 +93,7 @@ def run_set(name: str, data_dir: Path, runs: Path, minutes: float) -> dict:
         "trials_finished": metrics["tune"]["trials_finished"],
         "tune_seconds": metrics["tune"]["seconds"],
         "wall_seconds": seconds,
-        "command": shlex.join(["made", *tune[3:]]),
+        "command": shlex.join(["made", "tune", "--data", shown(data), "--out", shown(out), *budget]),  # run from REPO
         "cpu": cpu_model(),
         "commit": _commit(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -180,7 +182,7 @@ def report(lines: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="*", help=f"sets to run (default: every one of {', '.join(HCLT)} in --data-dir)")
-    parser.add_argument("--data-dir", type=Path, default=Path("/work/shared/data/debd"), help="folder of NAME.npz")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir() / "debd", help="folder of NAME.npz")
     parser.add_argument("--minutes", type=float, default=10.0, help="made tune's budget per set (default: 10)")
     parser.add_argument("--runs", type=Path, default=HERE / "runs", help="where the tune run folders go")
     parser.add_argument("--results", type=Path, default=HERE / "results.jsonl", help="one JSON line per set")

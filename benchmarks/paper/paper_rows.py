@@ -4,7 +4,7 @@ Each row is a ``made train`` command (its arguments, without data or output
 folder) and the figure the paper reports for it. A row may hold several
 candidate configurations; the reported one is the candidate with the lowest
 validation NLL, never chosen by test NLL. Paper figures come from
-/work/shared/research/paper.md (Table 4, Table 6, Supplementary Tables 1 and 2,
+../shared/research/paper.md (Table 4, Table 6, Supplementary Tables 1 and 2,
 Figure 2); the paper's ± are 95% confidence intervals.
 """
 
@@ -310,7 +310,7 @@ NOTES = [
     "masks; it is not in the table (`reproduce.py connect4-mask-sampling --candidate base` resumes it).",
 ]
 
-# Rows of the paper's UCI table whose data is not in /work/shared/data: (data set, fixed mask, mask sampling, CIs).
+# Rows of the paper's UCI table whose data is not in ../shared/data: (data set, fixed mask, mask sampling, CIs).
 MISSING: dict[str, tuple[float, float, float, float]] = {
     "rcv1": (47.10, 46.74, 0.11, 0.11),
     "web": (28.53, 28.25, 0.20, 0.20),

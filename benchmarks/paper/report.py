@@ -1,6 +1,6 @@
 r"""Regenerate RESULTS.md from the JSON lines that `reproduce.py` appends.
 
-    python benchmarks/paper/report.py            # reads benchmarks/paper/results*.jsonl, updates README's summary
+    python benchmarks/paper/report.py            # reads benchmarks/paper/results*.jsonl, updates docs/paper.md
     python benchmarks/paper/report.py --results a.jsonl b.jsonl --out RESULTS.md
 
 Every figure in RESULTS.md comes from a JSON line; a row without one says
@@ -254,11 +254,12 @@ def render(results: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-README_START, README_END = "<!-- paper-results: start -->", "<!-- paper-results: end -->"
+SUMMARY_START, SUMMARY_END = "<!-- paper-results: start -->", "<!-- paper-results: end -->"
+SUMMARY_PAGE = HERE.parents[1] / "docs" / "paper.md"  # the documentation's page on the paper
 
 
 def short_table(results: list[dict]) -> str:
-    """The README's summary: each measured row beside the paper's figure."""
+    """The summary on the documentation's paper page: each measured row beside the paper's figure."""
     measured = latest_per_candidate(results)
     lines = ["| Data set | Model | Paper ± 95% CI | Ours ± s.e. |", "| --- | --- | --- | --- |"]
     for row in ROWS.values():
@@ -270,14 +271,14 @@ def short_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, results: list[dict]) -> bool:
-    """Replace the summary between the README's markers; False if it has none."""
+def update_summary(path: Path, results: list[dict]) -> bool:
+    """Replace the summary between the page's paper-results markers; False if it has none."""
     text = path.read_text() if path.is_file() else ""
-    if README_START not in text or README_END not in text:
+    if SUMMARY_START not in text or SUMMARY_END not in text:
         return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_START}\n{short_table(results)}\n{README_END}{tail}")
+    head, rest = text.split(SUMMARY_START, 1)
+    _, tail = rest.split(SUMMARY_END, 1)
+    path.write_text(f"{head}{SUMMARY_START}\n{short_table(results)}\n{SUMMARY_END}{tail}")
     return True
 
 
@@ -286,18 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, nargs="*", help="JSON-lines files (default: results*.jsonl here)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="(default: benchmarks/paper/RESULTS.md)")
     parser.add_argument(
-        "--readme",
+        "--summary",
         type=Path,
-        default=HERE.parents[1] / "README.md",
-        help="README whose summary (between its paper-results markers) to update; '' for none",
+        default=SUMMARY_PAGE,
+        help="page whose summary (between its paper-results markers) to update (default: docs/paper.md); '' for none",
     )
     args = parser.parse_args(argv)
     files = args.results if args.results is not None else sorted(HERE.glob("results*.jsonl"))
     results = [record for path in files for record in read_results(path)]
     args.out.write_text(render(results))
     print(f"wrote {args.out} from {len(results)} result line(s) in {len(files)} file(s)")
-    if args.readme and update_readme(args.readme, results):
-        print(f"updated the summary in {args.readme}")
+    if args.summary and update_summary(args.summary, results):
+        print(f"updated the summary in {args.summary}")
     return 0
 
 

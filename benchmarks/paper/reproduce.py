@@ -31,6 +31,7 @@ REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 from cpu_model import cpu_model  # noqa: E402
 from paper_rows import ROWS, read_results, same_arguments  # noqa: E402
+from repo_paths import default_data_dir  # noqa: E402
 
 from made import __version__  # noqa: E402
 from made.cli import main as made_main  # noqa: E402
@@ -38,16 +39,6 @@ from made.io.atomic import read_json, write_json  # noqa: E402
 
 DEFAULT_RESULTS = HERE / "results.jsonl"
 DEFAULT_RUNS = HERE / "runs"
-
-
-def default_data_dir() -> Path:
-    """``$MADE_DATA_DIR``, else a ``shared/data`` inside or beside the checkout."""
-    if os.environ.get("MADE_DATA_DIR"):
-        return Path(os.environ["MADE_DATA_DIR"])
-    for candidate in (REPO / "shared" / "data", REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if candidate.is_dir():
-            return candidate
-    return REPO / "shared" / "data"
 
 
 def append_result(path: Path, record: dict) -> None:

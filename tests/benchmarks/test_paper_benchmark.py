@@ -127,3 +127,12 @@ def test_the_cpu_mnist_report_shows_each_member_and_what_validation_chose():
     ) in table
     assert "88.40" in table
     assert "Not yet run." in "\n".join(paper_report.mnist_cpu_section([]))
+
+
+def test_the_docs_paper_page_holds_the_summary_report_py_writes_from_the_results():
+    from paper_rows import read_results
+
+    results = [record for path in sorted(PAPER.glob("results*.jsonl")) for record in read_results(path)]
+    text = paper_report.SUMMARY_PAGE.read_text()
+    summary = text.split(paper_report.SUMMARY_START, 1)[1].split(paper_report.SUMMARY_END, 1)[0]
+    assert summary.strip() == short_table(results)
