@@ -4,44 +4,25 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import (
-    DATASET_NAMES,
-    DROPOUT,
-    ENSEMBLE,
-    FRACTION,
-    MAX_ENSEMBLE,
-    MAX_SEED,
-    NON_NEGATIVE,
-    NON_NEGATIVE_FLOAT,
-    POSITIVE,
-    POSITIVE_FLOAT,
-    SEED,
-    DataSettings,
-    add_options,
-    float_in,
-    int_in,
-    masks_arg,
-)
+from ..config import DataSettings, add_options
+from ..model.config import MAX_ENSEMBLE, MAX_SEED, POOL_SIZES
+from ..model.settings import integers
 
 __all__ = [
-    "DATASET_NAMES",
-    "DROPOUT",
     "ENSEMBLE",
-    "FRACTION",
-    "MAX_ENSEMBLE",
-    "MAX_SEED",
     "NON_NEGATIVE",
-    "NON_NEGATIVE_FLOAT",
     "POSITIVE",
-    "POSITIVE_FLOAT",
     "SEED",
-    "float_in",
-    "int_in",
     "masks_arg",
     "add_header_arg",
     "add_data_args",
     "add_drawing_args",
 ]
+
+# option types: argparse names the option when one refuses a value
+POSITIVE, NON_NEGATIVE = integers(1).parse, integers(0).parse
+SEED, ENSEMBLE = integers(0, MAX_SEED).parse, integers(1, MAX_ENSEMBLE).parse
+masks_arg = POOL_SIZES.parse
 
 
 def add_header_arg(parser: argparse.ArgumentParser) -> None:

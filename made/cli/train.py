@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from ..config import DataSettings, RunSettings, add_options, flag_of, option_names, resumable
+from ..config import DataSettings, RunSettings, add_options, option_names, resumable
 from ..io.run import ARGS_FILE, CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, METRICS_FILE, WEIGHTS_FILE
 from ..model import MADE
+from ..model.settings import flag_of
 from ..pipeline import RunData, resumed_settings, train_settings
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
 from .common import pick_device

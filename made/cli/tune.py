@@ -16,6 +16,7 @@ import torch
 
 from ..config import RunSettings
 from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
+from ..model.settings import flag_of
 from ..pipeline import data_spec, load_splits, train_settings
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
 from ..tune.mixing import keep_result, mix_runs
@@ -136,7 +137,7 @@ def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         )
     clash = given_options(["train", *extra]) & (searched_options() | TUNE_SETS)
     if clash:
-        flags = ", ".join(sorted("--" + name.replace("_", "-") for name in clash))
+        flags = ", ".join(sorted(flag_of(name) for name in clash))
         raise ValueError(f"--train-options: made tune sets {flags} itself; leave them out")
     return base, extra
 

@@ -4,7 +4,8 @@ its settings and its ``torch.distributions`` face.
 The names below are those ``made.model`` held in made 0.2.
 """
 
-from .made import MADE, NarrowLayerWarning, Resample
+from .config import MADEConfig, Resample
+from .made import MADE, NarrowLayerWarning
 from .pool import derive_seeds
 
-__all__ = ["MADE", "Resample", "derive_seeds", "NarrowLayerWarning"]
+__all__ = ["MADE", "MADEConfig", "Resample", "derive_seeds", "NarrowLayerWarning"]
