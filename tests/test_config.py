@@ -15,7 +15,8 @@ import pytest
 import made
 from made.cli import main
 from made.cli.main import build_parser
-from made.config import RunSettings, option_names, resumable
+from made.cli.train import command_parser
+from made.config import RunSettings, option_names, options_of, resumable
 from made.io.checkpoint import FORMAT_VERSION
 from made.io.schema import SchemaError
 from made.model import MADE
@@ -218,7 +219,7 @@ def test_made_train_refuses_what_the_settings_class_refuses_in_its_words(setting
 def test_the_training_options_are_the_fields_of_train_config_with_a_help():
     described = {spec.name for spec in fields(TrainConfig) if setting_of(spec).help is not None}
     assert described <= option_names(RunSettings)
-    assert described == {name for name in RunSettings().train.__dataclass_fields__} - {
+    assert described == {spec.name for spec in fields(TrainConfig)} - {
         "seed",  # the model's
         "adagrad_eps",
         "eval_batch_size",
@@ -226,8 +227,12 @@ def test_the_training_options_are_the_fields_of_train_config_with_a_help():
     }
 
 
-def test_one_function_spells_a_flag():
-    assert flag_of("batch_size") == "--batch-size" and flag_of("no_mixture") == "--no-mixture"
+def test_flag_of_spells_every_option_of_made_train_and_the_no_form_of_its_switches():
+    text = command_parser()[1].format_help()
+    for name, _, option in options_of(RunSettings):
+        assert flag_of(name) in text
+        assert (flag_of("no_" + name) in text) == (option.kind == "switch")  # how made tune turns one off
+    assert flag_of("batch_size") == "--batch-size"
 
 
 STAND_IN = """    stand_in: int = setting(

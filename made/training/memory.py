@@ -18,7 +18,7 @@ def check_memory(settings: dict, dtype: torch.dtype) -> None:
     if need > have:
         raise ValueError(
             f"a model with {settings['num_inputs']:,} inputs and hidden layers "
-            f"{list(settings.get('hidden_sizes', defaults(MADEConfig)['hidden_sizes']))} needs about "
+            f"{settings.get('hidden_sizes', defaults(MADEConfig)['hidden_sizes'])} needs about "
             f"{need / 2**30:.1f} GiB to train, more than the {have / 2**30:.1f} GiB available"
         )
 
