@@ -202,8 +202,7 @@ class RunSettings:
 
 def _is_option(spec: Field) -> bool:
     """Whether a dataclass field is a command-line option (a setting with a help)."""
-    described = setting_of(spec)
-    return described is not None and described.help is not None
+    return setting_of(spec).help is not None
 
 
 def _option_fields(cls: type) -> list[Field]:
@@ -277,7 +276,8 @@ def _valid_item(value: Any, option: Setting) -> bool:
         except (ValueError, TypeError, argparse.ArgumentTypeError):
             return False
         ok = type(parsed) is type(value) and parsed == value
-    return ok and (option.listed() is None or value in option.listed())
+    listed = option.listed()
+    return ok and (listed is None or value in listed)
 
 
 def option_names(cls: type) -> set[str]:

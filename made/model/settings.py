@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
 import math
 import numbers
 import operator
@@ -158,6 +157,9 @@ class Setting:
         return self.choices if self.choices is not None or self.values is None else self.values.listed()
 
 
+NOTHING_SAID = Setting()  # the setting of a field that describes nothing
+
+
 def setting(default: Any = MISSING, help: str | Callable[[Any], str] | None = None, **described: Any) -> Any:
     """A dataclass field with its default (none: required) and its :class:`Setting`."""
     metadata = {"setting": Setting(help=help, **described)}
@@ -166,15 +168,14 @@ def setting(default: Any = MISSING, help: str | Callable[[Any], str] | None = No
     return field(default=default, metadata=metadata)
 
 
-def setting_of(spec: Field) -> Setting | None:
-    """The :class:`Setting` of a dataclass field, if it has one."""
-    return spec.metadata.get("setting")
+def setting_of(spec: Field) -> Setting:
+    """The :class:`Setting` of a dataclass field (one that says nothing for a field made without one)."""
+    return spec.metadata.get("setting", NOTHING_SAID)
 
 
 def option_name(spec: Field) -> str:
     """The name of a field's option (in ``args.json``, and the flag's words)."""
-    described = setting_of(spec)
-    return (described.option if described is not None else None) or spec.name
+    return setting_of(spec).option or spec.name
 
 
 def flag_of(name: str) -> str:
@@ -186,7 +187,7 @@ def allows(spec: Field, value: Any) -> bool:
     """Whether the field ``spec`` takes ``value``: one of its values (a list of them, for a list), or None
     where None is its default."""
     described = setting_of(spec)
-    if described is None or described.values is None or (value is None and default_of(spec) is None):
+    if described.values is None or (value is None and default_of(spec) is None):
         return True
     if described.kind == "list":
         iterable = isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
@@ -196,8 +197,9 @@ def allows(spec: Field, value: Any) -> bool:
 
 def describe(spec: Field) -> str:
     """The values the field ``spec`` takes, in words."""
-    words = setting_of(spec).values.describe()
-    return f"a list, each {words}" if setting_of(spec).kind == "list" else words
+    described = setting_of(spec)
+    words = "any value" if described.values is None else described.values.describe()
+    return f"a list, each {words}" if described.kind == "list" else words
 
 
 def check_settings(settings: Any) -> None:
@@ -233,7 +235,6 @@ def _plain(value: Any, hint: Any = None) -> Any:
     return value
 
 
-@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     """The type hints of a settings class's fields."""
     return typing.get_type_hints(cls)
@@ -260,6 +261,6 @@ def older_defaults(cls: type, values: dict) -> dict:
     added = {
         spec.name: copy.copy(setting_of(spec).before)
         for spec in fields(cls)
-        if setting_of(spec) is not None and setting_of(spec).added_in is not None and spec.name not in values
+        if setting_of(spec).added_in is not None and spec.name not in values
     }
     return {**values, **added}
