@@ -1,7 +1,7 @@
 r"""The model: masks and their pool, masked layers, the network description, the :class:`MADE` module,
 its settings and its ``torch.distributions`` face.
 
-The names below are those ``made.model`` held in made 0.2.
+The names below are those ``made.model`` held in made 0.2, and ``MADEConfig``, the model's settings.
 """
 
 from .config import MADEConfig, Resample
