@@ -2,6 +2,6 @@ r"""MADE: Masked Autoencoder for Distribution Estimation (Germain et al., ICML 2
 
 __version__ = "0.3.0"
 
-from .model import MADE  # noqa: E402
+from .model import MADE, MADEConfig  # noqa: E402
 
-__all__ = ["MADE", "__version__"]
+__all__ = ["MADE", "MADEConfig", "__version__"]

@@ -4,39 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import (
-    DATASET_NAMES,
-    DROPOUT,
-    ENSEMBLE,
-    FRACTION,
-    MAX_ENSEMBLE,
-    MAX_SEED,
-    NON_NEGATIVE,
-    NON_NEGATIVE_FLOAT,
-    POSITIVE,
-    POSITIVE_FLOAT,
-    SEED,
-    DataSettings,
-    add_options,
-    float_in,
-    int_in,
-    masks_arg,
-)
+from ..config import ENSEMBLE, NON_NEGATIVE, POSITIVE, SEED, DataSettings, add_options, masks_arg
 
 __all__ = [
-    "DATASET_NAMES",
-    "DROPOUT",
     "ENSEMBLE",
-    "FRACTION",
-    "MAX_ENSEMBLE",
-    "MAX_SEED",
     "NON_NEGATIVE",
-    "NON_NEGATIVE_FLOAT",
     "POSITIVE",
-    "POSITIVE_FLOAT",
     "SEED",
-    "float_in",
-    "int_in",
     "masks_arg",
     "add_header_arg",
     "add_data_args",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import RunSettings
+from ..config import RunSettings, flag_of
 from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
 from ..pipeline import ProcessInfo, data_spec, load_splits, processes, train_settings
 from ..tune.mixing import keep_result, mix_runs
@@ -135,7 +135,7 @@ def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         )
     clash = given_options(["train", *extra]) & (searched_options() | TUNE_SETS)
     if clash:
-        flags = ", ".join(sorted("--" + name.replace("_", "-") for name in clash))
+        flags = ", ".join(sorted(flag_of(name) for name in clash))
         raise ValueError(f"--train-options: made tune sets {flags} itself; leave them out")
     return base, extra
 

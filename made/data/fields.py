@@ -1,7 +1,7 @@
 r"""Checks of JSON read from disk against the types and values the code expects.
 
 A run folder comes from anywhere, so every JSON field is checked before use:
-its type against the type hint of the argument it feeds (``MADE.__init__``,
+its type against the type hint of the field it feeds (``MADEConfig``,
 ``TrainConfig``) and its value against the allowed range (the options of
 ``args.json`` are checked by :meth:`made.config.RunSettings.from_json`). ``True`` is never taken for an integer nor
 ``"3"`` for a number. Every failure is a :class:`SchemaError` naming the field. The checks live in

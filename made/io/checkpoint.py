@@ -2,7 +2,7 @@ r"""Model files: a model's weights (safetensors) and its config (JSON: settings 
 :mod:`made.io.run` gives them in a run folder.
 
 Loading reads tensors with safetensors and settings with ``json``, and checks every JSON field against
-the type and values the code expects (:mod:`made.data.fields`, :mod:`made.model.settings`): nothing is ever
+the type and values the code expects (:mod:`made.data.fields`, :class:`made.model.config.MADEConfig`): nothing is ever
 unpickled, so a checkpoint from a stranger cannot run code, and a config cannot make the loader allocate
 more than the weights file holds. Training checkpoints are :mod:`made.io.training_state`.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,10 @@ from torch import Tensor
 from .. import __version__
 from ..data.fields import SchemaError, check_fields
 from ..families import make_family
+from ..model.config import MADEConfig
 from ..model.made import MADE, NarrowLayerWarning
 from ..model.network import build_network
-from ..model.settings import MODEL_DEFAULTS, MODEL_HINTS, MODEL_RANGES, older_defaults
+from ..model.settings import allows, defaults, json_hints, older_defaults
 from .atomic import CheckpointError, atomic_write, check_regular, read_json, write_json
 
 __all__ = [
@@ -44,9 +47,10 @@ FORMAT_VERSION = 1
 
 
 def check_model_settings(settings: Any, where: str) -> None:
-    """Check the ``model`` section of a config: every argument of ``MADE`` with its type and range."""
+    """Check the ``model`` section of a config: every field of :class:`MADEConfig` with its type and values."""
+    ranges = {spec.name: partial(allows, spec) for spec in fields(MADEConfig)}
     try:
-        check_fields(settings, MODEL_HINTS, where, ranges=MODEL_RANGES)
+        check_fields(settings, json_hints(MADEConfig), where, ranges=ranges)
     except SchemaError as err:
         raise CheckpointError(str(err)) from None
 
@@ -57,7 +61,7 @@ def count_weights(settings: dict) -> int:
     A lower bound on its size, so a config can be checked against the memory it
     would take (or the weights a file holds) before anything is allocated.
     """
-    settings = {**MODEL_DEFAULTS, **settings}
+    settings = {**defaults(MADEConfig), **settings}
     family = make_family(settings["num_inputs"], settings["family"])
     in_width = sum(family.inputs_per_dim) + settings["context_size"]
     network = build_network(
@@ -92,7 +96,7 @@ def write_model(weights: Path, config_path: Path, model: MADE, extra: dict | Non
     config = {
         "format_version": FORMAT_VERSION,
         "made_version": __version__,
-        "model": model.config(),
+        "model": model.config.to_dict(),
         "masks": mask_state(model),
     }
     config.update(extra or {})
@@ -111,7 +115,7 @@ def read_model(config_path: Path, weights: Path) -> tuple[MADE, dict]:
     check_format_version(config, config_path)
     settings = config.get("model")
     if isinstance(settings, dict):
-        settings = older_defaults(settings)  # written by an older made: the settings added since rebuild it
+        settings = older_defaults(MADEConfig, settings)  # written by an older made: the settings added since rebuild it
     check_model_settings(settings, f"{config_path}: model")
     shapes = _tensor_shapes(weights)
     try:

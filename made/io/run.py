@@ -43,9 +43,9 @@ from .. import __version__
 from ..data.columns import check_fitted_schema
 from ..data.context import CONTEXT_SPEC
 from ..data.fields import SchemaError, check_fields
+from ..model.config import MAX_ENSEMBLE, MAX_SEED
 from ..model.made import MADE
 from ..model.mixture import MAX_MEMBERS, MIXTURE_HINTS, Mixture
-from ..model.settings import MAX_ENSEMBLE, MAX_SEED
 from .atomic import CheckpointError, check_no_links, read_json, write_json
 from .checkpoint import FORMAT_VERSION, read_model, write_model
 

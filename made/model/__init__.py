@@ -3,10 +3,11 @@ its settings, what it computes of itself (exact sampling: :mod:`~made.model.samp
 :mod:`~made.model.conditional`; batched NLL: :mod:`~made.model.nll`), mixtures of MADEs and its
 ``torch.distributions`` face.
 
-The names below are those ``made.model`` held in made 0.2.
+The names below are those ``made.model`` held in made 0.2, and ``MADEConfig``, the model's settings.
 """
 
-from .made import MADE, NarrowLayerWarning, Resample
+from .config import MADEConfig, Resample
+from .made import MADE, NarrowLayerWarning
 from .pool import derive_seeds
 
-__all__ = ["MADE", "Resample", "derive_seeds", "NarrowLayerWarning"]
+__all__ = ["MADE", "MADEConfig", "Resample", "derive_seeds", "NarrowLayerWarning"]

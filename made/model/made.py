@@ -7,28 +7,30 @@ References:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..families import Family, make_family
-from .arguments import Init, Resample, check_model_arguments
+from ..families import make_family
 from .conditional import conditional_log_prob, impute
+from .config import MADEConfig
 from .distribution import as_sample_shape, flatten_batch, flatten_context
 from .layers import ACTIVATIONS, MaskedLinear, install
-from .masks import DegreeRule, check_path_counts, make_ordering
+from .masks import check_path_counts, make_ordering
 from .network import Masks, Network, build_network
 from .nll import batched_nll
 from .pool import POOL_STREAM, MaskPool, check_pool_state, derive_seeds
 from .sampling import sample_incremental
 
-__all__ = ["MADE", "Resample", "NarrowLayerWarning"]
+__all__ = ["MADE", "NarrowLayerWarning"]
 
 Layer = Callable[[Tensor], Tensor]
 
@@ -55,41 +57,9 @@ def _warn_narrow(hidden_sizes: list[int], num_inputs: int) -> None:
 class MADE(MaskPool, nn.Module):
     """Masked Autoencoder for Distribution Estimation.
 
-    Arguments:
-        num_inputs: D, the number of dimensions.
-        hidden_sizes: widths of the hidden layers; ``[]`` gives a masked logistic
-            regression (with ``direct=True``) or a product of marginals.
-        family: output family: ``"bernoulli"``, ``"categorical"``, ``"gaussian"``,
-            ``"mog"``, a list of column dicts (a mixed model, see
-            :class:`~made.families.Mixed`), a family's config dict, or a
-            :class:`~made.families.Family`.
-        num_masks: size K of the mask pool cycled during training (one mask per
-            minibatch), or ``"unlimited"`` for a fresh mask every minibatch.
-        ordering: ``"natural"``, ``"random"`` (drawn from ``seed``) or a permutation;
-            used as is when the pool does not resample orderings.
-        direct: add the direct input-to-output connection (eq. 11).
-        seed: every random choice of connectivity derives from it.
-        activation: ``"relu"``, ``"tanh"`` or ``"softplus"``.
-        resample: what the pool resamples: ``"full"`` (ordering and connectivity),
-            ``"ordering"`` or ``"connectivity"``.
-        degrees: hidden-degree rule, ``"random"`` (the paper) or ``"even"``.
-        conditioning: add the connectivity-conditioning weights (eq. 14).
-        init: ``"default"`` (PyTorch's ``nn.Linear`` initialization) or
-            ``"orthogonal"`` (semi-orthogonal weights and zero biases, as in the
-            authors' code and their README commands).
-        context_size: width of an optional context vector seen by every unit
-            (degree 0: every layer keeps a unit that sees only the context, so even
-            the first conditional depends on it).
-        categories: categories per dimension (or one count for all) of ``"categorical"``.
-        components: mixture components of ``"mog"``.
-        sorted_degrees: keep each layer's degrees in increasing order when they are not
-            redrawn per mask. Units are exchangeable, so this is the same model, and its
-            masks are then staircases in storage order (fast block products). ``False``
-            rebuilds models saved by made 0.1, which drew them unsorted.
-        blocks: block types (registered in :mod:`made.model.network`) after the last hidden
-            layer, e.g. ``["residual"] * 2``: residual blocks ``h + W2 act(W1 h)`` whose
-            two layers share that layer's degrees.
-        dropout: dropout probability on every hidden unit's activation (training only).
+    Takes the fields of :class:`~made.model.config.MADEConfig` as arguments (``num_inputs`` and
+    ``hidden_sizes`` also by position), or one ``MADEConfig``; a value the config refuses is refused in one
+    line naming it. ``model.config`` is the model's ``MADEConfig``, its family given by its config dict.
 
     Example:
         >>> model = MADE(num_inputs=8, hidden_sizes=[32], direct=True)
@@ -97,70 +67,41 @@ class MADE(MaskPool, nn.Module):
         torch.Size([2])
     """
 
-    def __init__(
-        self,
-        num_inputs: int,
-        hidden_sizes: Sequence[int] = (500,),
-        family: str | dict | Sequence[dict] | Family = "bernoulli",
-        num_masks: int | Literal["unlimited"] = 1,
-        ordering: str | Sequence[int] = "natural",
-        direct: bool = False,
-        seed: int = 0,
-        activation: str = "relu",
-        resample: Resample = "full",
-        degrees: DegreeRule = "random",
-        conditioning: bool = False,
-        context_size: int = 0,
-        init: Init = "default",
-        categories: int | Sequence[int] | None = None,
-        components: int | None = None,
-        sorted_degrees: bool = True,
-        blocks: Sequence[str] = (),
-        dropout: float = 0.0,
-    ) -> None:
+    __signature__ = inspect.signature(MADEConfig)
+
+    def __init__(self, *args: Any, **settings: Any) -> None:
         super().__init__()
-        check_model_arguments(
-            {
-                "num_inputs": num_inputs,
-                "hidden_sizes": hidden_sizes,
-                "num_masks": num_masks,
-                "seed": seed,
-                "activation": activation,
-                "resample": resample,
-                "degrees": degrees,
-                "context_size": context_size,
-                "init": init,
-                "blocks": blocks,
-                "dropout": dropout,
-            }
-        )
+        given = args[0] if len(args) == 1 and not settings and isinstance(args[0], MADEConfig) else None
+        config = given or MADEConfig(*args, **settings)
+        self.family = make_family(config.num_inputs, config.family, config.categories, config.components)
+        self.config = replace(config, family=self.family.config(), categories=None, components=None)
+        num_inputs, context_size = config.num_inputs, config.context_size
         self.num_inputs = num_inputs
-        self.hidden_sizes = [int(h) for h in hidden_sizes]
-        self.family = make_family(num_inputs, family, categories, components)
-        self.num_masks = num_masks
-        self.ordering_spec = ordering if isinstance(ordering, str) else [int(i) for i in ordering]
+        self.hidden_sizes = list(config.hidden_sizes)
+        self.num_masks = config.num_masks
+        self.ordering_spec = config.ordering if isinstance(config.ordering, str) else list(config.ordering)
         make_ordering(num_inputs, self.ordering_spec)  # validate early
-        self.seed = int(seed)
-        self.activation = activation
-        self.resample = resample
-        self.degree_rule = degrees
+        self.seed = config.seed
+        self.activation = config.activation
+        self.resample = config.resample
+        self.degree_rule = config.degrees
         self.context_size = context_size
-        self.init = init
-        self.sorted_degrees = sorted_degrees
+        self.init = config.init
+        self.sorted_degrees = config.sorted_degrees
         self.validate_args = True
         _warn_narrow(self.hidden_sizes, num_inputs)
 
-        self.blocks_spec = [str(b) for b in blocks]
-        self.dropout = float(dropout)
+        self.blocks_spec = list(config.blocks)
+        self.dropout = config.dropout
         in_width = sum(self.family.inputs_per_dim) + context_size
         out_width = sum(self.family.params_per_dim)
         self.network: Network = build_network(
-            in_width, self.hidden_sizes, out_width, direct, self.blocks_spec, self.dropout
+            in_width, self.hidden_sizes, out_width, config.direct, self.blocks_spec, self.dropout
         )
-        self._build_layers(conditioning)
+        self._build_layers(config.conditioning)
         self.register_buffer("ordering", torch.arange(num_inputs))
         self.register_buffer("mask_seed", torch.tensor(0, dtype=torch.long))
-        pool = 1 if num_masks == "unlimited" else num_masks
+        pool = 1 if self.num_masks == "unlimited" else self.num_masks
         # The pool travels with the state: [seed, pool seeds...] (seeds are below 2^62).
         self.register_buffer("mask_pool", torch.tensor([self.seed, *derive_seeds(self.seed, POOL_STREAM, pool)]))
         self.register_load_state_dict_pre_hook(check_pool_state)
@@ -404,30 +345,6 @@ class MADE(MaskPool, nn.Module):
     ) -> Tensor:
         """Exact ``log p(x_missing | x_observed)`` in nats, ``[N]``; see :mod:`made.model.conditional`."""
         return conditional_log_prob(self, x, observed, context, ensemble)
-
-    # ---------------------------------------------------------------- config
-    def config(self) -> dict:
-        """JSON-ready constructor arguments; ``MADE(**model.config())`` rebuilds the architecture."""
-        return {
-            "num_inputs": self.num_inputs,
-            "hidden_sizes": list(self.hidden_sizes),
-            "family": self.family.config(),
-            "num_masks": self.num_masks,
-            "ordering": self.ordering_spec,
-            "direct": self.direct is not None,
-            "seed": self.seed,
-            "activation": self.activation,
-            "resample": self.resample,
-            "degrees": self.degree_rule,
-            "conditioning": self.output.conditioning is not None,
-            "context_size": self.context_size,
-            "init": self.init,
-            "categories": None,  # both carried by "family"
-            "components": None,
-            "sorted_degrees": self.sorted_degrees,
-            "blocks": list(self.blocks_spec),
-            "dropout": self.dropout,
-        }
 
     def extra_repr(self) -> str:
         return f"num_inputs={self.num_inputs}, family={self.family.name}, num_masks={self.num_masks}"

@@ -147,9 +147,9 @@ def _default_ensemble(model: MADE, unlimited: int) -> int | None:
 
 def settings_data(settings: RunSettings) -> RunData:
     """The data of a ``made train`` run, read and modelled as its settings say."""
-    data, model = settings.data, settings.model
+    data, columns = settings.data, settings.columns
     spec = data_spec(data.dataset, data.data, data.data_dir, data.split_seed, data.header)
-    return read_data(spec, model.schema, model.max_categories, model.components, model.context, settings.dtype)
+    return read_data(spec, columns.schema, columns.max_categories, columns.components, columns.context, settings.dtype)
 
 
 def train_settings(
@@ -168,7 +168,7 @@ def train_settings(
     (None outside the main process of a distributed run) and the run folder."""
     data = settings_data(settings)
     folder = Path(out or f"runs/{data.splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    model = build_model(data, settings.dtype, device, settings.model.min_scale, **settings.model.made_kwargs())
+    model = build_model(data, settings.dtype, device, settings.columns.min_scale, **settings.model)
     new = info.is_main and not resume
     with new_run_folder(folder, settings.to_json(), overwrite) if new else contextlib.nullcontext(folder) as work:
         if info.is_main and on_start is not None:
@@ -178,7 +178,7 @@ def train_settings(
             data,
             model,
             settings.train_config(),
-            settings.train.test_ensemble,
+            settings.test_ensemble,
             resume,
             progress=False if settings.quiet else None,
             on_epoch=on_epoch,

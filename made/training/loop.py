@@ -25,7 +25,9 @@ from ..io.training_state import (
     load_training_state,
     save_training_state,
 )
+from ..model.config import MAX_ENSEMBLE, MAX_SEED
 from ..model.made import MADE
+from ..model.settings import check_settings, integers, one_of, reals, setting
 from .distributed import ProcessInfo, all_sum, process_info, shard, wrap
 
 __all__ = [
@@ -44,49 +46,80 @@ DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.01, "adagrad": 0.01, "adadel
 LR_SCHEDULES = ("constant", "cosine")
 
 
-@dataclass
-class TrainConfig:
-    """How to train; every field has the default a user would want."""
+def _lr_help(_: Any) -> str:
+    """The help of ``--lr``: the default learning rate of each optimizer."""
+    return "learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")"
 
-    batch_size: int = 100  # the paper's minibatch size
-    optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | sgd | adagrad | adadelta
-    lr: float | None = None  # None: DEFAULT_LR of the optimizer
-    patience: int = 30  # epochs without validation improvement before stopping (paper: 30)
-    epochs: int = 1000  # hard cap on epochs
-    seed: int = 0  # minibatch order
-    weight_decay: float = 0.0  # L2 penalty; with adamw, decoupled from the gradient
-    lr_schedule: str = "constant"  # constant | cosine (from lr down to 0 at epoch `epochs`)
-    warmup_epochs: int = 0  # epochs of linear warmup from lr / (warmup_epochs + 1) up to lr
-    adadelta_rho: float = 0.95  # the authors' command: decay 0.95
-    adadelta_eps: float = 1e-5  # the authors' command: epsilon 1e-5
-    adagrad_eps: float = 1e-6  # the paper's MNIST setting
-    valid_ensemble: int | None = None  # masks averaged for validation; None: the whole pool (300 if unlimited)
-    eval_batch_size: int = 1000
-    checkpoint_every: int = 1  # epochs between training checkpoints (when fit is given a checkpoint_dir)
-    max_seconds: float | None = None  # wall-clock budget: stop once it is passed (one process: mid-epoch)
+
+POSITIVE, POSITIVE_REAL = integers(1), reals(0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train, checked when built; every field has the default a user would want. The fields with
+    a help are ``made train``'s options (:mod:`made.config`)."""
+
+    batch_size: int = setting(100, "minibatch size (default: 100)", values=POSITIVE, group="optimization")
+    optimizer: str = setting(
+        "adam",
+        "optimizer (default: adam)",
+        values=one_of(DEFAULT_LR),
+        group="optimization",
+    )
+    lr: float | None = setting(None, _lr_help, values=POSITIVE_REAL, group="optimization")  # None: DEFAULT_LR's
+    patience: int = setting(
+        30, "epochs without validation improvement before stopping (default: 30)", values=POSITIVE, group="optimization"
+    )
+    epochs: int = setting(1000, "maximum number of epochs (default: 1000)", values=POSITIVE, group="optimization")
+    seed: int = setting(0, values=integers(0, MAX_SEED))  # minibatch order: made train gives the model's
+    weight_decay: float = setting(
+        0.0,
+        "L2 weight decay; with adamw, decoupled from the gradient (default: 0)",
+        values=reals(0.0),
+        group="optimization",
+    )
+    lr_schedule: str = setting(
+        "constant",
+        "learning rate per epoch: constant, or a half cosine reaching 0 at --epochs (default: constant)",
+        values=one_of(LR_SCHEDULES),
+        added_in="0.3",
+        group="optimization",
+    )
+    warmup_epochs: int = setting(
+        0,
+        "linear warmup of the learning rate over the first N epochs (default: 0)",
+        values=integers(0),
+        added_in="0.3",
+        metavar="N",
+        group="optimization",
+    )
+    adadelta_rho: float = setting(
+        0.95, "adadelta decay (default: 0.95, the authors')", values=reals(0.0, 1.0), group="optimization"
+    )
+    adadelta_eps: float = setting(
+        1e-5, "adadelta epsilon (default: 1e-5, the authors')", values=POSITIVE_REAL, group="optimization"
+    )
+    adagrad_eps: float = setting(1e-6, values=POSITIVE_REAL)  # the paper's MNIST setting
+    valid_ensemble: int | None = setting(  # None: the whole pool (300 if unlimited)
+        None,
+        "masks averaged for validation (default: the pool; 300 for unlimited)",
+        values=integers(1, MAX_ENSEMBLE),
+        metavar="K",
+        group="optimization",
+    )
+    eval_batch_size: int = setting(1000, values=POSITIVE)
+    checkpoint_every: int = setting(  # when fit is given a checkpoint_dir
+        1,
+        "write a training checkpoint (for --resume) every N epochs (default: 1)",
+        values=POSITIVE,
+        metavar="N",
+        group="running",
+        resume=True,
+    )
+    max_seconds: float | None = setting(None, values=POSITIVE_REAL)  # stop once passed (one process: mid-epoch)
 
     def __post_init__(self) -> None:
-        if self.optimizer not in DEFAULT_LR:
-            raise ValueError(f"optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be at least 0, got {self.warmup_epochs}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be at least 0, got {self.weight_decay}")
-        for name in ("batch_size", "patience", "epochs", "eval_batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.valid_ensemble is not None and self.valid_ensemble < 1:
-            raise ValueError(f"valid_ensemble must be at least 1, got {self.valid_ensemble}")
-        for name in ("lr", "max_seconds", "adadelta_eps", "adagrad_eps"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite positive number, got {value}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a finite number of at least 0, got {self.weight_decay}")
-        if not 0 <= self.adadelta_rho <= 1:
-            raise ValueError(f"adadelta_rho must be from 0 to 1, got {self.adadelta_rho}")
+        check_settings(self)
 
 
 @dataclass
@@ -183,7 +216,12 @@ def fingerprint(
         return [list(data.shape), hashlib.sha256(data.detach().cpu().contiguous().numpy().tobytes()).hexdigest()]
 
     settings = {k: v for k, v in asdict(config).items() if k not in ("checkpoint_every", "max_seconds")}
-    record = {"model": model.config(), "train": settings, "train_data": digest(train), "valid_data": digest(valid)}
+    record = {
+        "model": model.config.to_dict(),
+        "train": settings,
+        "train_data": digest(train),
+        "valid_data": digest(valid),
+    }
     if train_context is not None:
         record.update(train_context=digest(train_context), valid_context=digest(valid_context))
     return json.loads(json.dumps(record))  # as it reads back from JSON

@@ -8,7 +8,8 @@ import torch
 
 from ..data.formats import available_memory
 from ..io.checkpoint import count_weights
-from ..model.settings import MODEL_DEFAULTS
+from ..model.config import MADEConfig
+from ..model.settings import defaults
 
 
 def check_memory(settings: dict, dtype: torch.dtype) -> None:
@@ -17,7 +18,7 @@ def check_memory(settings: dict, dtype: torch.dtype) -> None:
     if need > have:
         raise ValueError(
             f"a model with {settings['num_inputs']:,} inputs and hidden layers "
-            f"{settings.get('hidden_sizes', MODEL_DEFAULTS['hidden_sizes'])} needs about "
+            f"{settings.get('hidden_sizes', defaults(MADEConfig)['hidden_sizes'])} needs about "
             f"{need / 2**30:.1f} GiB to train, more than the {have / 2**30:.1f} GiB available"
         )
 

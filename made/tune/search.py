@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.run import STUDY_FILE, is_finished
+from ..model.settings import flag_of
 
 __all__ = [
     "Param",
@@ -106,10 +107,6 @@ def searched_options() -> set[str]:
     return names | {"hidden", "blocks"} | set(FIXED_OPTIONS) | set(UNLIMITED_OPTIONS)
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def train_argv(values: dict[str, Any]) -> list[str]:
     """The ``made train`` options of a trial's settings (a value per row of :data:`SEARCH_SPACE`)."""
     rest = {k: v for k, v in values.items() if k not in ("layers", "width", "residual_blocks")}
@@ -118,9 +115,9 @@ def train_argv(values: dict[str, Any]) -> list[str]:
     unlimited = UNLIMITED_OPTIONS if values.get("masks") == "unlimited" else {}
     for name, value in {**FIXED_OPTIONS, **unlimited, **rest}.items():
         if isinstance(value, bool):
-            argv.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
+            argv.append(flag_of(name) if value else flag_of("no_" + name))
         else:
-            argv += [_flag(name), str(value)]
+            argv += [flag_of(name), str(value)]
     return argv
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -65,27 +66,29 @@ from made.io.training_state import (  # noqa: E402
     load_training_state,
     save_training_state,
 )
-from made.model.settings import MODEL_ARGUMENTS, MODEL_HINTS, older_defaults  # noqa: E402
+from made.model.config import MADEConfig  # noqa: E402
+from made.model.settings import json_hints, older_defaults, setting_of  # noqa: E402
 from made.training.loop import TrainConfig, make_optimizer  # noqa: E402
 
 
 def test_the_schema_covers_every_model_argument():
     import inspect
 
-    assert set(MODEL_HINTS) == set(MODEL_ARGUMENTS) == set(inspect.signature(MADE).parameters)
+    assert set(json_hints(MADEConfig)) == set(inspect.signature(MADE).parameters)
     from made.io.checkpoint import check_model_settings
 
-    check_model_settings(MADE(3, [4], num_masks="unlimited", ordering=[2, 0, 1]).config(), "model")
+    check_model_settings(MADE(3, [4], num_masks="unlimited", ordering=[2, 0, 1]).config.to_dict(), "model")
 
 
 def test_older_configs_are_completed_with_the_settings_added_since():
     """A 0.1 config (no sorted_degrees, blocks, dropout) gets the values that rebuild its model; a 0.3
     config is left as it is."""
-    old = {k: v for k, v in MADE(3, [4]).config().items() if k not in ("sorted_degrees", "blocks", "dropout")}
-    assert older_defaults(old) == {**old, "sorted_degrees": False, "blocks": [], "dropout": 0.0}
-    new = MADE(3, [4], blocks=["residual"], dropout=0.5).config()
-    assert older_defaults(new) == new
-    assert {k for k, a in MODEL_ARGUMENTS.items() if a.added_in == "0.3"} == {"blocks", "dropout"}
+    old = {k: v for k, v in MADE(3, [4]).config.to_dict().items() if k not in ("sorted_degrees", "blocks", "dropout")}
+    assert older_defaults(MADEConfig, old) == {**old, "sorted_degrees": False, "blocks": [], "dropout": 0.0}
+    new = MADE(3, [4], blocks=["residual"], dropout=0.5).config.to_dict()
+    assert older_defaults(MADEConfig, new) == new
+    added = {spec.name for spec in dataclasses.fields(MADEConfig) if setting_of(spec).added_in == "0.3"}
+    assert added == {"blocks", "dropout"}
 
 
 @pytest.mark.parametrize(

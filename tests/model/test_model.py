@@ -223,11 +223,11 @@ def test_mask_with_a_given_ordering_keeps_the_seeds_degrees_and_is_restored():
 
 def test_orthogonal_init_is_a_config_option():
     model = MADE(6, [12], direct=True, init="orthogonal", conditioning=True)
-    assert model.config()["init"] == "orthogonal"
+    assert model.config.init == "orthogonal"
     assert all(torch.all(layer.bias == 0) for layer in [*model.hidden, model.output])
     w = model.hidden[0].weight.detach()
     torch.testing.assert_close(w.T @ w, torch.eye(6), rtol=0, atol=1e-5)  # 12 x 6: orthonormal columns
-    rebuilt = MADE(**model.config())
+    rebuilt = MADE(**model.config.to_dict())
     assert rebuilt.init == "orthogonal"
     with pytest.raises(ValueError, match="init"):
         MADE(6, [12], init="xavier")

@@ -101,7 +101,7 @@ def test_weight_count_reads_the_network(blocks, standin_block):
     blocks = [standin_block] * 2 if blocks == "standin" else blocks
     for model in models(blocks):
         weights = sum(layer.weight.numel() for layer in model.masked_layers())
-        assert count_weights(model.config()) == weights
+        assert count_weights(model.config.to_dict()) == weights
 
 
 def test_blocks_and_dropout_round_trip_through_a_run_folder(tmp_path):
@@ -113,11 +113,11 @@ def test_blocks_and_dropout_round_trip_through_a_run_folder(tmp_path):
     loaded = loaded.double().eval()
     x = all_binary(6)
     torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x))
-    assert loaded.config() == model.config()
+    assert loaded.config == model.config
 
 
 def test_unknown_blocks_and_bad_dropout_are_refused():
-    with pytest.raises(ValueError, match=r"blocks must be block types of \['residual'\], got \['dense'\]"):
+    with pytest.raises(ValueError, match=r"blocks must be a list, each 'residual', got \['dense'\]"):
         MADE(4, [8], blocks=["dense"])
     with pytest.raises(ValueError, match="at least one hidden layer"):
         MADE(4, [], blocks=["residual"])
