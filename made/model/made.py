@@ -22,7 +22,7 @@ from ..inference.conditional import conditional_log_prob, impute
 from ..inference.evaluate import batched_nll
 from ..inference.sampling import sample_incremental
 from .arguments import Init, Resample, check_model_arguments
-from .distribution import as_sample_shape, flatten_batch, flatten_context
+from .distribution import as_sample_shape, flatten_batch, flatten_context, refuse_vmap_validation
 from .layers import ACTIVATIONS, MaskedLinear, install
 from .masks import DegreeRule, check_path_counts, make_ordering
 from .network import Masks, Network, build_network
@@ -256,6 +256,7 @@ class MADE(MaskPool, nn.Module):
         all is well (on a GPU a synchronization per batch costs more than a small
         model's forward); the error names the first offending value.
         """
+        refuse_vmap_validation(x)
         self.check_shape(x)
         rows = max(1, (CHECK_CHUNK_CPU if x.is_cpu else CHECK_CHUNK_GPU) // max(x.shape[1], 1))
         valid = torch.ones((), dtype=torch.bool, device=x.device)

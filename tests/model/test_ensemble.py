@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from conftest import all_binary
@@ -91,8 +92,36 @@ def test_ensemble_size_is_checked():
     model = MADE(4, [8], num_masks=3)
     with pytest.raises(ValueError, match="only 3"):
         model.log_prob(torch.zeros(1, 4), ensemble=4)
-    with pytest.raises(ValueError, match="positive number"):
+    with pytest.raises(ValueError, match=r"^ensemble \(a number of masks\) must be at least 1, got 0$"):
         model.log_prob(torch.zeros(1, 4), ensemble=0)
+
+
+@pytest.mark.parametrize(
+    "two", [np.int64(2), np.int32(2), np.array(2), torch.tensor(2), torch.tensor(2, dtype=torch.int8)]
+)
+def test_counts_take_any_integral_scalar(two):
+    """Issue 25: ensemble=np.int64(2) or torch.tensor(2) was 'not a positive number'; the same for the other
+    counts of the public methods (sample sizes, draws per row, batch sizes)."""
+    model = MADE(4, [8], num_masks=3).double()
+    x = torch.randint(0, 2, (5, 4)).double()
+    assert torch.equal(model.log_prob(x, ensemble=two), model.log_prob(x, ensemble=2))
+    assert torch.equal(model.per_example_nll(x, batch_size=two, ensemble=two), model.per_example_nll(x, 2, 2))
+    assert model.sample(two).shape == (2, 4) and model.sample((two, 3)).shape == (2, 3, 4)
+    observed = torch.rand(5, 4) < 0.5
+    assert model.impute(x, observed, num_samples=two, ensemble=two).shape == (2, 5, 4)
+
+
+@pytest.mark.parametrize("bad", [True, 2.5, torch.tensor(2.0), torch.tensor([2]), np.array([2]), "2", None])
+def test_non_integral_counts_are_refused_naming_the_argument(bad):
+    model = MADE(4, [8], num_masks=3).double()
+    x = torch.zeros(2, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^ensemble \(a number of masks\) must be an integer, got [^\n]*$"):
+        model.ensemble_seeds(bad)
+    with pytest.raises(TypeError, match=r"^batch_size must be an integer, got [^\n]*$"):
+        model.per_example_nll(x, batch_size=bad)
+    if bad is not None:  # None: one completion, as documented
+        with pytest.raises(TypeError, match=r"^num_samples must be an integer, got [^\n]*$"):
+            model.impute(x, torch.ones(2, 4, dtype=torch.bool), num_samples=bad)
 
 
 def test_train_and_test_use_the_same_pool():
