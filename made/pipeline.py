@@ -31,6 +31,7 @@ from .data.columns import (
     resolve_schema,
 )
 from .data.context import context_from_value, context_size, make_context_spec, split_context
+from .data.precision import in_dtype
 from .families import DEFAULT_MIN_SCALE
 from .inference.evaluate import NLLResult, evaluate_nll, per_dimension_nll
 from .io.atomic import CheckpointError
@@ -484,8 +485,9 @@ def impute_run(
     where: Callable[[int], str] | None = None,
 ) -> Imputation:
     """Fill in the ``hidden`` cells of the rows ``data`` (default: its NaN cells) with draws from
-    p(x_missing | x_observed) of a run's model, ``samples`` completions per row; the hidden values are
-    scored where ``data`` holds them. ``source`` and ``where`` name the data and its rows in errors."""
+    p(x_missing | x_observed) of a run's model, ``samples`` completions per row, in ``data``'s dtype (its
+    observed cells unchanged, to the bit); the hidden values are scored where ``data`` holds them.
+    ``source`` and ``where`` name the data and its rows in errors."""
     hidden = np.isnan(data) if hidden is None else hidden
     schema = run_schema(config, model)
     ensemble = ensemble if ensemble is not None else config.get("eval", {}).get("ensemble")
@@ -497,7 +499,9 @@ def impute_run(
     x, seen = to_tensor(encoded), to_tensor(observed)
     filled = complete_rows(model, x, seen, samples, ensemble, seed, batch_size, quiet, context)
     decoded = decode(schema, filled.reshape(-1, model.num_inputs).double().numpy())
-    rows = np.where(np.repeat(hidden, samples, axis=0), decoded, np.repeat(data, samples, axis=0))
+    # observed cells copied as they are (never through float64), drawn ones put in the data's dtype and range
+    rows, drawn = np.repeat(data, samples, axis=0), np.repeat(hidden, samples, axis=0)
+    rows[drawn] = in_dtype(decoded[drawn], data.dtype)
     if np.isnan(data).any():
         return Imputation(rows, None)
     nll, stderr, n = conditional_nll(model, x, seen, ensemble, batch_size, quiet, context)

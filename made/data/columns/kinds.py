@@ -225,14 +225,21 @@ class RealColumn(ColumnKind):
     def fit(self, column: dict, block: np.ndarray, index: int, start: int, components: int) -> dict:
         column.setdefault("components", components)
         values = block[:, 0].astype(np.float64)  # the statistics at full precision, whatever the file's dtype
-        column.setdefault("mean", float(values.mean()))
-        if "std" not in column:
-            column["std"] = float(values.std())
-            if not column["std"] > 0:
-                raise DataError(
-                    f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split "
-                    "and cannot be standardized; declare it categorical in a schema file"
-                )
+        given = {key: column[key] for key in ("mean", "std") if key in column}
+        with np.errstate(over="ignore", invalid="ignore"):
+            column.setdefault("mean", float(values.mean()))
+            column.setdefault("std", float(values.std()))
+        if any(not math.isfinite(column[key]) for key in ("mean", "std") if key not in given):
+            raise DataError(
+                f"data column {start + 1}: its values (up to {format_value(float(np.abs(values).max()))} in size) "
+                "are too large to standardize (their mean or standard deviation overflows float64); scale the "
+                "column down"
+            )
+        if "std" not in given and not column["std"] > 0:
+            raise DataError(
+                f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split "
+                "and cannot be standardized; declare it categorical in a schema file"
+            )
         return column
 
     def fitted_ok(self, column: dict) -> bool:
