@@ -117,8 +117,8 @@ class Mixture(nn.Module):
 
     @staticmethod
     def _normalized(weights: Sequence[float] | Tensor | None, count: int) -> Tensor:
-        """The weights divided by their sum, computed in log space so that huge (``1e308``) or tiny
-        weights do not overflow or vanish; anything else than ``count`` usable weights is refused."""
+        """The weights divided by their sum; where the sum overflows (``[1e308, 1e308]``), by their largest
+        first. Anything else than ``count`` usable weights is refused."""
         if weights is None:
             return torch.full((count,), 1.0 / count, dtype=torch.float64)
         try:
@@ -129,8 +129,9 @@ class Mixture(nn.Module):
             raise ValueError(
                 f"weights must be {count} finite non-negative numbers with a positive sum, got {weights!r:.80}"
             )
-        log_w = w.log()
-        return (log_w - torch.logsumexp(log_w, dim=0)).exp()
+        if not math.isfinite(float(w.sum())):
+            w = w / w.max()
+        return w / w.sum()
 
     def _checked_weights(self) -> Tensor:
         """The weights buffer, refused in one line when something (a loaded state, an edit) left it

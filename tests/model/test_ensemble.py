@@ -161,3 +161,38 @@ def test_mask_seed_derivation_is_pinned():
     assert derive_seeds(0, 0, 3) == [3948308845846928943, 3097659634595163794, 590459027412935504]
     assert derive_seeds(1234, 2, 2, offset=7) == [367124137869768895, 548288426128645612]
     assert derive_seeds(0, 0, 5)[:3] == derive_seeds(0, 0, 3)  # prefixes are stable: pools can grow
+
+
+@pytest.mark.parametrize(
+    "saved, loaded",
+    [
+        ({"ordering": "random"}, {}),  # a random-ordering state into a natural-ordering model of the same seed
+        ({"degrees": "even"}, {}),  # a degrees="even" state into a degrees="random" model
+        ({"ordering": [5, 4, 3, 2, 1, 0]}, {"ordering": "random"}),
+        ({"sorted_degrees": False}, {}),
+        ({"num_masks": 3, "resample": "connectivity", "degrees": "even"}, {"num_masks": 3, "resample": "connectivity"}),
+        ({"num_masks": 3, "resample": "ordering"}, {"num_masks": 3, "resample": "connectivity"}),
+    ],
+)
+def test_a_state_of_other_mask_rules_is_refused(saved, loaded):
+    """Issue 25: the state of one mask rule loaded into a model of another (same seed, same shapes), which
+    then evaluated masks the weights were never trained with."""
+    state = MADE(6, [32], seed=4, **saved).state_dict()
+    model = MADE(6, [32], seed=4, **loaded)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"^[\w.]*(ordering|mask) does not match the masks of the stored seed \d+"):
+        model.load_state_dict(state)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing was loaded
+
+
+def test_a_state_of_equivalent_mask_rules_loads():
+    """Rules that draw the same masks are the same model: a pool that resamples orderings ignores the
+    ordering it was built with, and a state loads into a model of its own settings (also as a member)."""
+    model = MADE(6, [32], num_masks=3, seed=4)
+    model.load_state_dict(MADE(6, [32], num_masks=3, seed=4, ordering="random").state_dict())
+    other = MADE(6, [32], seed=4, degrees="even", ordering="random")
+    other.load_state_dict(MADE(6, [32], seed=4, degrees="even", ordering="random").state_dict())
+    x = torch.randint(0, 2, (4, 6)).float()
+    trained = MADE(6, [32], num_masks=3, seed=4, ordering="random")
+    model.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(model.log_prob(x, ensemble=3), trained.log_prob(x, ensemble=3), rtol=0, atol=0)

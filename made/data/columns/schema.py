@@ -271,7 +271,7 @@ def _check_fitted_columns(schema: object, where: str) -> None:
         kind = column.get("type") if isinstance(column, dict) else None
         if kind not in COLUMN_KINDS:
             raise SchemaError(f"{where}[{i}] must be an object with type {', '.join(COLUMN_KINDS)}")
-        check_fields(column, COLUMN_KINDS[kind].hints, f"{where}[{i}]")
+        check_fields(column, COLUMN_KINDS[kind].hints, f"{where}[{i}]", COLUMN_KINDS[kind].optional)
         if not COLUMN_KINDS[kind].fitted_ok(column):
             raise SchemaError(f"{where}[{i}] has values outside their allowed range: {column!r:.80}")
 
