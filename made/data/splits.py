@@ -6,6 +6,7 @@ Bad input raises :class:`DataError` naming the file and the line (CSV) or row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,9 +78,10 @@ class Splits:
 
 def format_value(value: float) -> str:
     """A number as it would be written in a data file: whole numbers without a decimal
-    point, other floats in the shortest form that reads back to the same value."""
+    point (``-0`` for a negative zero, which reads back as one), other floats in the shortest form that
+    reads back to the same value."""
     if float(value).is_integer() and abs(float(value)) < 2**63:
-        return str(int(value))
+        return "-0" if value == 0 and math.copysign(1.0, float(value)) < 0 else str(int(value))
     return str(value) if isinstance(value, np.floating) else repr(float(value))
 
 

@@ -41,6 +41,11 @@ def check_member_log_probs(log_probs: Tensor, where: Callable[[int], str] = _row
     """Refuse members' ``log p_i(x_n)`` ``[M, N]`` that no weights can mix: a NaN or ``+inf`` (a member
     that cannot score the row), or a row that every member gives probability 0 (its mixture NLL is inf
     whatever the weights). ``where`` names a row as the user sees it (``line 7``)."""
+    if not isinstance(log_probs, Tensor) or log_probs.dim() != 2 or 0 in log_probs.shape:
+        got = list(log_probs.shape) if isinstance(log_probs, Tensor) else type(log_probs).__name__
+        raise ValueError(f"log_probs must be a tensor [members, rows] with at least one of each, got {got}")
+    if not log_probs.dtype.is_floating_point:
+        log_probs = log_probs.double()  # integer log-probabilities (a test's), compared as numbers
     bad = torch.isnan(log_probs) | (log_probs == math.inf)
     if bool(bad.any()):
         member, row = (int(i) for i in bad.nonzero()[0])

@@ -236,3 +236,9 @@ def test_fit_weights_names_the_validation_row_no_member_can_score():
     with pytest.raises(ValueError, match=r"^valid row 2: every member gives it probability 0"):
         mix.fit_weights(valid)
     assert mix.weights.tolist() == [0.5, 0.5]  # unchanged
+
+
+@pytest.mark.parametrize("log_probs", [torch.zeros(3), torch.zeros(2, 0), [[0.0]]])
+def test_em_refuses_log_probs_of_another_shape(log_probs):
+    with pytest.raises(ValueError, match=r"^log_probs must be a tensor \[members, rows\]"):
+        em_weights(log_probs)
