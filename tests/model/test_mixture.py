@@ -174,7 +174,7 @@ def test_an_ensemble_larger_than_a_members_pool_names_that_member():
     "weights, normalized",
     [([1e308, 1e308], [0.5, 0.5]), ([1e-320, 3e-320], [0.25, 0.75]), ([1e308, 0.0], [1.0, 0.0])],
 )
-def test_extreme_weights_are_normalized_in_log_space(weights, normalized):
+def test_extreme_weights_are_normalized(weights, normalized):
     """Issue 25: weights=[1e308, 1e308] summed to inf, every weight became 0 and the NLL inf."""
     models = members()[:2]
     mix = Mixture(models, weights=weights)
