@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -26,12 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import save_file
 
 from made import MADE
 from made.cli import main
 from made.fast.dispatch import fast_path
+from made.model.distribution import MADEDistribution
+from made.model.mixture import Mixture, em_weights
+from made.sklearn import MADEDensity
 
 TRAIN = ["--hidden", "8", "--epochs", "1", "--quiet"]
 
@@ -517,6 +522,182 @@ LIBRARY_CASES = [
 ]
 
 
+# ------------------------------------------------ round 3: values, columns and mixtures (issue 25)
+ROUND3_VALUES = "Round 3: values, columns and mixtures"
+
+
+def _ids_npy(folder: Path) -> list[str]:
+    np.save(folder / "ids.npy", np.c_[np.array([2**53 + 1, 2**53 + 3] * 15, dtype=np.int64), np.arange(30) % 2])
+    return ["train", "--data", str(folder / "ids.npy"), "--schema", "auto", "--out", str(folder / "run"), *TRAIN]
+
+
+def _ids_csv(folder: Path) -> list[str]:
+    (folder / "ids.csv").write_text("id,x\n" + "".join(f"900719925474099{i % 10},{i % 2}\n" for i in range(30)))
+    return ["train", "--data", str(folder / "ids.csv"), "--schema", "auto", "--out", str(folder / "run"), *TRAIN]
+
+
+def _impute_big_observed(folder: Path) -> list[str]:
+    rng = np.random.RandomState(0)
+    np.save(folder / "train.npy", np.c_[rng.randint(0, 3, 60), rng.randint(0, 1000, 60)].astype(np.int64))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        args = ["--schema", "auto", "--masks", "2", "--out", str(folder / "run"), *TRAIN]
+        assert main(["train", "--data", str(folder / "train.npy"), *args]) == 0
+    np.save(folder / "q.npy", np.array([[1, 5], [2, 2**53 + 3]], dtype=np.int64))
+    np.save(folder / "m.npy", np.array([[1, 0], [1, 0]]))
+    return ["impute", str(folder / "run"), "--data", str(folder / "q.npy"), "--mask", str(folder / "m.npy")]
+
+
+def _huge_column(folder: Path) -> list[str]:
+    rng = np.random.RandomState(0)
+    np.save(folder / "big.npy", np.c_[rng.randn(40), rng.randn(40) * 1e200])
+    return ["train", "--data", str(folder / "big.npy"), "--schema", "auto", "--out", str(folder / "run"), *TRAIN]
+
+
+def _unscorable_validation(fit: bool) -> Callable:
+    def make(folder: Path) -> list[str]:
+        rng = np.random.RandomState(0)
+        valid = rng.randn(6, 2)
+        valid[3, 0] = 1e30  # every member's log p is -inf
+        np.savez(folder / "d.npz", train=rng.randn(60, 2), valid=valid, test=rng.randn(6, 2))
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            for seed in ("1", "2"):
+                args = ["--schema", "auto", "--seed", seed, "--out", str(folder / f"r{seed}"), *TRAIN]
+                assert main(["train", "--data", str(folder / "d.npz"), *args]) == 0
+        return [
+            "mix",
+            str(folder / "r1"),
+            str(folder / "r2"),
+            *(["--fit-weights"] if fit else []),
+            "--out",
+            str(folder / "mix"),
+        ]
+
+    return make
+
+
+def _edit_pool_seed(config: dict) -> None:
+    config["masks"]["pool_seeds"][0] += 1
+
+
+ROUND3_VALUES_CLI_CASES = [
+    Case("train on an int64 .npy column holding 2^53+1", _ids_npy),
+    Case("train on a .csv id column 9007199254740990..9007199254740999", _ids_csv),
+    Case("impute with an observed int64 cell 2^53+3", _impute_big_observed),
+    Case("train on a real column of values around 1e200", _huge_column),
+    Case("eval with config.json pool_seeds edited (the weights hold the pool)", _edit_config(_edit_pool_seed)),
+    Case("mix --fit-weights with a validation row no member can score", _unscorable_validation(True)),
+    Case("mix (equal weights) with a validation row no member can score", _unscorable_validation(False)),
+]
+
+
+def _broken_weights(weight: float) -> Callable:
+    def call() -> object:
+        mix = Mixture([MADE(4, [8]), MADE(4, [8], seed=1)])
+        mix.load_state_dict({**mix.state_dict(), "weights": torch.tensor([weight, 0.5], dtype=torch.float64)})
+        return mix.sample(3)
+
+    return call
+
+
+def _other_rules(saved: dict, loaded: dict) -> Callable:
+    return lambda: MADE(6, [32], seed=4, **loaded).load_state_dict(MADE(6, [32], seed=4, **saved).state_dict())
+
+
+def _vmap_validated() -> object:
+    return torch.vmap(MADEDistribution(MODEL, validate_args=True).log_prob)(torch.zeros(3, 1, 4))
+
+
+def _density(X: object, **options: object) -> MADEDensity:
+    return MADEDensity(hidden_sizes=(8,), epochs=1, random_state=0, **options).fit(X)
+
+
+def _uint8_draws() -> str:
+    X = np.c_[np.linspace(200, 255, 200).astype(np.uint8), np.random.RandomState(0).randint(0, 2, 200)]
+    drawn = _density(X.astype(np.uint8)).sample(2000)[:, 0]
+    return f"dtype {drawn.dtype}, {int((drawn < 100).sum())} of 2000 draws wrapped below 100"
+
+
+def _frame(cell: object) -> pd.DataFrame:
+    return pd.DataFrame({"a": [1.0, cell, 2.0, 3.0], "b": [1.0, 2.0, 3.0, 4.5]})
+
+
+def _one_category() -> str:
+    frame = pd.DataFrame({"c": pd.Categorical(["x"] * 6), "v": [1.0, 2.0, 3.0, 1.5, 2.5, 0.5]})
+    return f"samples {sorted(set(_density(frame).sample(50)['c']))}"
+
+
+ROUND3_VALUES_LIBRARY_CASES = [
+    (
+        "`Mixture(members, weights=[1e308, 1e308])`",
+        lambda: str(Mixture([MODEL, MODEL], [1e308, 1e308]).weights.tolist()),
+    ),
+    ("`Mixture(members, weights=[nan, 1])`", lambda: Mixture([MODEL, MODEL], [float("nan"), 1.0])),
+    ("`sample` of a mixture whose loaded weights are [nan, 0.5]", _broken_weights(float("nan"))),
+    ("`sample` of a mixture whose loaded weights are [inf, 0.5]", _broken_weights(float("inf"))),
+    ("`em_weights` of a row every member scores -inf", lambda: em_weights(torch.tensor([[-1.0, -math.inf]] * 2))),
+    ("`em_weights` of a NaN log-probability", lambda: em_weights(torch.tensor([[-1.0, math.nan], [-1.0, -2.0]]))),
+    (
+        "`log_prob(x, ensemble=np.int64(2))` (a pool of 3)",
+        lambda: MADE(4, [8], num_masks=3).log_prob(torch.zeros(1, 4), ensemble=np.int64(2)),
+    ),
+    (
+        "`log_prob(x, ensemble=torch.tensor(2))` (a pool of 3)",
+        lambda: MADE(4, [8], num_masks=3).log_prob(torch.zeros(1, 4), ensemble=torch.tensor(2)),
+    ),
+    (
+        "`log_prob(x, ensemble=2.0)` (a pool of 3)",
+        lambda: MADE(4, [8], num_masks=3).log_prob(torch.zeros(1, 4), ensemble=2.0),
+    ),
+    (
+        "`impute(x, observed, num_samples=2.5)`",
+        lambda: MODEL.impute(torch.zeros(1, 4), torch.ones(1, 4, dtype=torch.bool), 2.5),
+    ),
+    (
+        "`per_example_nll(x, batch_size=np.int64(2))`",
+        lambda: MODEL.per_example_nll(torch.zeros(3, 4), batch_size=np.int64(2)),
+    ),
+    ("`torch.vmap(MADEDistribution(model, validate_args=True).log_prob)`", _vmap_validated),
+    ("`MADEDistribution.support.event_dim` (read on the class)", lambda: str(MADEDistribution.support.event_dim)),
+    (
+        "`load_state_dict` of a random-ordering state into a natural-ordering MADE",
+        _other_rules({"ordering": "random"}, {}),
+    ),
+    ("`load_state_dict` of a degrees='even' state into a degrees='random' MADE", _other_rules({"degrees": "even"}, {})),
+    ("`MADEDensity` on a uint8 column piled at 255, sampled", _uint8_draws),
+    (
+        "`MADEDensity` on an int64 column holding 2^53+1",
+        lambda: _density(np.array([[2**53 + 1, 0], [2**53 + 3, 1]] * 5)),
+    ),
+    ("`MADEDensity` on a dict in a numeric column", lambda: _density(_frame({"x": 1}))),
+    ("`MADEDensity` on a list in a numeric column", lambda: _density(_frame([1, 2]))),
+    ("`MADEDensity` on a stray string in a numeric column", lambda: _density(_frame("x"))),
+    ("`MADEDensity` on a one-category column, sampled", _one_category),
+    ("`MADEDensity` on a one-row frame", lambda: _density(pd.DataFrame({"a": [1.0], "b": [2.0]}))),
+    ("`MADEDensity.sample(n_samples=2.0)`", lambda: _density(np.random.RandomState(0).randn(20, 2)).sample(2.0)),
+    (
+        "`MADEDensity` on a column of values around 1e200",
+        lambda: _density(np.random.RandomState(0).randn(60, 2) * [1, 1e200]),
+    ),
+]
+
+
+def _render_round3_values() -> list[str]:
+    """The section of issue 25's values, columns and mixtures: its command-line table, then its library table."""
+    lines = [
+        "",
+        f"## {ROUND3_VALUES}",
+        "",
+        "| bad input | exit | what `made` says | written |",
+        "| --- | --- | --- | --- |",
+    ]
+    rows = [run_case(case) for case in ROUND3_VALUES_CLI_CASES]
+    lines += [f"| {_cell(r.what)} | {r.status} | `{_cell(r.message)}` | {r.written} |" for r in rows]
+    lines += ["", "| bad input | what it raises or returns |", "| --- | --- |"]
+    results = (run_library_case(w, m) for w, m in ROUND3_VALUES_LIBRARY_CASES)
+    lines += [f"| {_cell(what)} | `{_cell(result)}` |" for what, result in results]
+    return lines
+
+
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
@@ -598,6 +779,7 @@ def render() -> str:
     lines += [
         f"| {_cell(what)} | `{_cell(result)}` |" for what, result in (run_library_case(w, m) for w, m in LIBRARY_CASES)
     ]
+    lines += _render_round3_values()
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ samples with:
 * ``made, CUDA graph`` (GPU only) -- ``made.fast.cuda_graphs.GraphedSampler``: the same
   sampler recorded once for n samples and replayed as one CUDA graph (its build time,
   warm-up and recording included, is given in the row's name);
-* ``made naive`` -- ``made.inference.sampling.sample_naive``: D full forward passes;
+* ``made naive`` -- ``made.model.sampling.sample_naive``: D full forward passes;
 * ``nflows MADE``, ``zuko MaskedMLP``, ``pyro AutoRegressiveNN`` -- the peers' masked
   networks with one output per dimension, same hidden widths and activation (ReLU).
   None of them has a sampler for Bernoulli outputs, so they are sampled the way

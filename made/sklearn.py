@@ -33,8 +33,10 @@ from .data.columns import (
     log_scales,
     num_columns,
 )
+from .data.precision import EXACT_INTEGERS, in_dtype, inexact_cell
 from .inference.evaluate import per_example_nll
 from .model import MADE
+from .model.distribution import as_count
 from .training.loop import TrainConfig, validation_masks
 from .training.loop import fit as train_model
 
@@ -77,6 +79,8 @@ def _raw_columns(X: Any, checked: np.ndarray) -> list[tuple[Hashable, Any, np.nd
     for j, label in enumerate(X.columns):
         series = X.iloc[:, j]
         if series.dtype.kind in "biuf" and not hasattr(series.dtype, "categories"):
+            own = np.dtype(getattr(series.dtype, "numpy_dtype", series.dtype))  # a nullable Int64's int64
+            _check_exact(label, series.to_numpy(dtype=own, na_value=0))
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             values = series.to_numpy(dtype=object, na_value=None)
@@ -85,26 +89,74 @@ def _raw_columns(X: Any, checked: np.ndarray) -> list[tuple[Hashable, Any, np.nd
 
 
 def _learn_column(name: Hashable, dtype: Any, values: np.ndarray) -> _Column:
-    """The coding of a column seen in ``fit``: categories for pandas categoricals and for columns holding
-    strings (sorted), numbers for the rest."""
+    """The coding of a column seen in ``fit``: categories for pandas categoricals and for columns of
+    strings (sorted), numbers for the rest. A column of strings and numbers (a stray ``"x"`` among
+    numbers) is refused: it is neither, and reading it as categories would make every number one."""
     if hasattr(dtype, "categories"):  # pandas categorical: every declared category, seen or not
         return _Column(name, dtype, tuple(dtype.categories))
     if dtype.kind in "biuf":
         return _Column(name, dtype, None)
     if dtype.kind not in "OUS":
         raise ValueError(f"X column {name!r} has dtype {dtype}; expected numbers, booleans, strings or categories")
-    if not any(isinstance(v, (str, bytes)) for v in values):
+    strings = [isinstance(v, (str, bytes)) for v in values]
+    if not any(strings):
         return _Column(name, dtype, None)  # numbers stored as objects
-    for row, value in enumerate(values):
+    for row, (value, string) in enumerate(zip(values, strings)):
         if _is_missing(value):
             raise ValueError(f"X column {name!r}, row {row + 1}: missing value (NaN or None)")
+        if not string:
+            first = strings.index(True)
+            raise ValueError(
+                f"X column {name!r} mixes strings ({values[first]!r:.40} in row {first + 1}) with other values "
+                f"({value!r:.40} in row {row + 1}); a column holds numbers or categories: convert it to one kind"
+            )
     return _Column(name, dtype, tuple(sorted(set(values), key=lambda v: (type(v).__name__, v))))
+
+
+def _inexact(name: Hashable, row: int, value: object) -> ValueError:
+    return ValueError(
+        f"X column {name!r}, row {row + 1}: {value} cannot be represented exactly in float64, the precision made "
+        f"computes in (integers beyond 2**53 = {EXACT_INTEGERS} lose digits); drop the column (an id?) or shift "
+        "its values"
+    )
+
+
+def _check_exact(name: Hashable, values: np.ndarray) -> None:
+    """Refuse a value of a numeric column that float64, the precision made computes in, would change."""
+    cell = inexact_cell(values.reshape(-1, 1))
+    if cell is not None:
+        raise _inexact(name, cell[0], values[cell[0]])
+
+
+def _numbers(column: _Column, values: np.ndarray) -> np.ndarray:
+    """A numeric column's cells as float64 (None as NaN), refusing a cell that is not a real number, as
+    a TypeError naming it (a dict, a list, a stray string), and one that float64 would change."""
+    if values.dtype != object:
+        _check_exact(column.name, values)
+        return values.astype(np.float64)
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        if not isinstance(value, numbers.Real) or isinstance(value, (str, bytes)):
+            raise TypeError(
+                f"X column {column.name!r}, row {row + 1}: a cell of type {type(value).__name__} ({value!r:.40}) "
+                "in a column of numbers: the argument must be a string or a real number, and strings go in "
+                "columns of strings"
+            )
+        if isinstance(value, numbers.Integral) and abs(int(value)) > EXACT_INTEGERS:
+            try:
+                exact = int(float(value)) == int(value)
+            except OverflowError:
+                exact = False
+            if not exact:
+                raise _inexact(column.name, row, value)
+    return values.astype(np.float64)
 
 
 def _code_column(column: _Column, values: np.ndarray) -> np.ndarray:
     """A column as float64 numbers: its codes 0..K-1, or its (finite) values."""
     if column.categories is None:
-        numeric = np.asarray(values, dtype=np.float64)  # objects that are not numbers: NumPy's TypeError
+        numeric = _numbers(column, values)
         bad = ~np.isfinite(numeric)
         if bad.any():
             row = int(np.argmax(bad))
@@ -121,11 +173,11 @@ def _code_column(column: _Column, values: np.ndarray) -> np.ndarray:
 
 
 def _decoded_column(column: _Column, values: np.ndarray) -> np.ndarray:
-    """A column of samples in its own terms: categories back from codes; integer and boolean columns
-    rounded (the draws of an integer column modelled as real are real numbers)."""
+    """A column of samples in its own terms: categories back from codes, numbers in the column's dtype and
+    range (the draws of an integer column modelled as real are rounded, a uint8 one's clipped to 0..255)."""
     if column.categories is not None:
         return np.asarray(column.categories, dtype=object)[values.astype(np.int64)]
-    return np.round(values) if column.dtype.kind in "biu" else values
+    return in_dtype(values, np.dtype(getattr(column.dtype, "numpy_dtype", column.dtype)))
 
 
 class MADEDensity(DensityMixin, BaseEstimator):
@@ -230,7 +282,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         for entry in short:
             column = self._columns[start]
             coded = num_columns([entry]) == 1 and column.categories is not None
-            if coded and not (entry["type"] == "binary" and len(column.categories) <= 2):
+            if coded and not (entry["type"] == "binary" and len(column.categories) == 2):  # one category: not 0/1
                 entry = {"type": "categorical", "values": [float(k) for k in range(len(column.categories))]}
             schema.append(entry)
             start += num_columns([entry])
@@ -291,8 +343,12 @@ class MADEDensity(DensityMixin, BaseEstimator):
         are returned. ``random_state`` (default: the estimator's) seeds the draws.
         """
         check_is_fitted(self)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        try:
+            n_samples = as_count(n_samples, "n_samples")
+        except (TypeError, ValueError):  # sklearn's wording, and its ValueError for 0 (GaussianMixture's)
+            if isinstance(n_samples, numbers.Integral) and not isinstance(n_samples, bool):
+                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}") from None
+            raise TypeError(f"n_samples must be a positive integer, got {n_samples!r:.40}") from None
         seed = _seed(self.random_state if random_state is None else random_state)
         generator = torch.Generator(self.model_.output.weight.device).manual_seed(seed)
         drawn = self.model_.sample(int(n_samples), generator=generator, ensemble=self._ensemble)

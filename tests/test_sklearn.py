@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from made.sklearn import MADEDensity
@@ -130,3 +131,103 @@ def test_import_needs_no_pandas():
 @parametrize_with_checks([MADEDensity(**FAST)])
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
+
+
+# ---------------------------------------------------------------- issue 25 (round 3)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16, np.float16, np.float32, bool])
+def test_samples_lie_in_the_range_and_dtype_of_their_column(dtype):
+    """A uint8 column modelled as real sampled 255.6 and wrapped it to 0 (or pandas refused the cast):
+    samples are rounded for integers and clipped to what the dtype holds, in arrays and in frames."""
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    rng = np.random.RandomState(0)
+    if np.dtype(dtype).kind == "b":
+        column = rng.rand(200) < 0.5
+    elif info is not None:
+        column = np.linspace(info.max - 60, info.max, 200).round().astype(dtype)  # piled against the top
+    else:
+        column = (np.finfo(dtype).max * (0.9 + 0.1 * rng.rand(200))).astype(dtype)
+    X = np.c_[column, rng.randn(200)]
+    frame = pd.DataFrame({"c": column, "x": rng.randn(200)})
+    for fitted, drawn in (
+        (X.astype(dtype), lambda e: e.sample(2000, random_state=1)[:, 0]),
+        (frame, lambda e: e.sample(2000, random_state=1)["c"].to_numpy()),
+    ):
+        est = MADEDensity(**FAST, random_state=0).fit(fitted)
+        values = drawn(est)
+        assert values.dtype == np.dtype(dtype)
+        if info is not None:
+            assert int(values.min()) >= int(column.min()) - 100  # wrapped draws (255.6 -> 0) would be far below
+        elif np.dtype(dtype).kind == "f":
+            assert np.isfinite(values).all()
+
+
+def test_integers_float64_would_change_are_refused_at_fit():
+    """An int64 id column {2**53 + 1, 2**53 + 3} sampled as {2**53, 2**53 + 4}: refused, naming the column."""
+    ids = np.array([2**53 + 1, 2**53 + 3] * 10, dtype=np.int64)
+    message = r"^X column {}, row 1: 9007199254740993 cannot be represented exactly in float64"
+    with pytest.raises(ValueError, match=message.format("0")):
+        MADEDensity(**FAST).fit(np.c_[ids, ids % 2])
+    with pytest.raises(ValueError, match=message.format("'id'")):
+        MADEDensity(**FAST).fit(pd.DataFrame({"id": ids, "x": np.arange(20.0)}))
+    with pytest.raises(ValueError, match=message.format("'id'")):
+        MADEDensity(**FAST).fit(pd.DataFrame({"id": ids.astype(object), "x": np.arange(20.0)}))
+    with pytest.raises(ValueError, match=message.format("'id'")):
+        MADEDensity(**FAST).fit(pd.DataFrame({"id": pd.array(ids, dtype="Int64"), "x": np.arange(20.0)}))
+    exact = np.array([2**53, 2**60] * 10, dtype=np.int64)  # large, but float64 holds them: accepted and returned
+    est = MADEDensity(**FAST, random_state=0).fit(np.c_[exact, np.arange(20)])
+    assert set(est.sample(50)[:, 0]) <= {2**53, 2**60}
+
+
+@pytest.mark.parametrize(
+    "cell, error, message",
+    [
+        ({"x": 1}, TypeError, r"^X column 'a', row 2: a cell of type dict \(\{'x': 1\}\) in a column of numbers"),
+        ([1, 2], TypeError, r"^X column 'a', row 2: a cell of type list \(\[1, 2\]\) in a column of numbers"),
+        ("x", ValueError, r"^X column 'a' mixes strings \('x' in row 2\) with other values \(1.0 in row 1\)"),
+    ],
+)
+def test_cells_that_are_not_values_of_their_column_are_refused(cell, error, message):
+    """Dicts, lists and stray strings in a numeric column gave NumPy's own errors (or silently made every
+    number a category)."""
+    frame = pd.DataFrame({"a": [1.0, cell, 2.0, 3.0], "b": [1.0, 2.0, 3.0, 4.5]})
+    with pytest.raises(error, match=message):
+        MADEDensity(**FAST).fit(frame)
+
+
+def test_score_refuses_a_cell_that_is_not_a_number_in_a_numeric_column(fitted_on_frame):
+    df = mixed_frame(5).astype({"x": object})
+    df.loc[2, "x"] = "3.5"
+    with pytest.raises(TypeError, match=r"^X column 'x', row 3: a cell of type str \('3.5'\) in a column of numbers"):
+        fitted_on_frame.score_samples(df)
+
+
+def test_a_column_of_one_category_samples_that_category():
+    """A one-category column was modelled as binary and sampled code 1: IndexError in sample."""
+    frame = pd.DataFrame({"c": pd.Categorical(["x"] * 6), "s": ["a"] * 6, "v": [1.0, 2.0, 3.0, 1.5, 2.5, 0.5]})
+    est = MADEDensity(**FAST, random_state=0).fit(frame)
+    drawn = est.sample(50)
+    assert set(drawn["c"]) == {"x"} and set(drawn["s"]) == {"a"}
+    assert np.isfinite(est.score_samples(frame.iloc[:1])).all()  # a one-row frame scores
+    with pytest.raises(ValueError, match=r"^X has shape \(1, 3\); at least 2 row\(s\) and 1 column are needed$"):
+        MADEDensity(**FAST).fit(frame.iloc[:1])
+
+
+@pytest.mark.parametrize("n", [2.0, "3", None, np.float64(2.0), True])
+def test_sample_refuses_a_count_that_is_not_an_integer(fitted_on_frame, n):
+    with pytest.raises(TypeError, match=r"^n_samples must be a positive integer, got "):
+        fitted_on_frame.sample(n)
+
+
+@pytest.mark.parametrize("n", [np.int64(3), np.uint8(3), torch.tensor(3)])
+def test_sample_takes_any_integral_count(fitted_on_frame, n):
+    assert len(fitted_on_frame.sample(n)) == 3
+
+
+def test_a_column_too_large_to_standardize_is_named():
+    """Values around 1e200 said `schema[1] has values outside their allowed range: {... 'std': inf}`."""
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randn(50), rng.randn(50) * 1e200]
+    with pytest.raises(
+        ValueError, match=r"^data column 2: its values \(up to [0-9.e+]+ in size\) are too large to standardize"
+    ):
+        MADEDensity(**FAST).fit(X)

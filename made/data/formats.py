@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -20,7 +21,17 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .splits import SPLITS, DataError, DataWarning, Splits, check_values, split_order, validate_splits
+from .precision import EXACT_INTEGERS
+from .splits import (
+    SPLITS,
+    DataError,
+    DataWarning,
+    Splits,
+    check_values,
+    format_value,
+    split_order,
+    validate_splits,
+)
 
 __all__ = ["Table", "available_memory", "read_table", "load_file"]
 
@@ -120,6 +131,7 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 MISSING = ("", "nan", "na", "n/a", "?")  # CSV cells that mark a missing value (any case)
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+(\.0*)?")  # a cell that writes a whole number in digits
 
 
 @dataclass(frozen=True)
@@ -241,7 +253,22 @@ def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[flo
             " (the first line holds numbers, so it is read as data; pass --header if it is a header)" if guessed else ""
         )
         raise DataError(f"{path}: line {line}, column {column + 1}: {row[column].strip()!r:.40} is not a number{hint}")
+    for column, value in enumerate(values):
+        if math.isfinite(value) and abs(value) >= EXACT_INTEGERS and _rounded_integer(row[column], value):
+            raise DataError(
+                f"{path}: line {line}, column {column + 1}: {row[column].strip():.40} cannot be represented exactly "
+                f"in float64, the precision made reads data in (integers beyond 2**53 = {EXACT_INTEGERS} lose "
+                f"digits: it would be read as {format_value(value)}); drop the column (an id?) or shift its values"
+            )
     return values
+
+
+def _rounded_integer(text: str, value: float) -> bool:
+    """Whether the cell ``text`` writes an integer in digits that float64 rounded to ``value``
+    (``"9007199254740993"`` read as 9007199254740992); fractions and exponents (``1e300``) write real
+    numbers, which reading rounds by design."""
+    written = text.strip().replace("_", "")
+    return INTEGER_TEXT.fullmatch(written) is not None and int(written.split(".")[0]) != int(value)
 
 
 def read_table(path: str | Path, header: bool | None = None, missing: bool = True) -> Table:

@@ -6,10 +6,13 @@ Bad input raises :class:`DataError` naming the file and the line (CSV) or row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from .precision import EXACT_INTEGERS, inexact_cell
 
 __all__ = [
     "DataError",
@@ -18,6 +21,7 @@ __all__ = [
     "SPLITS",
     "SPLIT_FRACTIONS",
     "format_value",
+    "check_exact",
     "check_values",
     "validate_splits",
     "split_order",
@@ -74,14 +78,31 @@ class Splits:
 
 def format_value(value: float) -> str:
     """A number as it would be written in a data file: whole numbers without a decimal
-    point, other floats in the shortest form that reads back to the same value."""
+    point (``-0`` for a negative zero, which reads back as one), other floats in the shortest form that
+    reads back to the same value."""
     if float(value).is_integer() and abs(float(value)) < 2**63:
-        return str(int(value))
+        return "-0" if value == 0 and math.copysign(1.0, float(value)) < 0 else str(int(value))
     return str(value) if isinstance(value, np.floating) else repr(float(value))
 
 
+def check_exact(array: np.ndarray, source: str, where: Callable[[int], str]) -> None:
+    """Refuse a value of a 2-D ``array`` that float64, made's precision, would change (an integer beyond
+    2**53), naming its row (``where``) and column."""
+    cell = inexact_cell(array)
+    if cell is None:
+        return
+    row, col = cell
+    raise DataError(
+        f"{source}: {where(row)}, column {col + 1}: {array[row, col]} cannot be represented exactly in "
+        f"float64, the precision made computes in (integers beyond 2**53 = {EXACT_INTEGERS} lose digits), "
+        "so it would come back changed; drop the column (an id?) or shift its values"
+    )
+
+
 def check_values(array: np.ndarray, source: str, where: Callable[[int], str], binary: bool = True) -> None:
-    """Refuse a missing or infinite value, and (if asked) one outside {0, 1}, naming its place in the file."""
+    """Refuse a missing or infinite value, one float64 would change, and (if asked) one outside {0, 1},
+    naming its place in the file."""
+    check_exact(array, source, where)
     finite = np.isfinite(array)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]

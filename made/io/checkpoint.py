@@ -128,14 +128,19 @@ def read_model(config_path: Path, weights: Path) -> tuple[MADE, dict]:
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{config_path}: invalid model settings ({err})") from None
     state = read_state_dict(model, weights, load_tensors(weights))
-    model.load_state_dict(state, strict="mask_pool" in state)  # other keys are checked one by one
-    _restore_pool(model, config.get("masks"), config_path)
+    try:
+        model.load_state_dict(state, strict="mask_pool" in state)  # other keys are checked one by one
+    except ValueError as err:  # the model's own checks of the pool and the masks (made.model.pool)
+        raise CheckpointError(f"{weights}: {err}") from None
+    _restore_pool(model, config.get("masks"), config_path, weights if "mask_pool" in state else None)
     check_masks(model, weights)
     return model, config
 
 
-def _restore_pool(model: MADE, masks: Any, source: Path) -> None:
-    """Use the pool seeds the checkpoint stored, so the reloaded model evaluates the same masks."""
+def _restore_pool(model: MADE, masks: Any, source: Path, weights: Path | None = None) -> None:
+    """Use the pool seeds the checkpoint stored, so the reloaded model evaluates the same masks. Where the
+    ``weights`` file holds the pool too (made 0.3 on), the two must agree: an edited config would make the
+    model evaluate masks its weights were never trained with."""
     if masks is None:  # written before mask state was stored: the pool derives from the seed
         return
     pool = masks.get("pool_seeds") if isinstance(masks, dict) else masks
@@ -149,6 +154,11 @@ def _restore_pool(model: MADE, masks: Any, source: Path) -> None:
         or not all(type(s) is int and 0 <= s < 2**63 for s in pool)
     ):
         raise CheckpointError(f"{source}: 'masks.pool_seeds' must be {model.num_masks} non-negative integers")
+    if weights is not None and list(pool) != model.mask_seeds:
+        raise CheckpointError(
+            f"{source}: 'masks.pool_seeds' differs from the mask pool stored in {weights.name}: the config was "
+            "edited or belongs to other weights; restore the config written with these weights"
+        )
     model.mask_seeds = list(pool)
 
 

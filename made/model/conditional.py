@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .distribution import as_count
 from .sampling import sample_incremental
 
 if TYPE_CHECKING:
@@ -153,8 +154,7 @@ def impute(
     Rows are grouped by their observed pattern: each distinct pattern builds its
     own reordered masks, so the cost grows with the number of patterns.
     """
-    if num_samples is not None and num_samples < 1:
-        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    num_samples = None if num_samples is None else as_count(num_samples, "num_samples")
     filled = _check(model, x, observed, context, whole=False)
     observed = observed.to(x.device)
     seeds = mixture_seeds(model, ensemble)

@@ -17,6 +17,7 @@ import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
@@ -25,7 +26,49 @@ if TYPE_CHECKING:
     from ..families import Family
     from .made import MADE
 
-__all__ = ["MADEDistribution", "as_sample_shape", "flatten_batch", "flatten_context", "family_support"]
+__all__ = [
+    "MADEDistribution",
+    "as_count",
+    "as_sample_shape",
+    "flatten_batch",
+    "flatten_context",
+    "family_support",
+    "refuse_vmap_validation",
+]
+
+
+# ------------------------------------------------------------------ counts
+def as_count(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as a Python int of at least ``minimum``: any integral scalar (``int``, a NumPy integer,
+    a 0-d integer tensor or array), so a count computed with NumPy or torch is taken as it is.
+
+    Bools and non-integers raise ``TypeError``, smaller values ``ValueError``; the one-line
+    message names the argument ``name``.
+    """
+    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0 and _integer_dtype(value.dtype):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r:.40} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _integer_dtype(dtype: torch.dtype | np.dtype) -> bool:
+    """Whether a tensor's or an array's dtype holds integers (not booleans)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype != torch.bool and not dtype.is_floating_point and not dtype.is_complex
+    return dtype.kind in "iu"
+
+
+def refuse_vmap_validation(value: Tensor) -> None:
+    """Raise a one-line ``ValueError`` when ``value`` is batched by ``torch.vmap``: checking values means
+    branching on them, which vmap cannot do, so validation must be off there."""
+    if isinstance(value, Tensor) and torch._C._functorch.is_batchedtensor(value):
+        raise ValueError(
+            "under torch.vmap the values cannot be checked: turn validation off (validate_args=False for "
+            "the distribution or the call, or model.validate_args = False)"
+        )
 
 
 # ------------------------------------------------------------------ shapes
@@ -36,12 +79,15 @@ def as_sample_shape(size: int | Sequence[int] | torch.Size, name: str) -> torch.
     one-line message names the argument ``name`` as the caller wrote it.
     """
     dims = list(size) if isinstance(size, (tuple, list, torch.Size)) else [size]
+    counts = []
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"{name} must be a non-negative integer or a tuple of them, got {size!r}")
-        if d < 0:
-            raise ValueError(f"{name} must not be negative, got {size!r}")
-    return torch.Size(int(d) for d in dims)
+        try:
+            counts.append(as_count(d, name, minimum=0))
+        except TypeError:
+            raise TypeError(f"{name} must be a non-negative integer or a tuple of them, got {size!r}") from None
+        except ValueError:
+            raise ValueError(f"{name} must not be negative, got {size!r}") from None
+    return torch.Size(counts)
 
 
 def flatten_context(context: Tensor | None, batch: torch.Size, context_size: int) -> Tensor | None:
@@ -150,7 +196,9 @@ class MADEDistribution(Distribution):
         batch_shape = torch.Size() if context is None else context.shape[:-1]
         super().__init__(batch_shape, torch.Size([model.num_inputs]), validate_args=validate_args)
 
-    @property
+    # A dependent property, as torch's Binomial has: on the class it is a constraint of event_dim 1
+    # (what torch's generic checks read), on an instance the model's support.
+    @constraints.dependent_property(event_dim=1)
     def support(self) -> constraints.Constraint:
         return family_support(self.model.family, self.model.output.weight.device)
 
@@ -172,6 +220,7 @@ class MADEDistribution(Distribution):
         """Exact ``log p(value)`` in nats, ``[...]`` for ``value`` of shape ``[..., D]`` (broadcast
         against the batch shape)."""
         if self._validate_args:
+            refuse_vmap_validation(value)
             self._validate_sample(value)
         shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         value = value.expand(*shape, self.model.num_inputs)

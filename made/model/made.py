@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..families import make_family
 from .conditional import conditional_log_prob, impute
 from .config import MADEConfig
-from .distribution import as_sample_shape, flatten_batch, flatten_context
+from .distribution import as_sample_shape, flatten_batch, flatten_context, refuse_vmap_validation
 from .layers import ACTIVATIONS, MaskedLinear, install
 from .masks import check_path_counts, make_ordering
 from .network import Masks, Network, build_network
@@ -197,6 +197,7 @@ class MADE(MaskPool, nn.Module):
         all is well (on a GPU a synchronization per batch costs more than a small
         model's forward); the error names the first offending value.
         """
+        refuse_vmap_validation(x)
         self.check_shape(x)
         rows = max(1, (CHECK_CHUNK_CPU if x.is_cpu else CHECK_CHUNK_GPU) // max(x.shape[1], 1))
         valid = torch.ones((), dtype=torch.bool, device=x.device)

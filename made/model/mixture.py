@@ -17,27 +17,61 @@ folder per member) is written and read by :mod:`made.io.run`, whose
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
+from .distribution import as_count
 from .made import MADE
 
-__all__ = ["Mixture", "em_weights", "MAX_MEMBERS", "MIXTURE_HINTS"]
+__all__ = ["Mixture", "em_weights", "check_member_log_probs", "MAX_MEMBERS", "MIXTURE_HINTS"]
 
 MAX_MEMBERS = 1000
 MIXTURE_HINTS = {"weights": list[float], "ensembles": list[int | None]}
 
 
-def em_weights(log_probs: Tensor, iterations: int = 100, tolerance: float = 1e-10) -> Tensor:
+def _row_number(row: int) -> str:
+    return f"row {row + 1}"
+
+
+def check_member_log_probs(log_probs: Tensor, where: Callable[[int], str] = _row_number) -> None:
+    """Refuse members' ``log p_i(x_n)`` ``[M, N]`` that no weights can mix: a NaN or ``+inf`` (a member
+    that cannot score the row), or a row that every member gives probability 0 (its mixture NLL is inf
+    whatever the weights). ``where`` names a row as the user sees it (``line 7``)."""
+    if not isinstance(log_probs, Tensor) or log_probs.dim() != 2 or 0 in log_probs.shape:
+        got = list(log_probs.shape) if isinstance(log_probs, Tensor) else type(log_probs).__name__
+        raise ValueError(f"log_probs must be a tensor [members, rows] with at least one of each, got {got}")
+    if not log_probs.dtype.is_floating_point:
+        log_probs = log_probs.double()  # integer log-probabilities (a test's), compared as numbers
+    bad = torch.isnan(log_probs) | (log_probs == math.inf)
+    if bool(bad.any()):
+        member, row = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{where(row)}: member {member} scores it {float(log_probs[member, row])}, not a log-probability; "
+            "weights cannot be fitted or applied"
+        )
+    unscored = (log_probs == -math.inf).all(dim=0)
+    if bool(unscored.any()):
+        row = int(unscored.nonzero()[0])
+        raise ValueError(
+            f"{where(row)}: every member gives it probability 0 (log p = -inf), so any mixture of them "
+            "does too; check that row, or mix members that can score it"
+        )
+
+
+def em_weights(
+    log_probs: Tensor, iterations: int = 100, tolerance: float = 1e-10, where: Callable[[int], str] = _row_number
+) -> Tensor:
     """Mixture weights maximizing ``sum_n log sum_i w_i p_i(x_n)`` by EM, from ``log_probs`` ``[M, N]``.
 
     Starts from equal weights; each step sets ``w_i`` to the mean responsibility of member i,
     which cannot lower the likelihood. Stops after ``iterations`` or when no weight moves by
-    more than ``tolerance``. Returns float64 ``[M]`` summing to 1.
+    more than ``tolerance``. Returns float64 ``[M]`` summing to 1. Rows no weights can mix are
+    refused first (:func:`check_member_log_probs`, ``where`` naming them).
     """
+    check_member_log_probs(log_probs, where)
     log_probs = log_probs.double()
     m, n = log_probs.shape
     log_w = torch.full((m,), -math.log(m), dtype=torch.float64, device=log_probs.device)
@@ -87,12 +121,33 @@ class Mixture(nn.Module):
 
     @staticmethod
     def _normalized(weights: Sequence[float] | Tensor | None, count: int) -> Tensor:
+        """The weights divided by their sum; where the sum overflows (``[1e308, 1e308]``), by their largest
+        first. Anything else than ``count`` usable weights is refused."""
         if weights is None:
             return torch.full((count,), 1.0 / count, dtype=torch.float64)
-        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-        if w.numel() != count or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:
-            raise ValueError(f"weights must be {count} finite non-negative numbers with a positive sum")
+        try:
+            w = torch.as_tensor(weights, dtype=torch.float64).flatten().cpu()
+        except (TypeError, ValueError, RuntimeError):
+            w = torch.full((0,), math.nan, dtype=torch.float64)  # not numbers: refused below
+        if w.numel() != count or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.max()) > 0:
+            raise ValueError(
+                f"weights must be {count} finite non-negative numbers with a positive sum, got {weights!r:.80}"
+            )
+        if not math.isfinite(float(w.sum())):
+            w = w / w.max()
         return w / w.sum()
+
+    def _checked_weights(self) -> Tensor:
+        """The weights buffer, refused in one line when something (a loaded state, an edit) left it
+        unusable: sampling and scoring with NaN, infinite or negative weights would fail deep in torch
+        or give NaN."""
+        w = self.weights.detach().cpu()
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:
+            raise ValueError(
+                f"this mixture's weights {[float(v) for v in w][:8]} are not finite non-negative numbers with "
+                "a positive sum; set them with Mixture(weights=...) or fit_weights()"
+            )
+        return self.weights
 
     # The attributes the CLI reads from a model, taken from the first member.
     @property
@@ -118,14 +173,14 @@ class Mixture(nn.Module):
             return self.ensembles[i]
         try:
             self.members[i].ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
             raise ValueError(
                 f"member {i} of this mixture: {error}; without it each member averages its own masks"
             ) from None
         return ensemble
 
     def _log_weights(self, like: Tensor) -> Tensor:
-        return self.weights.to(device=like.device, dtype=like.dtype).log()[:, None]
+        return self._checked_weights().to(device=like.device, dtype=like.dtype).log()[:, None]
 
     # -------------------------------------------------------------- density
     def log_prob(self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None) -> Tensor:
@@ -158,9 +213,10 @@ class Mixture(nn.Module):
     def fit_weights(
         self, valid: Tensor, context: Tensor | None = None, iterations: int = 100, batch_size: int = 1000
     ) -> Mixture:
-        """Set the weights by EM on ``valid`` with the members fixed (:func:`em_weights`); returns self."""
+        """Set the weights by EM on ``valid`` with the members fixed (:func:`em_weights`); returns self.
+        A row of ``valid`` that no member can score is refused, named as ``valid`` row n."""
         log_probs = self.member_log_probs(valid, batch_size, None, context)
-        self.weights.copy_(em_weights(log_probs, iterations).to(self.weights))
+        self.weights.copy_(em_weights(log_probs, iterations, where=lambda n: f"valid row {n + 1}").to(self.weights))
         return self
 
     def conditional_log_probs(self, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -181,9 +237,10 @@ class Mixture(nn.Module):
         ensemble: int | None = None,
     ) -> Tensor:
         """Exact draws ``[num_samples, D]``: a member picked per sample with probability w_i, then its draw."""
+        num_samples = as_count(num_samples, "num_samples")
         device, dtype = self.output.weight.device, self.output.weight.dtype
         choice = torch.multinomial(
-            self.weights.to(device, torch.float64), num_samples, replacement=True, generator=generator
+            self._checked_weights().to(device, torch.float64), num_samples, replacement=True, generator=generator
         )
         out = torch.empty(num_samples, self.num_inputs, device=device, dtype=dtype)
         for i, member in enumerate(self.members):
@@ -237,8 +294,7 @@ class Mixture(nn.Module):
     ) -> Tensor:
         """Exact draws of the missing entries: per draw and row, a member picked with probability
         proportional to w_i q_i(x_observed), then its own draw. Shapes as :meth:`MADE.impute`."""
-        if num_samples is not None and num_samples < 1:
-            raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+        num_samples = None if num_samples is None else as_count(num_samples, "num_samples")
         observed = observed.to(x.device)
         draws = num_samples or 1
         marginal = self._log_weights(x) + self._observed_log_probs(x, observed, context, ensemble)

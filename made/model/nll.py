@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..fast.dispatch import replay_pays
 from ..fast.replay import GraphedBatches
+from .distribution import as_count
 
 if TYPE_CHECKING:
     from .made import MADE
@@ -38,8 +39,7 @@ def batched_nll(
     The model is not changed (its mask, training flag and ``validate_args`` stay as they
     are): evaluation is without dropout, and concurrent callers see nothing of it.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = as_count(batch_size, "batch_size")
     masks = [None] if ensemble is None else [model.masks(seed) for seed in model.ensemble_seeds(ensemble)]
     if model.validate_args:
         model.check_values(data)  # the shape, then the values

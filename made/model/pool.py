@@ -14,13 +14,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .distribution import as_count
 from .masks import hidden_degrees, make_ordering
 from .network import Masks, unit_degrees
 
 if TYPE_CHECKING:
     from .made import MADE
 
-__all__ = ["MaskPool", "derive_seeds", "check_pool_state", "POOL_STREAM", "ENSEMBLE_STREAM", "TRAIN_STREAM"]
+__all__ = [
+    "MaskPool",
+    "derive_seeds",
+    "check_pool_state",
+    "check_mask_rules",
+    "POOL_STREAM",
+    "ENSEMBLE_STREAM",
+    "TRAIN_STREAM",
+]
 
 # Independent random streams derived from the model's seed.
 POOL_STREAM, ENSEMBLE_STREAM, TRAIN_STREAM = 0, 1, 2
@@ -33,17 +42,43 @@ def derive_seeds(seed: int, stream: int, count: int, offset: int = 0) -> list[in
 
 
 def check_pool_state(module: MADE, state: dict, prefix: str, *_: object) -> None:
-    """Refuse a state saved from a model of another seed or pool size: its pool's masks would silently
-    differ; adopt its pool seeds (a checkpoint may have stored other ones) by resizing the buffer."""
+    """Refuse a state saved from a model of another seed or pool size, or of other mask rules: its
+    pool's masks would silently differ from the ones its weights were trained with."""
     pool = state.get(prefix + "mask_pool")
-    if pool is None:
-        return
-    if pool.dim() != 1 or pool.numel() != module.mask_pool.numel() or int(pool[0]) != module.seed:
+    if pool is not None and (
+        pool.dim() != 1 or pool.numel() != module.mask_pool.numel() or int(pool[0]) != module.seed
+    ):
         raise ValueError(
             f"this state holds a mask pool of seed {int(pool.flatten()[0]) if pool.numel() else None} and "
             f"{max(pool.numel() - 1, 0)} masks; the model has seed {module.seed} and {module.mask_pool.numel() - 1}: "
             "build the model with the same seed and num_masks"
         )
+    check_mask_rules(module, state, prefix)
+
+
+def check_mask_rules(module: MADE, state: dict, prefix: str = "") -> None:
+    """Refuse a state whose current mask (its ordering and mask buffers) is not the one ``module`` draws
+    from the state's own mask seed.
+
+    The masks are drawn by rules the state does not name (ordering, degrees, resample, sorted_degrees);
+    a state of other rules loads into tensors of the same shapes, and the model would then evaluate
+    masks its weights were never trained with. Its current mask is a draw of its rules: where this
+    model draws another from the same seed, the rules differ (or the state was edited).
+    """
+    seed = state.get(prefix + "mask_seed")
+    if not isinstance(seed, Tensor) or seed.numel() != 1 or seed.dtype.is_floating_point:
+        return  # no mask seed (or a malformed one, which torch's own shape check names)
+    drawn = module.masks(int(seed), device="cpu")
+    stored = {"ordering": drawn.ordering, **{f"{name}.mask": mask for name, mask in drawn.links.items()}}
+    for key, expected in stored.items():
+        value = state.get(prefix + key)
+        if isinstance(value, Tensor) and value.shape == expected.shape and not torch.equal(value.cpu(), expected):
+            raise ValueError(
+                f"{prefix}{key} does not match the masks of the stored seed {int(seed)} under this model's mask "
+                f"settings (ordering={module.ordering_spec!r:.40}, degrees={module.degree_rule!r}, "
+                f"resample={module.resample!r}, sorted_degrees={module.sorted_degrees}): the state comes from a "
+                "model with other mask settings, or was edited; build the model with the settings it was trained with"
+            )
 
 
 class MaskPool:
@@ -153,8 +188,7 @@ class MaskPool:
 
     def ensemble_seeds(self, k: int) -> list[int]:
         """Seeds of the k masks an ensemble averages: the pool's first k, or k fixed draws."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"an ensemble needs a positive number of masks, got {k!r}")
+        k = as_count(k, "ensemble (a number of masks)")
         if self.num_masks == "unlimited":
             return derive_seeds(self.seed, ENSEMBLE_STREAM, k)
         if k > self.num_masks:

@@ -13,6 +13,7 @@ import torch
 from ..data import DataError, Table, read_table
 from ..data.columns import decode, encode, encode_observed, log_scales, num_columns
 from ..data.context import context_from_value
+from ..data.precision import in_dtype
 from .reading import RunModel, context_tensor, read_run_splits, run_schema, to_tensor
 
 __all__ = [
@@ -91,8 +92,9 @@ def impute_run(
     where: Callable[[int], str] | None = None,
 ) -> Imputation:
     """Fill in the ``hidden`` cells of the rows ``data`` (default: its NaN cells) with draws from
-    p(x_missing | x_observed) of a run's model, ``samples`` completions per row; the hidden values are
-    scored where ``data`` holds them. ``source`` and ``where`` name the data and its rows in errors."""
+    p(x_missing | x_observed) of a run's model, ``samples`` completions per row, in ``data``'s dtype (its
+    observed cells unchanged, to the bit); the hidden values are scored where ``data`` holds them.
+    ``source`` and ``where`` name the data and its rows in errors."""
     hidden = np.isnan(data) if hidden is None else hidden
     schema = run_schema(config, model)
     ensemble = ensemble if ensemble is not None else config.get("eval", {}).get("ensemble")
@@ -104,7 +106,9 @@ def impute_run(
     x, seen = to_tensor(encoded), to_tensor(observed)
     filled = complete_rows(model, x, seen, samples, ensemble, seed, batch_size, quiet, context)
     decoded = decode(schema, filled.reshape(-1, model.num_inputs).double().numpy())
-    rows = np.where(np.repeat(hidden, samples, axis=0), decoded, np.repeat(data, samples, axis=0))
+    # observed cells copied as they are (never through float64), drawn ones put in the data's dtype and range
+    rows, drawn = np.repeat(data, samples, axis=0), np.repeat(hidden, samples, axis=0)
+    rows[drawn] = in_dtype(decoded[drawn], data.dtype)
     if np.isnan(data).any():
         return Imputation(rows, None)
     nll, stderr, n = conditional_nll(model, x, seen, ensemble, batch_size, quiet, context)

@@ -13,7 +13,7 @@ import torch
 from ..data.columns import encode_splits, in_original_units
 from ..inference.evaluate import evaluate_nll, summarize_nll
 from ..io.run import clear_result, copy_run, load_run, read_metrics, save_mixture, write_metrics
-from ..model.mixture import Mixture, em_weights
+from ..model.mixture import Mixture, check_member_log_probs, em_weights
 from ..pipeline import all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
 
 __all__ = ["MIN_WEIGHT", "MixedRuns", "mix_runs", "keep_result"]
@@ -63,12 +63,18 @@ def mix_runs(
     candidates = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
     # every member scores valid once: EM, the choice of members and the mixture's figure all read these
     parts = candidates.member_log_probs(to_tensor(splits.valid), batch, None, context["valid"])
+    valid_row, split = raw.where("valid"), "" if raw.lines is None else " (a validation row)"
+
+    def where(row: int) -> str:
+        return f"{raw.source or raw.name}: {valid_row(row)}{split}"
+
+    check_member_log_probs(parts, where)  # a row no member scores: no weights (equal or fitted) can mix it
     kept, weights = list(range(len(folders))), None  # None: equal weights
     if fit_weights:
-        kept = [i for i, w in enumerate(em_weights(parts).tolist()) if w >= MIN_WEIGHT]
+        kept = [i for i, w in enumerate(em_weights(parts, where=where).tolist()) if w >= MIN_WEIGHT]
         if len(kept) < 2:
             return None
-        weights = em_weights(parts[kept])
+        weights = em_weights(parts[kept], where=where)
     model = Mixture([candidates.members[i] for i in kept], weights, [candidates.ensembles[i] for i in kept])
     valid = in_original_units(summarize_nll(-model.mixed_log_prob(parts[kept]), model.num_inputs), schema)
     if not valid.nll < beat:

@@ -57,3 +57,26 @@ def test_command_line_case(case, monkeypatch):
 @pytest.mark.parametrize("what, make", bad_inputs.LIBRARY_CASES, ids=lambda v: v if isinstance(v, str) else "")
 def test_library_case(what, make):
     assert bad_inputs.run_library_case(what, make)[1] == documented_rows("Library")[what][0]
+
+
+# ------------------------------------------------ round 3: values, columns and mixtures (issue 25)
+def test_every_round_3_values_case_is_documented():
+    documented = documented_rows(bad_inputs.ROUND3_VALUES)
+    assert set(documented) == {case.what for case in bad_inputs.ROUND3_VALUES_CLI_CASES} | {
+        what for what, _ in bad_inputs.ROUND3_VALUES_LIBRARY_CASES
+    }
+
+
+@pytest.mark.parametrize("case", bad_inputs.ROUND3_VALUES_CLI_CASES, ids=lambda case: case.what)
+def test_round_3_values_command_line_case(case):
+    outcome = bad_inputs.run_case(case)
+    status, message, written = documented_rows(bad_inputs.ROUND3_VALUES)[case.what]
+    assert (str(outcome.status), outcome.message, outcome.written) == (status, message, written)
+    assert outcome.status == 2 and "error:" in outcome.message and written == "nothing"
+
+
+@pytest.mark.parametrize(
+    "what, make", bad_inputs.ROUND3_VALUES_LIBRARY_CASES, ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_round_3_values_library_case(what, make):
+    assert bad_inputs.run_library_case(what, make)[1] == documented_rows(bad_inputs.ROUND3_VALUES)[what][0]

@@ -269,17 +269,29 @@ def test_reloaded_model_evaluates_and_trains_on_the_same_masks(tmp_path, num_mas
 
 def test_stored_pool_seeds_are_the_ones_used(tmp_path):
     model = MADE(5, [8], num_masks=3, seed=2)
+    model.mask_seeds = [7, 8, 9]  # other seeds than the model's seed derives: the files carry them
     save_model(tmp_path, model)
-    config = json.loads((tmp_path / "config.json").read_text())
-    reordered = [config["masks"]["pool_seeds"][i] for i in (0, 2, 1)]
-    config["masks"]["pool_seeds"] = reordered
-    (tmp_path / "config.json").write_text(json.dumps(config))
     loaded, _ = load_model(tmp_path)
-    assert loaded.mask_seeds == reordered
+    assert loaded.mask_seeds == [7, 8, 9]
+    config = json.loads((tmp_path / "config.json").read_text())
     for bad in ([1, 2], [1, 2, "x"], [1, 2, -3], "seeds"):
         config["masks"]["pool_seeds"] = bad
         (tmp_path / "config.json").write_text(json.dumps(config))
         with pytest.raises(CheckpointError, match="pool_seeds"):
+            load_model(tmp_path)
+
+
+def test_a_config_whose_pool_seeds_were_edited_is_refused(tmp_path):
+    """Issue 25, item 6: config.json's pool_seeds edited (reordered, or one changed) while the weights file
+    holds the pool it was trained with: the model would evaluate other masks, so loading is refused."""
+    model = MADE(5, [8], num_masks=3, seed=2)
+    save_model(tmp_path, model)
+    config = json.loads((tmp_path / "config.json").read_text())
+    seeds = config["masks"]["pool_seeds"]
+    for edited in ([seeds[i] for i in (0, 2, 1)], [seeds[0], seeds[1], seeds[2] + 1]):
+        config["masks"]["pool_seeds"] = edited
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match=r"^[^\n]*config.json: 'masks.pool_seeds' differs from the mask pool"):
             load_model(tmp_path)
 
 

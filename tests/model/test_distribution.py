@@ -160,3 +160,28 @@ def test_constructor_checks_its_arguments():
         MADEDistribution(MADE(4, [8], context_size=2))
     with pytest.raises(ValueError, match="no context input"):
         MADEDistribution(MADE(4, [8]), context=torch.zeros(3, 2))
+
+
+def test_support_is_a_constraint_on_the_class_as_torch_checks_read_it():
+    """Issue 25: torch's generic checks read ``support`` on the class (as for Binomial, a dependent
+    property): a Constraint of event_dim 1 there, the model's own support on an instance."""
+    assert isinstance(MADEDistribution.support, constraints.Constraint)
+    assert MADEDistribution.support.event_dim == 1
+    assert constraints.is_dependent(MADEDistribution.support)
+    dist = MADEDistribution(MADE(3, [8]))
+    assert not constraints.is_dependent(dist.support) and dist.support.event_dim == 1
+    assert dist.support.check(torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.5, 1.0]])).tolist() == [True, False]
+
+
+def test_vmap_over_log_prob():
+    """Issue 25: under torch.vmap a value check cannot branch on the values; with validation on the
+    refusal says so in one line (it failed inside aten::equal), with it off vmap gives the row values."""
+    model = sharp_model(4)
+    x = torch.randint(0, 2, (6, 1, 4)).double()
+    rows = model.log_prob(x[:, 0])
+    for call in (MADEDistribution(model, validate_args=True).log_prob, model.log_prob):
+        with pytest.raises(ValueError, match=r"^under torch.vmap the values cannot be checked: turn validation off"):
+            torch.vmap(call)(x)
+    model.validate_args = False
+    torch.testing.assert_close(torch.vmap(MADEDistribution(model, validate_args=False).log_prob)(x)[:, 0], rows)
+    torch.testing.assert_close(torch.vmap(model.log_prob)(x)[:, 0], rows)

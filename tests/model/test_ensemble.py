@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from conftest import all_binary
@@ -91,8 +92,36 @@ def test_ensemble_size_is_checked():
     model = MADE(4, [8], num_masks=3)
     with pytest.raises(ValueError, match="only 3"):
         model.log_prob(torch.zeros(1, 4), ensemble=4)
-    with pytest.raises(ValueError, match="positive number"):
+    with pytest.raises(ValueError, match=r"^ensemble \(a number of masks\) must be at least 1, got 0$"):
         model.log_prob(torch.zeros(1, 4), ensemble=0)
+
+
+@pytest.mark.parametrize(
+    "two", [np.int64(2), np.int32(2), np.array(2), torch.tensor(2), torch.tensor(2, dtype=torch.int8)]
+)
+def test_counts_take_any_integral_scalar(two):
+    """Issue 25: ensemble=np.int64(2) or torch.tensor(2) was 'not a positive number'; the same for the other
+    counts of the public methods (sample sizes, draws per row, batch sizes)."""
+    model = MADE(4, [8], num_masks=3).double()
+    x = torch.randint(0, 2, (5, 4)).double()
+    assert torch.equal(model.log_prob(x, ensemble=two), model.log_prob(x, ensemble=2))
+    assert torch.equal(model.per_example_nll(x, batch_size=two, ensemble=two), model.per_example_nll(x, 2, 2))
+    assert model.sample(two).shape == (2, 4) and model.sample((two, 3)).shape == (2, 3, 4)
+    observed = torch.rand(5, 4) < 0.5
+    assert model.impute(x, observed, num_samples=two, ensemble=two).shape == (2, 5, 4)
+
+
+@pytest.mark.parametrize("bad", [True, 2.5, torch.tensor(2.0), torch.tensor([2]), np.array([2]), "2", None])
+def test_non_integral_counts_are_refused_naming_the_argument(bad):
+    model = MADE(4, [8], num_masks=3).double()
+    x = torch.zeros(2, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^ensemble \(a number of masks\) must be an integer, got [^\n]*$"):
+        model.ensemble_seeds(bad)
+    with pytest.raises(TypeError, match=r"^batch_size must be an integer, got [^\n]*$"):
+        model.per_example_nll(x, batch_size=bad)
+    if bad is not None:  # None: one completion, as documented
+        with pytest.raises(TypeError, match=r"^num_samples must be an integer, got [^\n]*$"):
+            model.impute(x, torch.ones(2, 4, dtype=torch.bool), num_samples=bad)
 
 
 def test_train_and_test_use_the_same_pool():
@@ -132,3 +161,38 @@ def test_mask_seed_derivation_is_pinned():
     assert derive_seeds(0, 0, 3) == [3948308845846928943, 3097659634595163794, 590459027412935504]
     assert derive_seeds(1234, 2, 2, offset=7) == [367124137869768895, 548288426128645612]
     assert derive_seeds(0, 0, 5)[:3] == derive_seeds(0, 0, 3)  # prefixes are stable: pools can grow
+
+
+@pytest.mark.parametrize(
+    "saved, loaded",
+    [
+        ({"ordering": "random"}, {}),  # a random-ordering state into a natural-ordering model of the same seed
+        ({"degrees": "even"}, {}),  # a degrees="even" state into a degrees="random" model
+        ({"ordering": [5, 4, 3, 2, 1, 0]}, {"ordering": "random"}),
+        ({"sorted_degrees": False}, {}),
+        ({"num_masks": 3, "resample": "connectivity", "degrees": "even"}, {"num_masks": 3, "resample": "connectivity"}),
+        ({"num_masks": 3, "resample": "ordering"}, {"num_masks": 3, "resample": "connectivity"}),
+    ],
+)
+def test_a_state_of_other_mask_rules_is_refused(saved, loaded):
+    """Issue 25: the state of one mask rule loaded into a model of another (same seed, same shapes), which
+    then evaluated masks the weights were never trained with."""
+    state = MADE(6, [32], seed=4, **saved).state_dict()
+    model = MADE(6, [32], seed=4, **loaded)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"^[\w.]*(ordering|mask) does not match the masks of the stored seed \d+"):
+        model.load_state_dict(state)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing was loaded
+
+
+def test_a_state_of_equivalent_mask_rules_loads():
+    """Rules that draw the same masks are the same model: a pool that resamples orderings ignores the
+    ordering it was built with, and a state loads into a model of its own settings (also as a member)."""
+    model = MADE(6, [32], num_masks=3, seed=4)
+    model.load_state_dict(MADE(6, [32], num_masks=3, seed=4, ordering="random").state_dict())
+    other = MADE(6, [32], seed=4, degrees="even", ordering="random")
+    other.load_state_dict(MADE(6, [32], seed=4, degrees="even", ordering="random").state_dict())
+    x = torch.randint(0, 2, (4, 6)).float()
+    trained = MADE(6, [32], num_masks=3, seed=4, ordering="random")
+    model.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(model.log_prob(x, ensemble=3), trained.log_prob(x, ensemble=3), rtol=0, atol=0)

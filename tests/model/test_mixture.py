@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -167,3 +168,77 @@ def test_an_ensemble_larger_than_a_members_pool_names_that_member():
     message = "member 1 of this mixture: ensemble of 3 masks asked, but the pool has only 2; without it each member"
     with pytest.raises(ValueError, match=message + " averages its own masks"):
         mixture.log_prob(x, ensemble=3)
+
+
+@pytest.mark.parametrize(
+    "weights, normalized",
+    [([1e308, 1e308], [0.5, 0.5]), ([1e-320, 3e-320], [0.25, 0.75]), ([1e308, 0.0], [1.0, 0.0])],
+)
+def test_extreme_weights_are_normalized(weights, normalized):
+    """Issue 25: weights=[1e308, 1e308] summed to inf, every weight became 0 and the NLL inf."""
+    models = members()[:2]
+    mix = Mixture(models, weights=weights)
+    assert mix.weights.tolist() == pytest.approx(normalized, rel=1e-12)
+    x = all_binary(6)
+    reference = Mixture(models, weights=normalized)
+    torch.testing.assert_close(mix.log_prob(x), reference.log_prob(x))
+    assert bool(torch.isfinite(mix.log_prob(x)).all())
+
+
+@pytest.mark.parametrize(
+    "weights", [[float("nan"), 1.0], [float("inf"), 1.0], [-1.0, 2.0], [0.0, 0.0], ["a", "b"], [1.0]]
+)
+def test_unusable_weights_are_refused_in_one_line(weights):
+    with pytest.raises(ValueError, match=r"^weights must be 2 finite non-negative numbers with a positive sum, got"):
+        Mixture(members()[:2], weights=weights)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_a_mixture_whose_weights_were_broken_refuses_to_sample_or_score(bad):
+    """Issue 25: weights broken after construction (a loaded state, an edit) reached torch.multinomial
+    ('probability tensor contains either inf, nan or element < 0') or gave NaN densities."""
+    mix = Mixture(members()[:2])
+    state = mix.state_dict()
+    state["weights"] = torch.tensor([bad, 0.5], dtype=torch.float64)
+    mix.load_state_dict(state)
+    message = r"^this mixture's weights \[[^\n]*\] are not finite non-negative numbers with a positive sum"
+    for call in (lambda: mix.sample(3), lambda: mix.log_prob(all_binary(6)), lambda: mix.impute(*_half(6))):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def _half(d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = all_binary(d)[:4]
+    return x, torch.arange(d).expand(4, d) < d // 2
+
+
+def test_em_refuses_rows_no_weights_can_mix_naming_the_row():
+    """Issue 25: em_weights and fit_weights returned NaN weights for a row every member scores -inf (or a
+    NaN), and made mix reported them as 'every run but one has a weight under 0.01'."""
+    log_probs = torch.tensor([[-1.0, -2.0, -math.inf], [-1.5, -0.5, -math.inf]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^row 3: every member gives it probability 0"):
+        em_weights(log_probs)
+    log_probs[:, 2] = torch.tensor([-1.0, math.nan])
+    with pytest.raises(ValueError, match=r"^line 9: member 1 scores it nan, not a log-probability"):
+        em_weights(log_probs, where=lambda row: f"line {row + 7}")
+    log_probs[1, 2] = math.inf
+    with pytest.raises(ValueError, match=r"^row 3: member 1 scores it inf"):
+        em_weights(log_probs)
+    log_probs[1, 2] = -math.inf  # one member can score the row: fine
+    weights = em_weights(log_probs)
+    assert bool(torch.isfinite(weights).all()) and float(weights.sum()) == pytest.approx(1.0)
+
+
+def test_fit_weights_names_the_validation_row_no_member_can_score():
+    gaussians = [MADE(2, [8], family="gaussian", seed=s).double() for s in (1, 2)]
+    mix = Mixture(gaussians)
+    valid = torch.tensor([[0.0, 0.1], [1e300, 0.0], [0.5, -0.5]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^valid row 2: every member gives it probability 0"):
+        mix.fit_weights(valid)
+    assert mix.weights.tolist() == [0.5, 0.5]  # unchanged
+
+
+@pytest.mark.parametrize("log_probs", [torch.zeros(3), torch.zeros(2, 0), [[0.0]]])
+def test_em_refuses_log_probs_of_another_shape(log_probs):
+    with pytest.raises(ValueError, match=r"^log_probs must be a tensor \[members, rows\]"):
+        em_weights(log_probs)

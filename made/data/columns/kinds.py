@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from ..precision import in_dtype
 from ..splits import DataError, format_value
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 SHOWN_VALUES = 8  # known values listed in an error before the rest are counted
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")  # a real column's dtype
 Where = Callable[[int], str]  # row index -> where the row is in the file ("line 7")
 
 KindClass = TypeVar("KindClass", bound="type[ColumnKind]")
@@ -48,6 +50,7 @@ class ColumnKind(ABC):
     name: ClassVar[str]
     keys: ClassVar[frozenset[str]]  # the keys a user may write, short or fitted form
     hints: ClassVar[dict[str, Any]]  # the fitted form: every key and its JSON type
+    optional: ClassVar[frozenset[str]] = frozenset()  # keys of hints a fitted form may lack
 
     def width(self, column: dict) -> int:
         """Number of data-file columns the entry reads."""
@@ -214,25 +217,43 @@ class CategoricalColumn(ColumnKind):
 @register_column_kind("real")
 class RealColumn(ColumnKind):
     """One column of real numbers, modelled standardized, ``(x - mean) / std``, by ``components``
-    Gaussians; ``mean`` and ``std`` are the training split's unless the entry gives them."""
+    Gaussians; ``mean`` and ``std`` are the training split's unless the entry gives them. A column of an
+    integer array (``.npy``, ``.npz``) keeps its ``dtype``: its draws are rounded and clipped to the range
+    that dtype holds, so a uint8 column never gives 255.6 or -3."""
 
-    keys = frozenset({"type", "mean", "std", "components"})
-    hints = {"type": str, "mean": float, "std": float, "components": int}
+    keys = frozenset({"type", "mean", "std", "components", "dtype"})
+    hints = {"type": str, "mean": float, "std": float, "components": int, "dtype": str}
+    optional = frozenset({"dtype"})  # only for a column of integers: draws are rounded and kept in its range
 
     def claims(self, values: np.ndarray, max_categories: int) -> bool:
         return True
 
+    def check(self, column: dict, index: int) -> None:
+        if "dtype" in column and column["dtype"] not in INTEGER_DTYPES:
+            raise DataError(
+                f"schema[{index}]: dtype must be one of {', '.join(INTEGER_DTYPES)}, got {column['dtype']!r:.40}"
+            )
+
     def fit(self, column: dict, block: np.ndarray, index: int, start: int, components: int) -> dict:
         column.setdefault("components", components)
+        if block.dtype.name in INTEGER_DTYPES:
+            column.setdefault("dtype", block.dtype.name)
         values = block[:, 0].astype(np.float64)  # the statistics at full precision, whatever the file's dtype
-        column.setdefault("mean", float(values.mean()))
-        if "std" not in column:
-            column["std"] = float(values.std())
-            if not column["std"] > 0:
-                raise DataError(
-                    f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split "
-                    "and cannot be standardized; declare it categorical in a schema file"
-                )
+        given = {key: column[key] for key in ("mean", "std") if key in column}
+        with np.errstate(over="ignore", invalid="ignore"):
+            column.setdefault("mean", float(values.mean()))
+            column.setdefault("std", float(values.std()))
+        if any(not math.isfinite(column[key]) for key in ("mean", "std") if key not in given):
+            raise DataError(
+                f"data column {start + 1}: its values (up to {format_value(float(np.abs(values).max()))} in size) "
+                "are too large to standardize (their mean or standard deviation overflows float64); scale the "
+                "column down"
+            )
+        if "std" not in given and not column["std"] > 0:
+            raise DataError(
+                f"data column {start + 1} is constant ({format_value(block[0, 0])}) in the training split "
+                "and cannot be standardized; declare it categorical in a schema file"
+            )
         return column
 
     def fitted_ok(self, column: dict) -> bool:
@@ -241,13 +262,17 @@ class RealColumn(ColumnKind):
             and math.isfinite(column["std"])
             and math.isfinite(column["mean"])
             and (column["components"] >= 1)
+            and column.get("dtype", "int64") in INTEGER_DTYPES
         )
 
     def encode(self, column: dict, block: np.ndarray, source: str, start: int, where: Where) -> np.ndarray:
         return (block[:, 0].astype(np.float64) - column["mean"]) / column["std"]
 
     def decode(self, column: dict, values: np.ndarray) -> np.ndarray:
-        return (values * column["std"] + column["mean"])[:, None]
+        decoded = values * column["std"] + column["mean"]
+        if "dtype" in column:
+            decoded = in_dtype(decoded, np.dtype(column["dtype"])).astype(np.float64)
+        return decoded[:, None]
 
     def placeholder(self, column: dict) -> list[float]:
         return [column["mean"]]

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...families import DEFAULT_MIN_SCALE, Family, family_for_columns
 from ..fields import SchemaError, check_fields
-from ..splits import DataError, Splits
+from ..splits import DataError, Splits, check_exact
 from .kinds import COLUMN_KINDS, Where, kind_of
 
 __all__ = [
@@ -152,6 +152,7 @@ def fit_schema(schema: Sequence[dict], train: np.ndarray, components: int = 1) -
     columns = [_check_column(c, i) for i, c in enumerate(schema)]
     if num_columns(columns) != train.shape[1]:
         raise DataError(f"the schema describes {num_columns(columns)} data columns, the data has {train.shape[1]}")
+    check_exact(train, "the training split", _row_number)  # a value float64 changes would be fitted changed
     fitted, start = [], 0
     for index, column in enumerate(columns):
         kind = kind_of(column)
@@ -185,6 +186,7 @@ def encode(
     """
     if data.shape[1] != num_columns(schema):
         raise DataError(f"{source}: has {data.shape[1]} columns, the schema describes {num_columns(schema)}")
+    check_exact(data, source, where)
     out = np.empty((data.shape[0], len(schema)), dtype=dtype)
     start = 0
     for d, column in enumerate(schema):
@@ -204,6 +206,7 @@ def encode_observed(
     among them and are encoded as a stand-in value. A one-hot group is observed when
     all its columns are and hidden when all are; a group hidden in part is refused.
     """
+    check_exact(data, source, where)  # an observed value float64 changes would come back changed
     observed = np.empty((data.shape[0], len(schema)), dtype=bool)
     filled = data.astype(np.float64)
     start = 0
@@ -268,7 +271,7 @@ def _check_fitted_columns(schema: object, where: str) -> None:
         kind = column.get("type") if isinstance(column, dict) else None
         if kind not in COLUMN_KINDS:
             raise SchemaError(f"{where}[{i}] must be an object with type {', '.join(COLUMN_KINDS)}")
-        check_fields(column, COLUMN_KINDS[kind].hints, f"{where}[{i}]")
+        check_fields(column, COLUMN_KINDS[kind].hints, f"{where}[{i}]", COLUMN_KINDS[kind].optional)
         if not COLUMN_KINDS[kind].fitted_ok(column):
             raise SchemaError(f"{where}[{i}] has values outside their allowed range: {column!r:.80}")
 
