@@ -19,7 +19,7 @@ from ..config import RunSettings
 from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
 from ..pipeline import data_spec, load_splits, train_settings
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
-from ..tune.machines import create_tables, publish_trial, shared_trials
+from ..tune.machines import create_tables, machine_seed, publish_trial, shared_trials
 from ..tune.mixing import keep_result, mix_runs
 from ..tune.search import (
     DEFAULT_PATIENCE,
@@ -120,7 +120,11 @@ def add_parser(subparsers: Any) -> None:
     )
     tune.add_argument("--no-mixture", action="store_true", help="keep the best single trial, never a mixture")
     tune.add_argument(
-        "--seed", type=int, default=0, help="seed of the sampler; trial N trains with seed+N (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sampler (with --storage, mixed with the machine's name and RUN_DIR, so machines "
+        "sharing a study draw different settings); trial N trains with seed+N (default: 0)",
     )
     tune.add_argument("--device", default="auto", help="(default: auto)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
@@ -220,11 +224,12 @@ def run(args: argparse.Namespace) -> int:
     base, extra = _tune_train_argv(args)
     # read once before the study exists, so a mistyped or unreadable file leaves no study behind
     splits = load_splits(data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header), binary=False)
+    key = budget_key(out)
+    seed = machine_seed(args.seed, key) if args.storage else args.seed
     with _storage_driver(args.storage):
         if args.storage:
             create_tables(args.storage)
-        study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, args.seed)
-    key = budget_key(out)
+        study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, seed)
     budget = Budget(study, 60 * args.minutes, key, start)
     fail_interrupted(study, key)
     threads = torch.get_num_threads()

@@ -20,12 +20,13 @@ import os
 import socket
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
 from ..io.run import copy_run, is_finished, read_metrics, trial_folder, write_metrics
 
-__all__ = ["create_tables", "publish_trial", "shared_trials"]
+__all__ = ["create_tables", "machine_seed", "publish_trial", "shared_trials"]
 
 SCHEMA_TRIES = 6  # half a second apart: creating the tables takes a fraction of that
 
@@ -45,6 +46,13 @@ def create_tables(url: str) -> None:
             if attempt == SCHEMA_TRIES - 1:
                 raise
             time.sleep(0.5)
+
+
+def machine_seed(seed: int, key: str) -> int:
+    """The sampler's seed on one machine of a shared study: ``seed`` mixed with the machine's budget key
+    (its host name and run folder). Machines given the same ``--seed`` would otherwise draw the same
+    random settings, one after the other, in the study's first trials."""
+    return zlib.crc32(f"{seed}:{key}".encode())
 
 
 def publish_trial(folder: str | Path, share: str | Path, number: int) -> Path:

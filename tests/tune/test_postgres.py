@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from made.cli import main
-from made.tune.search import budget_key
+from made.tune.search import STARTING_TRIALS, budget_key
 
 MINUTES = 0.25  # each machine's budget
 
@@ -111,7 +111,8 @@ def machines(postgres_url, data, tmp_path_factory):
     tunes = [
         subprocess.Popen(
             [sys.executable, "-m", "made", "tune", "--data", str(data), "--out", str(out), "--minutes", str(MINUTES)]
-            + ["--storage", postgres_url, "--study-name", "digits", "--share", str(share), "--jobs", "1"],
+            + ["--storage", postgres_url, "--study-name", "digits", "--share", str(share), "--jobs", "1"]
+            + ["--train-options", "--epochs 10"],  # short trials: several per machine within the budget
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -156,6 +157,11 @@ def test_no_trial_is_lost_or_counted_twice(machines):
             assert metrics_of(share / "trials" / str(t.number)) == metrics_of(t.user_attrs["folder"])
         trained += started
     assert len(trained) == len(set(trained))  # no trial trained by both
+    # nor the same settings twice: the starting trials are queued once, and the machines' samplers differ
+    drawn = [tuple(sorted(t.params.items())) for t in trials if t.state != optuna.trial.TrialState.WAITING]
+    assert len(drawn) == len(set(drawn))
+    for values in STARTING_TRIALS:
+        assert [t.params for t in trials].count(values) == 1
     published = {int(p.name) for p in (share / "trials").iterdir()}
     assert published == {t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
 
