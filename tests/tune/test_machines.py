@@ -1,0 +1,81 @@
+"""made.tune.machines: publishing trials to a shared folder, choosing among every machine's, and the
+study's tables created by machines starting at once (the PostgreSQL test runs them all for real)."""
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+import sqlalchemy.exc
+
+from made.cli import main
+from made.tune import machines
+from made.tune.machines import create_tables, machine_seed, publish_trial, shared_trials
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A small finished 'made train' run."""
+    rng = np.random.default_rng(0)
+    data = tmp_path_factory.mktemp("data") / "small.npz"
+    sizes = {"train": 60, "valid": 20, "test": 20}
+    np.savez(data, **{split: (rng.random((n, 6)) < 0.3).astype(np.uint8) for split, n in sizes.items()})
+    run = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--epochs", "2", "--hidden", "16", "--quiet"]) == 0
+    return run
+
+
+def test_a_published_trial_is_whole_and_never_overwritten(finished_run, tmp_path, capsys):
+    share = tmp_path / "shared"
+    dest = publish_trial(finished_run, share, 7)
+    assert dest == share / "trials" / "7"
+    assert [p.name for p in (share / "trials").iterdir()] == ["7"]  # no temporary folder left behind
+    metrics = json.loads((dest / "metrics.json").read_text())
+    assert metrics == json.loads((finished_run / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(dest), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics["test_nll"], rel=1e-6)
+    with pytest.raises(ValueError, match="holds a trial already; give each study its own shared folder"):
+        publish_trial(finished_run, share, 7)  # trial 7 of another study sharing the folder
+    assert json.loads((dest / "metrics.json").read_text()) == metrics
+
+
+def test_shared_trials_are_every_machines_complete_published_ones_best_first(finished_run, tmp_path):
+    study = optuna.create_study()
+    for owner, value, published in (("a", 2.0, True), ("b", 1.0, True), ("a", 0.5, False), ("b", None, True)):
+        trial = study.ask()
+        trial.set_user_attr("owner", owner)
+        if published:
+            publish_trial(finished_run, tmp_path, trial.number)
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+    # trial 2 finished but is not in the shared folder (a machine tuning without --share); 3 was pruned
+    assert [t.number for t in shared_trials(study, tmp_path)] == [1, 0]
+
+
+def test_machines_sharing_a_study_draw_with_different_seeds():
+    one, other = machine_seed(0, "seconds:host1:/runs/a"), machine_seed(0, "seconds:host2:/runs/a")
+    assert one != other and machine_seed(0, "seconds:host1:/runs/a") == one  # the same on every rerun
+    assert machine_seed(1, "seconds:host1:/runs/a") != one
+    assert all(0 <= s < 2**32 for s in (one, other))  # numpy's seed range, which the sampler uses
+
+
+def test_tables_created_by_another_machine_meanwhile_are_waited_for(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    real, calls = optuna.storages.RDBStorage, []
+
+    def colliding(address):
+        calls.append(address)
+        if len(calls) == 1:  # the other machine created the type first
+            raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception("duplicate key"))
+        return real(address)
+
+    monkeypatch.setattr(machines.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", colliding)
+    create_tables(url)
+    assert calls == [url, url]
+    monkeypatch.setattr(optuna.storages, "RDBStorage", real)
+    create_tables(url)  # the tables are there: nothing to do
+    optuna.create_study(study_name="made", storage=url)
