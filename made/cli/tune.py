@@ -70,7 +70,10 @@ def add_parser(subparsers: Any) -> None:
         "trials (weights fitted on validation) replaces it if its validation NLL is lower. RUN_DIR becomes an "
         f"ordinary run folder for 'made eval', 'sample' and 'impute'; the trials stay in RUN_DIR/{TRIALS_DIR}/N "
         f"and the study in RUN_DIR/{STUDY_FILE}, so the same command continues an interrupted tune with the time it "
-        "had left. Needs optuna.",
+        "had left. Several machines tune one study with the same --storage (each its own RUN_DIR, trials and "
+        "budget); with the same --share folder each ends with the best of all machines' trials, and --collect "
+        "makes that choice alone once all have finished. Needs optuna (and for PostgreSQL: pip install "
+        "'made[postgres]').",
     )
     add_data_args(tune, "digits")
     tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
