@@ -49,7 +49,7 @@ def server_account() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    pytest.skip("running as root with neither a postgres nor a nobody account to run PostgreSQL as")
+    pytest.fail("running as root with neither a postgres nor a nobody account to run PostgreSQL as")
 
 
 def free_port() -> int:
@@ -84,9 +84,11 @@ def postgres_url():
             connection.execute("CREATE DATABASE tunes")
         yield f"postgresql://made@127.0.0.1:{port}/tunes"
     finally:
-        if (data / "postmaster.pid").exists():
-            pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            if (data / "postmaster.pid").exists():
+                pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
