@@ -1,7 +1,9 @@
 """made.tune.machines: publishing trials to a shared folder, choosing among every machine's, and the
-study's tables created by machines starting at once (the PostgreSQL test runs them all for real)."""
+study's tables created by machines starting at once (tests/tune/test_postgres.py runs them for real);
+what 'made tune --collect' and --storage say when they cannot work."""
 
 import json
+import sys
 
 import numpy as np
 import optuna
@@ -14,12 +16,17 @@ from made.tune.machines import create_tables, machine_seed, publish_trial, share
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A small finished 'made train' run."""
+def data(tmp_path_factory):
     rng = np.random.default_rng(0)
-    data = tmp_path_factory.mktemp("data") / "small.npz"
+    path = tmp_path_factory.mktemp("data") / "small.npz"
     sizes = {"train": 60, "valid": 20, "test": 20}
-    np.savez(data, **{split: (rng.random((n, 6)) < 0.3).astype(np.uint8) for split, n in sizes.items()})
+    np.savez(path, **{split: (rng.random((n, 6)) < 0.3).astype(np.uint8) for split, n in sizes.items()})
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(data, tmp_path_factory):
+    """A small finished 'made train' run."""
     run = tmp_path_factory.mktemp("runs") / "run"
     assert main(["train", "--data", str(data), "--out", str(run), "--epochs", "2", "--hidden", "16", "--quiet"]) == 0
     return run
@@ -79,3 +86,24 @@ def test_tables_created_by_another_machine_meanwhile_are_waited_for(tmp_path, mo
     monkeypatch.setattr(optuna.storages, "RDBStorage", real)
     create_tables(url)  # the tables are there: nothing to do
     optuna.create_study(study_name="made", storage=url)
+
+
+def test_collect_needs_the_study_and_the_shared_folder(tmp_path, capsys):
+    assert main(["tune", "--out", str(tmp_path / "run"), "--collect", "--share", str(tmp_path)]) == 2
+    assert "--collect needs --storage URL and --share DIR" in capsys.readouterr().err
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = ["tune", "--out", str(tmp_path / "run"), "--collect", "--share", str(tmp_path), "--storage", storage]
+    assert main([*argv, "--study-name", "typo"]) == 2
+    assert "--study-name: no study 'typo' in --storage" in capsys.readouterr().err
+    optuna.create_study(study_name="made", storage=storage)
+    assert main(argv) == 2  # a study none of whose trials was published in --share
+    assert f"--share {tmp_path}: no finished trial of study 'made' is there" in capsys.readouterr().err
+
+
+def test_a_missing_database_driver_is_named(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails, as when it is not installed
+    argv = ["tune", "--data", str(data), "--out", str(tmp_path / "run"), "--storage", "postgresql://u:secret@h/db"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--storage postgresql://...: the Python driver" in err and "'psycopg'" in err
+    assert "pip install 'made[postgres]'" in err and "secret" not in err

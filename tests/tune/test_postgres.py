@@ -214,17 +214,3 @@ def test_collect_chooses_the_best_of_every_machine_on_validation(machines, tmp_p
     for out, key in zip(outs, (budget_key(out) for out in outs)):
         own = min(t.value for t in complete if t.user_attrs["owner"] == key)
         assert metrics_of(out)["valid_nll"] <= own
-
-
-def test_collect_needs_the_study_and_the_shared_folder(tmp_path, capsys):
-    assert main(["tune", "--out", str(tmp_path / "run"), "--collect", "--share", str(tmp_path)]) == 2
-    assert "--collect needs --storage URL and --share DIR" in capsys.readouterr().err
-
-
-def test_a_missing_database_driver_is_named(data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails, as when it is not installed
-    argv = ["tune", "--data", str(data), "--out", str(tmp_path / "run"), "--storage", "postgresql://u:secret@h/db"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "--storage postgresql://...: the Python driver" in err and "'psycopg'" in err
-    assert "pip install 'made[postgres]'" in err and "secret" not in err
