@@ -114,7 +114,7 @@ def machines(postgres_url, data, tmp_path_factory):
     tunes = [
         subprocess.Popen(
             [sys.executable, "-m", "made", "tune", "--data", str(data), "--out", str(out), "--minutes", str(MINUTES)]
-            + ["--storage", postgres_url, "--study-name", "digits", "--share", str(share), "--jobs", "1"]
+            + ["--storage", postgres_url, "--study-name", "small", "--share", str(share), "--jobs", "1"]
             + ["--train-options", "--epochs 10"],  # short trials: several per machine within the budget
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -123,16 +123,19 @@ def machines(postgres_url, data, tmp_path_factory):
         )
         for out in outs
     ]
-    for tune in tunes:
-        stdout, stderr = tune.communicate(timeout=300)
-        assert tune.returncode == 0, stderr
-        assert "chose " in stdout, stdout
-
+    try:
+        for tune in tunes:
+            stdout, stderr = tune.communicate(timeout=300)
+            assert tune.returncode == 0, stderr
+            assert "chose " in stdout, stdout
+    finally:
+        for tune in tunes:
+            tune.kill()  # a tune still running once the other failed (nothing to do for one that ended)
     return outs, share, postgres_url
 
 
 def study_of(url):
-    return optuna.load_study(study_name="digits", storage=url)
+    return optuna.load_study(study_name="small", storage=url)
 
 
 def metrics_of(folder):
@@ -196,7 +199,7 @@ def test_collect_chooses_the_best_of_every_machine_on_validation(machines, tmp_p
     outs, share, url = machines
     complete = study_of(url).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     best = min(complete, key=lambda t: (t.value, t.number))
-    base = ["tune", "--storage", url, "--study-name", "digits", "--share", str(share), "--collect"]
+    base = ["tune", "--storage", url, "--study-name", "small", "--share", str(share), "--collect"]
     assert main([*base, "--out", str(tmp_path / "best"), "--no-mixture"]) == 0
     chosen = metrics_of(tmp_path / "best")
     assert chosen["tune"]["chosen_trials"] == [best.number] and chosen["valid_nll"] == best.value
