@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from made.cli import main
 from made.tune import machines
 from made.tune.machines import create_tables, machine_seed, publish_trial, shared_trials
+from made.tune.search import SEARCH_SPACE, open_study
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,27 @@ def test_shared_trials_are_every_machines_complete_published_ones_best_first(fin
     assert [t.number for t in shared_trials(study, tmp_path)] == [1, 0]
 
 
-def test_machines_sharing_a_study_draw_with_different_seeds():
+def test_machines_sharing_a_study_draw_with_different_seeds(tmp_path):
     one, other = machine_seed(0, "seconds:host1:/runs/a"), machine_seed(0, "seconds:host2:/runs/a")
     assert one != other and machine_seed(0, "seconds:host1:/runs/a") == one  # the same on every rerun
     assert machine_seed(1, "seconds:host1:/runs/a") != one
     assert all(0 <= s < 2**32 for s in (one, other))  # numpy's seed range, which the sampler uses
+
+    def first_draws(seeds, name):
+        """Each machine's first drawn settings, once the starting trials are taken, in a shared study."""
+        studies = [open_study(tmp_path / str(seed), storage, name, {"data": "x"}, seed) for seed in seeds]
+        draws = []
+        for _ in range(2):
+            for study in studies:
+                trial = study.ask()
+                draws.append({p.name: p.suggest(trial) for p in SEARCH_SPACE})
+                study.tell(trial, 1.0)
+        return draws[2:]
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    same, different = first_draws([0, 0], "same seed"), first_draws([one, other], "machine seeds")
+    assert same[0] == same[1]  # the same --seed alone: both machines draw the same settings
+    assert different[0] != different[1]
 
 
 def test_tables_created_by_another_machine_meanwhile_are_waited_for(tmp_path, monkeypatch):
