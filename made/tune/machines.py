@@ -17,6 +17,7 @@ renamed into place, so a machine reading the shared folder never sees half a tri
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -64,9 +65,13 @@ def publish_trial(folder: str | Path, share: str | Path, number: int) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{number}.{socket.gethostname()}.{uuid.uuid4().hex}")
     partial.mkdir()
-    copy_run(folder, partial)
-    write_metrics(partial, read_metrics(folder))
-    os.rename(partial, dest)  # atomic on one file system; fails if another machine took the name meanwhile
+    try:
+        copy_run(folder, partial)
+        write_metrics(partial, read_metrics(folder))
+        os.rename(partial, dest)  # atomic on one file system; fails if another machine took the name meanwhile
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # this machine's own half copy
+        raise
     return dest
 
 

@@ -46,6 +46,9 @@ def test_a_published_trial_is_whole_and_never_overwritten(finished_run, tmp_path
     with pytest.raises(ValueError, match="holds a trial already; give each study its own shared folder"):
         publish_trial(finished_run, share, 7)  # trial 7 of another study sharing the folder
     assert json.loads((dest / "metrics.json").read_text()) == metrics
+    with pytest.raises(FileNotFoundError):  # a run folder without its metrics: nothing half copied is left
+        publish_trial(finished_run / "no such run", share, 8)
+    assert [p.name for p in (share / "trials").iterdir()] == ["7"]
 
 
 def test_shared_trials_are_every_machines_complete_published_ones_best_first(finished_run, tmp_path):
