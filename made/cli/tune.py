@@ -9,6 +9,7 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import torch
 from ..config import RunSettings, flag_of
 from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
 from ..pipeline import ProcessInfo, data_spec, load_splits, processes, train_settings
+from ..tune.machines import create_tables, machine_seed, publish_trial, shared_trials
 from ..tune.mixing import keep_result, mix_runs
 from ..tune.search import (
     DEFAULT_PATIENCE,
@@ -67,7 +69,10 @@ def add_parser(subparsers: Any) -> None:
         "trials (weights fitted on validation) replaces it if its validation NLL is lower. RUN_DIR becomes an "
         f"ordinary run folder for 'made eval', 'sample' and 'impute'; the trials stay in RUN_DIR/{TRIALS_DIR}/N "
         f"and the study in RUN_DIR/{STUDY_FILE}, so the same command continues an interrupted tune with the time it "
-        "had left. Needs optuna.",
+        "had left. Several machines tune one study with the same --storage (each its own RUN_DIR, trials and "
+        "budget); with the same --share folder each ends with the best of all machines' trials, and --collect "
+        "makes that choice alone once all have finished. Needs optuna (and for PostgreSQL: pip install "
+        "'made[postgres]').",
     )
     add_data_args(tune, "digits")
     tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
@@ -87,6 +92,21 @@ def add_parser(subparsers: Any) -> None:
     )
     tune.add_argument("--study-name", default="made", help="name of the study in the storage (default: made)")
     tune.add_argument(
+        "--share",
+        metavar="DIR",
+        help="a folder every machine of a shared --storage can read and write (e.g. on NFS), one per study: each "
+        f"finished trial is copied into DIR/{TRIALS_DIR}/N, and the tune ends with the best of every machine's "
+        "trials found there (or their mixture), chosen on validation NLL alone (default: none; each machine "
+        "chooses among its own trials)",
+    )
+    tune.add_argument(
+        "--collect",
+        action="store_true",
+        help="train nothing: make RUN_DIR the best run (or mixture) of every machine's trials in --share, "
+        "read from the study in --storage, e.g. once every machine has finished; --minutes then bounds the "
+        "scoring of the mixture",
+    )
+    tune.add_argument(
         "--train-options",
         default="",
         metavar="'OPTIONS'",
@@ -102,11 +122,57 @@ def add_parser(subparsers: Any) -> None:
     )
     tune.add_argument("--no-mixture", action="store_true", help="keep the best single trial, never a mixture")
     tune.add_argument(
-        "--seed", type=int, default=0, help="seed of the sampler; trial N trains with seed+N (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sampler (with --storage, mixed with the machine's name and RUN_DIR, so machines "
+        "sharing a study draw different settings); trial N trains with seed+N (default: 0)",
     )
     tune.add_argument("--device", default="auto", help="(default: auto)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
     tune.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def _storage_driver(storage: str | None) -> Iterator[None]:
+    """Turn the error of a missing database driver (SQLAlchemy imports it on connecting) into one line."""
+    try:
+        yield
+    except ImportError as err:  # Optuna's own ImportError wraps the driver's
+        missing = getattr(err.__cause__, "name", None) or err.name
+        scheme = str(storage).split(":", 1)[0]  # never the whole URL: it may hold a password
+        raise ValueError(
+            f"--storage {scheme}://...: the Python driver for this database is not installed (no module "
+            f"{missing!r}); for postgresql:// URLs: pip install 'made[postgres]'"
+        ) from None
+
+
+def _folder_finder(share: str | None) -> Callable[[Any], Path]:
+    """Where a finished trial's run folder is read from: the shared folder, or the machine's own."""
+    if share:
+        return lambda trial: trial_folder(share, trial.number)
+    return lambda trial: Path(trial.user_attrs["folder"])
+
+
+def _collect(args: argparse.Namespace, out: Path) -> int:
+    """``made tune --collect``: make ``out`` the best run (or mixture) of every machine's trials in ``--share``."""
+    import optuna
+
+    if not (args.storage and args.share):
+        raise ValueError("--collect needs --storage URL and --share DIR: the study and the folder its trials are in")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with _storage_driver(args.storage):
+            study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    except KeyError:
+        raise ValueError(f"--study-name: no study {args.study_name!r} in --storage") from None
+    ranked = shared_trials(study, args.share)
+    if not ranked:
+        raise ValueError(f"--share {args.share}: no finished trial of study {args.study_name!r} is there")
+    out.mkdir(parents=True, exist_ok=True)
+    budget = Budget(study, 60 * args.minutes, budget_key(out))  # bounds the mixture's scoring; never stored
+    _finish_tune(out, ranked, _folder_finder(args.share), args, budget, pick_device(args.device))
+    return 0
 
 
 def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -155,11 +221,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if started_by_train(out):
         raise ValueError(f"{out} holds a 'made train' run; choose another --out")
+    if args.collect:
+        return _collect(args, out)
     base, extra = _tune_train_argv(args)
     # read once before the study exists, so a mistyped or unreadable file leaves no study behind
     splits = load_splits(data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header), binary=False)
-    study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, args.seed)
     key = budget_key(out)
+    seed = machine_seed(args.seed, key) if args.storage else args.seed
+    with _storage_driver(args.storage):
+        if args.storage:
+            create_tables(args.storage)
+        study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, seed)
     budget = Budget(study, 60 * args.minutes, key, start)
     fail_interrupted(study, key)
     threads = torch.get_num_threads()
@@ -169,10 +241,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
                 search.train_trials()
-            ranked = ranked_trials(study, key)
+            # with --share every machine's finished trials, this one's among them
+            ranked = shared_trials(study, args.share) if args.share else ranked_trials(study, key)
             if not ranked:
                 raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
-            _finish_tune(out, ranked, args, budget, device)
+            _finish_tune(out, ranked, _folder_finder(args.share), args, budget, device)
         finally:
             budget.save()
             torch.set_num_threads(threads)
@@ -217,11 +290,11 @@ class _Search:
         # the trial's own evaluation must fit too: a 300-mask pool costs far more than a one-mask trial's
         estimate = evaluation_estimate(values, ranked_trials(self.study, self.key), self.num_inputs)
         seconds = min(seconds, self.budget.left() - self.reserve - estimate)
+        trial.set_user_attr("owner", self.key)  # every trial this machine took, trained or not
         if seconds <= 0:
             trial.set_user_attr("outcome", "no time left to evaluate it")
             raise optuna.TrialPruned()
         folder = trial_folder(self.out, trial.number)
-        trial.set_user_attr("owner", self.key)
         trial.set_user_attr("folder", str(folder.resolve()))
         argv = [
             *self.base,
@@ -253,6 +326,8 @@ class _Search:
             trial.set_user_attr("outcome", "diverged")
             raise optuna.TrialPruned() from None
         trial.set_user_attr("eval_seconds", metrics["eval_seconds"])  # scoring valid and test, for evaluation_estimate
+        if self.args.share:  # before the study calls it complete, so every complete trial is there
+            publish_trial(folder, self.args.share, trial.number)
         return float(metrics["valid_nll"])
 
     def report(self, trial: optuna.trial.FrozenTrial) -> None:
@@ -306,12 +381,21 @@ class _Search:
             raise self.failures[0]
 
 
-def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budget, device: torch.device) -> None:
+def _finish_tune(
+    out: Path,
+    ranked: list,
+    folder_of: Callable[[Any], Path],
+    args: argparse.Namespace,
+    budget: Budget,
+    device: torch.device,
+) -> None:
     """Make ``out`` the run folder of the best trial, or of a mixture of the finished trials when its
-    validation NLL is lower (weights fitted on validation); print what was chosen."""
+    validation NLL is lower (weights fitted on validation); print what was chosen. ``folder_of``: a
+    trial's run folder."""
     best = ranked[0]
     summary = {
         "trials_finished": len(ranked),
+        "tunes": len({t.user_attrs.get("owner") for t in ranked}),  # machines (and run folders) they came from
         "chosen_trials": [best.number],
         "weights": None,
         "settings": best.params,
@@ -320,16 +404,17 @@ def _finish_tune(out: Path, ranked: list, args: argparse.Namespace, budget: Budg
     mixture = None
     members = mixture_candidates(ranked, budget.left())
     if not args.no_mixture and len(members) > 1:
-        mixture = mix_runs([t.user_attrs["folder"] for t in members], device, beat=best.value)
+        mixture = mix_runs([folder_of(t) for t in members], device, beat=best.value)
     what = f"trial {best.number}"
     if mixture is not None:
         weights = mixture.model.weights
         summary.update(chosen_trials=[members[i].number for i in mixture.kept], weights=weights.tolist())
         what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in weights)})"
     summary["seconds"] = budget.used()
-    metrics = keep_result(out, mixture or best.user_attrs["folder"], {"tune": summary})
+    shared = f" by {summary['tunes']} tunes" if summary["tunes"] > 1 else ""
+    metrics = keep_result(out, mixture or folder_of(best), {"tune": summary})
     print(
         f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
-        f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished in {budget.used() / 60:.1f} min"
+        f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished{shared} in {budget.used() / 60:.1f} min"
     )
     print(f"run folder: {out}")

@@ -160,20 +160,19 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
-    study = optuna.create_study(
-        study_name=name,
-        storage=url,
-        sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),  # parallel trials spread out
-        pruner=KindMedianPruner(**PRUNING),
-        direction="minimize",
-        load_if_exists=True,
-    )
+    sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)  # parallel trials spread out
+    settings = {"study_name": name, "storage": url, "sampler": sampler, "pruner": KindMedianPruner(**PRUNING)}
+    try:
+        study, created = optuna.create_study(**settings, direction="minimize"), True
+    except optuna.exceptions.DuplicatedStudyError:  # an earlier session's, or another machine's
+        study, created = optuna.load_study(**settings), False
     stored = study.user_attrs.get("record")
     started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
     if stored is None:
         study.set_user_attr("record", record)
-        for values in STARTING_TRIALS:
-            study.enqueue_trial(values)
+        if created:  # by this machine alone: two starting at once would both queue them
+            for values in STARTING_TRIALS:
+                study.enqueue_trial(values)
     elif stored != record and not started:  # a tune that failed before any trial (a mistyped file name)
         study.set_user_attr("record", record)
     elif stored != record:
