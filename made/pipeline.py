@@ -40,6 +40,7 @@ from .io.run import (
     METRICS_FILE,
     check_resumable,
     load_run,
+    named_folder,
     new_run_folder,
     read_args,
     save_model,
@@ -254,7 +255,7 @@ def train_settings(
     sees the data and model before training, ``on_epoch`` each epoch's record. Returns the metrics
     (None outside the main process of a distributed run) and the run folder."""
     data = settings_data(settings)
-    folder = Path(out or f"runs/{data.splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = named_folder(out) if out is not None else Path(f"runs/{data.splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     model = build_model(data, settings.dtype, device, settings.model.min_scale, **settings.model.made_kwargs())
     new = info.is_main and not resume
     with new_run_folder(folder, settings.to_json(), overwrite) if new else contextlib.nullcontext(folder) as work:
