@@ -346,6 +346,8 @@ class _Search:
                 value, state = None, optuna.trial.TrialState.PRUNED
             except BaseException as err:  # noqa: BLE001 -- recorded, then raised by the main thread
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if isinstance(err, KeyboardInterrupt):  # the next session trains these settings again
+                    self.study.enqueue_trial(trial.params)
                 self.failures.append(err)
                 return
             self.report(self.study.tell(trial, value, state=state))

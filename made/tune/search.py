@@ -270,7 +270,8 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
 
 
 def fail_interrupted(study: Any, host_key: str) -> int:
-    """Mark as failed the trials an interrupted session of this tune left running; returns how many."""
+    """Mark as failed the trials an interrupted session of this tune left running, and queue their settings
+    to be tried again; returns how many."""
     from optuna.trial import TrialState
 
     stale = [
@@ -280,6 +281,7 @@ def fail_interrupted(study: Any, host_key: str) -> int:
     ]
     for t in stale:
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params)  # the settings it was trying are tried again
     return len(stale)
 
 
