@@ -103,8 +103,8 @@ def test_the_users_files_are_never_deleted(data, tmp_path, capsys):
     (out / "log.jsonl").write_text("mine")
     assert tune(data, out) == 2
     assert "holds files made did not write" in error_line(capsys)
-    assert tune(data, out, "--overwrite") == 2  # members/ is in the way of a mixture: refused, not emptied
-    assert "made tune writes or replaces members there" in error_line(capsys)
+    assert tune(data, out, "--overwrite") == 2  # in the way of its result: refused, never written over
+    assert "log.jsonl: made did not write this, and made tune writes or replaces log.jsonl" in error_line(capsys)
     assert (out / "members" / "notes.txt").read_text() == "mine" and (out / "log.jsonl").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["log.jsonl", "members"]  # no study either
 
