@@ -57,3 +57,16 @@ def test_command_line_case(case, monkeypatch):
 @pytest.mark.parametrize("what, make", bad_inputs.LIBRARY_CASES, ids=lambda v: v if isinstance(v, str) else "")
 def test_library_case(what, make):
     assert bad_inputs.run_library_case(what, make)[1] == documented_rows("Library")[what][0]
+
+
+def test_every_round3_case_is_documented():
+    assert set(documented_rows(bad_inputs.ROUND3)) == {case.what for case in bad_inputs.ROUND3_CASES}
+
+
+@pytest.mark.parametrize("case", bad_inputs.ROUND3_CASES, ids=lambda case: case.what)
+def test_round3_case(case):
+    """Folders, studies and signals (issue 25): refused in one line, with nothing written."""
+    outcome = bad_inputs.run_case(case)
+    status, message, written = documented_rows(bad_inputs.ROUND3)[case.what]
+    assert (str(outcome.status), outcome.message, outcome.written) == (status, message, written)
+    assert outcome.status == 2 and "error:" in outcome.message and written == "nothing"
