@@ -59,6 +59,7 @@ TUNE_SETS = {
     "seed",
     "checkpoint_every",
 }  # options of 'made train' that made tune sets itself
+INFINITE = "infinite valid NLL"  # a trial's outcome when a validation row has probability 0: nothing to rank
 MAX_MINUTES = 1e6  # about two years: the budget in seconds stays an ordinary number
 MAX_JOBS = 1024
 MAX_SAMPLER_SEED = 2**32 - 1  # what numpy's generator behind Optuna's sampler takes
@@ -211,10 +212,7 @@ def run(args: argparse.Namespace) -> int:
             search.train_trials()
         ranked = ranked_trials(study, key, out)
         if not ranked:
-            raise ValueError(
-                f"no trial finished with a finite validation NLL within --minutes {args.minutes:g}; "
-                "give the tune more time"
-            )
+            raise ValueError(_why_no_trial(study, key, args.minutes))
         _finish_tune(claim, ranked, args, budget, device)
     except KeyboardInterrupt:
         done = len(ranked_trials(study, key, out))
@@ -229,6 +227,17 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
         shutdown()
     return 0
+
+
+def _why_no_trial(study: optuna.Study, key: str, minutes: float) -> str:
+    """Why a tune has no finished trial to keep: every trial gave validation an infinite NLL, or time ran out."""
+    infinite = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("outcome") == INFINITE]
+    if any(t.user_attrs.get("owner") == key for t in infinite):
+        return (
+            "no trial has a finite validation NLL: each gave a validation row probability 0; look for values "
+            "in the validation split far outside the training split's"
+        )
+    return f"no trial finished within --minutes {minutes:g}; give the tune more time"
 
 
 class _Search:
@@ -309,7 +318,7 @@ class _Search:
             raise optuna.TrialPruned() from None
         trial.set_user_attr("eval_seconds", metrics["eval_seconds"])  # scoring valid and test, for evaluation_estimate
         if not math.isfinite(metrics["valid_nll"]):  # a validation row it gives probability 0: no figure to rank
-            trial.set_user_attr("outcome", "infinite valid NLL")
+            trial.set_user_attr("outcome", INFINITE)
             raise optuna.TrialPruned()
         return float(metrics["valid_nll"])
 

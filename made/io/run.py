@@ -80,7 +80,6 @@ __all__ = [
     "write_args",
     "read_args",
     "started_by_train",
-    "holds_run",
     "is_finished",
     "check_resumable",
     "new_run_folder",
@@ -279,11 +278,6 @@ def read_args(run_dir: str | Path) -> tuple[dict, str]:
 def started_by_train(run_dir: str | Path) -> bool:
     """Whether ``made train`` started a run in ``run_dir`` (it holds the options of one)."""
     return (Path(run_dir) / ARGS_FILE).exists()
-
-
-def holds_run(run_dir: str | Path) -> bool:
-    """Whether a run (finished or not) was started in ``run_dir``."""
-    return started_by_train(run_dir) or (Path(run_dir) / CONFIG_FILE).exists()
 
 
 def is_finished(run_dir: str | Path) -> bool:

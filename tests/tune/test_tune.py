@@ -233,7 +233,7 @@ def test_made_mix_refusals(data, member_runs, tmp_path, capsys):
         ([first, second, "--out", str(tmp_path / "six")], "holds a run of made train"),
         ([first, second, "--out", str(out)], "already holds a mixture; choose another --out, or pass --overwrite"),
         ([first, str(out), "--out", str(tmp_path / "y")], "is a mixture; mix the runs it was made of"),
-        ([first, str(tmp_path / "six"), "--out", str(tmp_path / "z")], "differ in the data they were trained on: --data"),
+        ([first, str(tmp_path / "six"), "--out", str(tmp_path / "z")], "differ in the data they were trained on"),
     ]
     for argv, message in cases:
         assert main(["mix", *argv]) == 2

@@ -172,6 +172,18 @@ def test_tune_options_are_refused_under_their_own_name(tmp_path, capsys, argv, m
     assert err.startswith("made tune: error: ") and message in err and "max-minutes" not in err
 
 
+def test_a_tune_whose_trials_all_score_validation_infinite_says_why(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    valid = rng.normal(size=(20, 2))
+    valid[0, 0] = 1e30  # probability 0 under every trial, in float32
+    data = tmp_path / "far.npz"
+    np.savez(data, train=rng.normal(size=(200, 2)), valid=valid, test=rng.normal(size=(20, 2)))
+    argv = ["tune", "--data", str(data), "--train-options=--schema auto", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--minutes", "0.4", "--jobs", "1", "--quiet"]) == 2
+    err = error_line(capsys)
+    assert "no trial has a finite validation NLL: each gave a validation row probability 0" in err
+
+
 def test_ctrl_c_stops_cleanly_and_the_study_resumes(data, tmp_path):
     """A real SIGINT to a tune training two trials at once: exit 130 with a hint, no abort, and the same
     command then finishes the tune."""
