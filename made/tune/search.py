@@ -242,7 +242,8 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(out, storage)
-    out.mkdir(parents=True, exist_ok=True)
+    if storage is None:  # the database file's folder
+        out.mkdir(parents=True, exist_ok=True)
     try:
         study = optuna.create_study(
             study_name=name,

@@ -142,6 +142,7 @@ def test_a_study_linked_out_of_the_folder_is_refused_before_any_write(data, tmp_
         ),
         (["--storage", "mysql://me:secret@host/db"], "--storage mysql://me:***@host/db: its driver MySQLdb"),
         (["--storage", "nosuch://host/db"], "SQLAlchemy knows no database 'nosuch'"),
+        (["--storage", "sqlite:////nonexistent/x.db"], "--storage: cannot open the database (unable to open"),
         (["--train-options=--bogus"], "--train-options: unrecognized arguments: --bogus"),
         (["--train-options=--patience 0"], "--train-options: argument --patience: expected an integer of at least 1"),
     ],
