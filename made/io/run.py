@@ -305,7 +305,7 @@ def named_folder(folder: str | Path, flag: str = "--out") -> Path:
 
 
 WRITERS = ("train", "mix", "tune")  # the commands that write a run folder
-MADE_OUTPUTS = (SAMPLES_IMAGE, SAMPLES_ARRAY, IMPUTED_FILE, MASKS_PICTURE)  # other commands' files: never replaced
+MADE_OUTPUTS = (SAMPLES_IMAGE, SAMPLES_ARRAY, IMPUTED_FILE, MASKS_PICTURE)  # other commands' files from a run
 STUDY_FILES = re.compile(rf"{re.escape(STUDY_FILE)}(-journal|-wal|-shm)?")  # the study and sqlite's companions
 # made.io.atomic's temporary files, left by a write that was killed: ".NAME.XXXXXXXX.tmp.EXT"
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?")
@@ -454,11 +454,11 @@ def _written_names(command: str) -> set[str]:
 
 def _replaced_names(folder: Path, writers: tuple[str | None, ...], keep: tuple[str, ...]) -> set[str]:
     """The top-level names of ``folder`` that a new run replaces: those of the run there (written by one of
-    ``writers``), but ``keep``."""
+    ``writers``) and what other commands made of it (samples.png ...), but ``keep``."""
     return {
         name
         for name in os.listdir(folder)
-        if name not in keep and any(w is not None and _owned((name,), w) for w in writers)
+        if name not in keep and any(w is not None and (_owned((name,), w) or name in MADE_OUTPUTS) for w in writers)
     }
 
 
