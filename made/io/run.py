@@ -24,6 +24,8 @@ or clears one. No other module spells a name below; they import it from here.
 A run folder is *unfinished* while it has args.json and no config.json, *finished* once metrics.json
 is there; anything else is resumable from its checkpoint. Reading follows no symbolic link and
 deleting removes only the names above, so a hostile folder cannot make made touch files outside it.
+A command claims its folder before its first write (:func:`claim_folder`): files made did not write are
+refused unless --overwrite, and never deleted; a run replaced is moved aside before the new one comes in.
 """
 
 from __future__ import annotations
@@ -304,7 +306,6 @@ def named_folder(folder: str | Path, flag: str = "--out") -> Path:
     return Path(folder)
 
 
-WRITERS = ("train", "mix", "tune")  # the commands that write a run folder
 MADE_OUTPUTS = (SAMPLES_IMAGE, SAMPLES_ARRAY, IMPUTED_FILE, MASKS_PICTURE)  # other commands' files from a run
 STUDY_FILES = re.compile(rf"{re.escape(STUDY_FILE)}(-journal|-wal|-shm)?")  # the study and sqlite's companions
 # made.io.atomic's temporary files, left by a write that was killed: ".NAME.XXXXXXXX.tmp.EXT"
