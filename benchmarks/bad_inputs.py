@@ -779,8 +779,104 @@ def render() -> str:
     lines += [
         f"| {_cell(what)} | `{_cell(result)}` |" for what, result in (run_library_case(w, m) for w, m in LIBRARY_CASES)
     ]
+    lines += round3_lines()
     lines += _render_round3_values()
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ Round 3: folders, studies and signals (issue 25)
+ROUND3 = "Round 3: folders, studies and signals"
+
+
+def _quiet(argv: list[str]) -> None:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(argv) == 0, argv
+
+
+def _two_runs(folder: Path) -> list[str]:
+    """Two small finished runs of the same data (their folders)."""
+    np.save(folder / "ok.npy", _binary(30, 4))
+    runs = [str(folder / "a"), str(folder / "b")]
+    for seed, run in enumerate(runs):
+        _quiet(["train", "--data", str(folder / "ok.npy"), "--out", run, "--seed", str(seed), *TRAIN])
+    return runs
+
+
+def _users_folder(folder: Path) -> Path:
+    """A folder holding no run: only the user's members/notes.txt and log.jsonl."""
+    (folder / "out" / "members").mkdir(parents=True)
+    (folder / "out" / "members" / "notes.txt").write_text("the user's")
+    (folder / "out" / "log.jsonl").write_text("the user's")
+    return folder / "out"
+
+
+def _mix_into_users_folder(*extra: str) -> Callable:
+    return lambda f: ["mix", *_two_runs(f), "--out", str(_users_folder(f)), *extra]
+
+
+def _train_into_users_folder(folder: Path) -> list[str]:
+    np.save(folder / "ok.npy", _binary(30, 4))
+    return ["train", "--data", str(folder / "ok.npy"), "--out", str(_users_folder(folder)), "--overwrite", *TRAIN]
+
+
+def _tune_into_a_mixture(folder: Path) -> list[str]:
+    _quiet(["mix", *_two_runs(folder), "--out", str(folder / "mixture")])
+    return ["tune", "--data", str(folder / "ok.npy"), "--out", str(folder / "mixture")]
+
+
+def _tune_with_a_linked_study(folder: Path) -> list[str]:
+    np.save(folder / "ok.npy", _binary(30, 4))
+    (folder / "out").mkdir()
+    (folder / "victim.db").write_text("the user's")
+    (folder / "out" / "study.db").symlink_to(folder / "victim.db")
+    return ["tune", "--data", str(folder / "ok.npy"), "--out", str(folder / "out")]
+
+
+def _mix_other_components(folder: Path) -> list[str]:
+    np.save(folder / "real.npy", np.random.RandomState(0).normal(size=(30, 2)))
+    runs = [str(folder / "one"), str(folder / "three")]
+    for run, components in zip(runs, ("1", "3")):
+        _quiet(["train", "--data", str(folder / "real.npy"), "--schema", "auto", "--components", components,
+                "--out", run, *TRAIN])  # fmt: skip
+    return ["mix", *runs, "--out", str(folder / "mixed")]
+
+
+def _tune(*options: str) -> Callable:
+    def make(folder: Path) -> list[str]:
+        np.save(folder / "ok.npy", _binary(30, 4))
+        return ["tune", "--data", str(folder / "ok.npy"), "--out", str(folder / "run"), *options]
+
+    return make
+
+
+ROUND3_CASES = [
+    Case("mix --out a folder holding the user's members/notes.txt and log.jsonl", _mix_into_users_folder()),
+    Case("the same with --overwrite", _mix_into_users_folder("--overwrite")),
+    Case("mix --out ''", lambda f: ["mix", *_two_runs(f), "--out", ""]),
+    Case("train --out a folder holding the user's log.jsonl, with --overwrite", _train_into_users_folder),
+    Case("train --resume ''", lambda f: ["train", "--resume", ""]),
+    Case("tune --out a folder made by made mix", _tune_into_a_mixture),
+    Case("tune --out a folder whose study.db links out of it", _tune_with_a_linked_study),
+    Case("tune --storage that is not a URL", _tune("--storage", "not a url")),
+    Case("tune --storage mysql:// without its driver", _tune("--storage", "mysql://me:secret@host/db")),
+    Case("tune --minutes inf", _tune("--minutes", "inf")),
+    Case("tune --minutes 1e308", _tune("--minutes", "1e308")),
+    Case("tune --seed -1", _tune("--seed", "-1")),
+    Case("tune --train-options '--bogus'", _tune("--train-options", "--bogus")),
+    Case("tune --train-options='--bogus'", _tune("--train-options=--bogus")),
+    Case("mix of two runs that differ only in --components", _mix_other_components),
+]
+# Checked by the tests instead, as they train a tune first or need a signal or a file size limit:
+# a data file changed between two sessions (tests/tune/test_tune_folders.py), a tune folder copied
+# elsewhere, --header, --out 'run?x=1', Ctrl-C, and a file size limit while weights are written
+# (tests/io/test_full_disk.py).
+
+
+def round3_lines() -> list[str]:
+    """The round 3 table: command-line cases on folders, studies and signals."""
+    lines = ["", f"## {ROUND3}", "", "| bad input | exit | what `made` says | written |", "| --- | --- | --- | --- |"]
+    rows = [run_case(case) for case in ROUND3_CASES]
+    return lines + [f"| {_cell(r.what)} | {r.status} | `{_cell(r.message)}` | {r.written} |" for r in rows]
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ __all__ = [
     "SEED",
     "ENSEMBLE",
     "masks_arg",
+    "integers",
+    "reals",
 ]
 
 DATASET_NAMES = ["digits", *DATASETS]

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from cpu_model import cpu_model  # noqa: E402  (benchmarks/cpu_model.py)
 from paper_rows import ROWS  # noqa: E402  (benchmarks/paper/paper_rows.py)
 
-from made.io.run import is_finished, read_metrics  # noqa: E402
+from made.io.run import claim_folder, is_finished, read_metrics  # noqa: E402
 from made.tune.mixing import keep_result, mix_runs  # noqa: E402
 
 COMMON = (
@@ -98,7 +98,7 @@ def mix(runs: Path, out: Path) -> dict:
     mixture = mix_runs([runs / name for name in MEMBERS], torch.device("cpu"), beat=valid[best])
     kept = [list(MEMBERS)[i] for i in mixture.kept] if mixture else [best]
     summary = {"members": list(MEMBERS), "kept": kept, "member_valid": valid}
-    return keep_result(out, mixture or runs / best, {"tune": summary})
+    return keep_result(claim_folder(out, "mix", overwrite=True), mixture or runs / best, {"tune": summary})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 
@@ -36,6 +37,11 @@ def _device_available(device: torch.device) -> bool:
         return False
     count = getattr(backend, "device_count", None)
     return device.index is None or count is None or device.index < count()
+
+
+def nats(value: float | None) -> str:
+    """An NLL for a report line: four decimals, or ``inf`` where it is infinite (JSON keeps that as null)."""
+    return "inf" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
 def args_data_spec(args: argparse.Namespace) -> dict:

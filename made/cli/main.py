@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 import torch
 
@@ -13,6 +15,11 @@ from ..pipeline import DataWarning
 from . import eval as evaluate
 from . import impute, masks, mix, sample, train, tune
 
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}  # no room for a file
+DISK_FULL_HINT = (
+    "the files written before are whole: free some space (or raise the file size limit), then run the "
+    "command again (made train --resume RUN_DIR continues a run from its last checkpoint)"
+)
 COMMANDS = (train, evaluate, sample, impute, masks, tune, mix)  # each adds its parser, in the order --help lists them
 
 
@@ -26,7 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():
+        _explain_dashed_values(command_parser)
     return parser
+
+
+def _explain_dashed_values(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser``'s "expected one argument" say why: argparse reads a value that begins with '-'
+    (``--train-options '--bogus'``) as an option, unless it is joined to its flag with '='."""
+    error = parser.error
+
+    def explained(message: str) -> NoReturn:
+        if message.startswith("argument ") and message.endswith(": expected one argument"):
+            flag = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+            message += f" (a value that begins with '-' is joined to its option with '=': {flag}='-...')"
+        error(message)
+
+    parser.error = explained  # type: ignore[method-assign]
 
 
 def _show_data_warning(
@@ -63,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"made: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"made: error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
+        hint = f"; {DISK_FULL_HINT}" if err.errno in DISK_FULL else ""
+        print(
+            f"made: error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}{hint}",
+            file=sys.stderr,
+        )
         return 2
     except (MemoryError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and not _out_of_memory(err):

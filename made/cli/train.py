@@ -71,9 +71,10 @@ def _resumed_settings(args: argparse.Namespace) -> RunSettings:
 
 def run(args: argparse.Namespace) -> int:
     """``made train``: a new run, or the rest of ``--resume``'s, in every process of a distributed launch."""
-    settings = _resumed_settings(args) if args.resume else RunSettings.from_args(args)
+    resume = args.resume is not None  # --resume '' is refused by name, never taken for no --resume
+    settings = _resumed_settings(args) if resume else RunSettings.from_args(args)
     with processes(pick_device(settings.device)) as (info, device):
-        return _train_and_report(settings, args.resume or args.out, info, device, bool(args.resume), args.overwrite)
+        return _train_and_report(settings, args.resume if resume else args.out, info, device, resume, args.overwrite)
 
 
 def _train_and_report(

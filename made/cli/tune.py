@@ -5,27 +5,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
+import os
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
-from ..config import RunSettings, flag_of
-from ..io.run import STUDY_FILE, TRIALS_DIR, started_by_train, trial_folder
+from ..config import RunSettings, flag_of, integers, reals
+from ..io.run import STUDY_FILE, TRIALS_DIR, Claim, claim_folder, trial_folder
 from ..pipeline import ProcessInfo, data_spec, load_splits, processes, train_settings
 from ..tune.machines import create_tables, machine_seed, publish_trial, shared_trials
 from ..tune.mixing import keep_result, mix_runs
 from ..tune.search import (
     DEFAULT_PATIENCE,
     SEARCH_SPACE,
+    STARTING_TRIALS,
     TRIAL_SHARE,
     Budget,
     budget_key,
+    data_fingerprint,
     ending_seconds,
     evaluation_estimate,
     fail_interrupted,
@@ -33,10 +37,11 @@ from ..tune.search import (
     open_study,
     ranked_trials,
     searched_options,
+    storage_url,
     train_argv,
     trial_line,
 )
-from .common import pick_device
+from .common import nats, pick_device
 from .options import add_data_args
 from .train import command_parser, given_options
 
@@ -56,6 +61,10 @@ TUNE_SETS = {
     "seed",
     "checkpoint_every",
 }  # options of 'made train' that made tune sets itself
+INFINITE = "infinite valid NLL"  # a trial's outcome when a validation row has probability 0: nothing to rank
+MAX_MINUTES = 1e6  # about two years: the budget in seconds stays an ordinary number
+MAX_JOBS = 1024
+MAX_SAMPLER_SEED = 2**32 - 1  # what numpy's generator behind Optuna's sampler takes
 
 
 def add_parser(subparsers: Any) -> None:
@@ -78,7 +87,7 @@ def add_parser(subparsers: Any) -> None:
     tune.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder of the tune")
     tune.add_argument(
         "--minutes",
-        type=float,
+        type=reals(0, MAX_MINUTES, low_open=True).parse,
         default=10.0,
         metavar="M",
         help="wall-clock budget for everything, the final evaluation included (default: 10)",
@@ -115,7 +124,7 @@ def add_parser(subparsers: Any) -> None:
     )
     tune.add_argument(
         "--jobs",
-        type=int,
+        type=integers(1, MAX_JOBS).parse,
         default=2,
         help="trials trained at once, each with its share of torch's CPU "
         "threads: on 2 cores, two 1-thread trials train faster than one 2-thread trial (default: 2)",
@@ -123,38 +132,28 @@ def add_parser(subparsers: Any) -> None:
     tune.add_argument("--no-mixture", action="store_true", help="keep the best single trial, never a mixture")
     tune.add_argument(
         "--seed",
-        type=int,
+        type=integers(0, MAX_SAMPLER_SEED).parse,
         default=0,
         help="seed of the sampler (with --storage, mixed with the machine's name and RUN_DIR, so machines "
         "sharing a study draw different settings); trial N trains with seed+N (default: 0)",
+    )
+    tune.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="tune into a folder that holds a run of another command (replaced when the tune ends) or files "
+        "made did not write (kept: made deletes no file it did not write)",
     )
     tune.add_argument("--device", default="auto", help="(default: auto)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
     tune.set_defaults(func=run)
 
 
-@contextlib.contextmanager
-def _storage_driver(storage: str | None) -> Iterator[None]:
-    """Turn the error of a missing database driver (SQLAlchemy imports it on connecting) into one line."""
-    try:
-        yield
-    except ImportError as err:  # Optuna's own ImportError wraps the driver's
-        missing = getattr(err.__cause__, "name", None) or err.name
-        scheme = str(storage).split(":", 1)[0]  # never the whole URL: it may hold a password
-        raise ValueError(
-            f"--storage {scheme}://...: the Python driver for this database is not installed (no module "
-            f"{missing!r}); for postgresql:// URLs: pip install 'made[postgres]'"
-        ) from None
+def _folder_finder(share: str | None, out: Path) -> Callable[[Any], Path]:
+    """Where a finished trial's run folder is read from: the shared folder, or the machine's own ``out``."""
+    return lambda trial: trial_folder(share or out, trial.number)
 
 
-def _folder_finder(share: str | None) -> Callable[[Any], Path]:
-    """Where a finished trial's run folder is read from: the shared folder, or the machine's own."""
-    if share:
-        return lambda trial: trial_folder(share, trial.number)
-    return lambda trial: Path(trial.user_attrs["folder"])
-
-
-def _collect(args: argparse.Namespace, out: Path) -> int:
+def _collect(args: argparse.Namespace, claim: Claim) -> int:
     """``made tune --collect``: make ``out`` the best run (or mixture) of every machine's trials in ``--share``."""
     import optuna
 
@@ -162,16 +161,14 @@ def _collect(args: argparse.Namespace, out: Path) -> int:
         raise ValueError("--collect needs --storage URL and --share DIR: the study and the folder its trials are in")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        with _storage_driver(args.storage):
-            study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+        study = optuna.load_study(study_name=args.study_name, storage=storage_url(claim.out, args.storage))
     except KeyError:
         raise ValueError(f"--study-name: no study {args.study_name!r} in --storage") from None
     ranked = shared_trials(study, args.share)
     if not ranked:
         raise ValueError(f"--share {args.share}: no finished trial of study {args.study_name!r} is there")
-    out.mkdir(parents=True, exist_ok=True)
-    budget = Budget(study, 60 * args.minutes, budget_key(out))  # bounds the mixture's scoring; never stored
-    _finish_tune(out, ranked, _folder_finder(args.share), args, budget, pick_device(args.device))
+    budget = Budget(study, 60 * args.minutes, budget_key(claim.out, shared=True))  # bounds the scoring; never stored
+    _finish_tune(claim, ranked, _folder_finder(args.share, claim.out), args, budget, pick_device(args.device))
     return 0
 
 
@@ -199,11 +196,31 @@ def _tune_train_argv(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         base += ["--dataset", args.dataset] + (
             ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
         )
+    if args.header is not None:
+        base.append("--header" if args.header else "--no-header")
+    _parse_train(["train", *extra], "--train-options")
     clash = given_options(["train", *extra]) & (searched_options() | TUNE_SETS)
     if clash:
         flags = ", ".join(sorted(flag_of(name) for name in clash))
         raise ValueError(f"--train-options: made tune sets {flags} itself; leave them out")
+    first = ["--out", "trial", *train_argv(STARTING_TRIALS[0])]
+    try:
+        RunSettings.from_args(_parse_train([*base, *first, *extra], "--train-options"))
+    except ValueError as err:
+        raise ValueError(f"--train-options: {err}") from None
     return base, extra
+
+
+def _parse_train(argv: list[str], blame: str) -> argparse.Namespace:
+    """A 'made train' command line parsed, a refusal raised as one line that names ``blame``, the tune
+    option it came from (argparse would print train's usage and name options the user never typed)."""
+    parser, train = command_parser()
+
+    def refuse(message: str) -> NoReturn:
+        raise ValueError(f"{blame}: {message}")
+
+    parser.error = train.error = refuse  # type: ignore[method-assign]
+    return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -214,24 +231,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("made tune needs optuna: pip install 'made[tune]'") from None
 
     start = time.perf_counter()
-    if not args.minutes > 0:
-        raise ValueError(f"--minutes must be positive, got {args.minutes}")
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-    out = Path(args.out)
-    if started_by_train(out):
-        raise ValueError(f"{out} holds a 'made train' run; choose another --out")
+    claim = claim_folder(args.out, "tune", args.overwrite)  # before the first write, links refused
+    out = claim.out
     if args.collect:
-        return _collect(args, out)
+        return _collect(args, claim)
     base, extra = _tune_train_argv(args)
     # read once before the study exists, so a mistyped or unreadable file leaves no study behind
     splits = load_splits(data_spec(args.dataset, args.data, args.data_dir, args.split_seed, args.header), binary=False)
-    key = budget_key(out)
+    record = {
+        "--dataset": None if args.data else args.dataset,
+        "--split-seed": args.split_seed,
+        "--header": args.header,
+        "--train-options": extra,
+        "data_sha256": data_fingerprint(splits),
+    }  # no path (the data or the folder may move), no --device (it may change)
+    source = str(args.data) if args.data else f"data set {args.dataset}"
+    key = budget_key(out, shared=args.storage is not None)
     seed = machine_seed(args.seed, key) if args.storage else args.seed
-    with _storage_driver(args.storage):
-        if args.storage:
-            create_tables(args.storage)
-        study = open_study(out, args.storage, args.study_name, {"data": base[1:], "train_options": extra}, seed)
+    if args.storage:  # the URL and its driver checked before any connection
+        create_tables(storage_url(out, args.storage))
+    study = open_study(out, args.storage, args.study_name, record, seed, source)
     budget = Budget(study, 60 * args.minutes, key, start)
     fail_interrupted(study, key)
     threads = torch.get_num_threads()
@@ -242,14 +261,33 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.redirect_stdout(io.StringIO()):  # the trials' own reports; one line each is shown
                 search.train_trials()
             # with --share every machine's finished trials, this one's among them
-            ranked = shared_trials(study, args.share) if args.share else ranked_trials(study, key)
+            ranked = shared_trials(study, args.share) if args.share else ranked_trials(study, key, out)
             if not ranked:
-                raise ValueError(f"no trial finished within --minutes {args.minutes:g}; give the tune more time")
-            _finish_tune(out, ranked, _folder_finder(args.share), args, budget, device)
+                raise ValueError(_why_no_trial(study, key, args.minutes))
+            _finish_tune(claim, ranked, _folder_finder(args.share, out), args, budget, device)
+        except KeyboardInterrupt:
+            done = len(ranked_trials(study, key, out))
+            print(
+                f"made: interrupted; {done} trials finished. Run the same command again to continue the tune "
+                "with the time it had left",
+                file=sys.stderr,
+            )
+            return 130
         finally:
             budget.save()
             torch.set_num_threads(threads)
     return 0
+
+
+def _why_no_trial(study: optuna.Study, key: str, minutes: float) -> str:
+    """Why a tune has no finished trial to keep: every trial gave validation an infinite NLL, or time ran out."""
+    infinite = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("outcome") == INFINITE]
+    if any(t.user_attrs.get("owner") == key for t in infinite):
+        return (
+            "no trial has a finite validation NLL: each gave a validation row probability 0; look for values "
+            "in the validation split far outside the training split's"
+        )
+    return f"no trial finished within --minutes {minutes:g}; give the tune more time"
 
 
 class _Search:
@@ -276,10 +314,11 @@ class _Search:
         self.reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
         self.shown = sys.stdout  # where trial lines go while the trials' own output is silenced
         self.asking, self.failures = threading.Lock(), []
+        self.stopping = threading.Event()  # set on Ctrl-C: each running trial stops at its next epoch
 
     def trial_seconds(self) -> float:
         """Training time for the next trial: its share of the budget, less what the end needs."""
-        ending = ending_seconds(ranked_trials(self.study, self.key))
+        ending = ending_seconds(ranked_trials(self.study, self.key, self.out))
         return min(self.budget.total * TRIAL_SHARE, self.budget.left() - self.reserve - ending)
 
     def objective(self, trial: optuna.Trial, seconds: float) -> float:
@@ -288,14 +327,13 @@ class _Search:
 
         values = {p.name: p.suggest(trial) for p in SEARCH_SPACE}
         # the trial's own evaluation must fit too: a 300-mask pool costs far more than a one-mask trial's
-        estimate = evaluation_estimate(values, ranked_trials(self.study, self.key), self.num_inputs)
+        estimate = evaluation_estimate(values, ranked_trials(self.study, self.key, self.out), self.num_inputs)
         seconds = min(seconds, self.budget.left() - self.reserve - estimate)
         trial.set_user_attr("owner", self.key)  # every trial this machine took, trained or not
         if seconds <= 0:
             trial.set_user_attr("outcome", "no time left to evaluate it")
             raise optuna.TrialPruned()
         folder = trial_folder(self.out, trial.number)
-        trial.set_user_attr("folder", str(folder.resolve()))
         argv = [
             *self.base,
             "--out",
@@ -312,6 +350,9 @@ class _Search:
         trial_args = command_parser()[0].parse_args(argv)
 
         def on_epoch(record: dict) -> None:
+            if self.stopping.is_set():
+                trial.set_user_attr("outcome", "interrupted")
+                raise KeyboardInterrupt
             trial.report(record["best_valid_nll"], record["epoch"])
             self.budget.save(every=5.0)
             if trial.should_prune():
@@ -326,6 +367,9 @@ class _Search:
             trial.set_user_attr("outcome", "diverged")
             raise optuna.TrialPruned() from None
         trial.set_user_attr("eval_seconds", metrics["eval_seconds"])  # scoring valid and test, for evaluation_estimate
+        if not math.isfinite(metrics["valid_nll"]):  # a validation row it gives probability 0: no figure to rank
+            trial.set_user_attr("outcome", INFINITE)
+            raise optuna.TrialPruned()
         if self.args.share:  # before the study calls it complete, so every complete trial is there
             publish_trial(folder, self.args.share, trial.number)
         return float(metrics["valid_nll"])
@@ -340,7 +384,7 @@ class _Search:
         outcome = trial.user_attrs.get("outcome", "failed")
         if trial.state == optuna.trial.TrialState.COMPLETE:
             outcome = f"valid NLL {trial.value:.4f}"
-        ranked = ranked_trials(self.study, self.key)
+        ranked = ranked_trials(self.study, self.key, self.out)
         print(
             trial_line(trial.number, outcome, trial.params, ranked[0].value if ranked else None, self.budget.left()),
             file=self.shown,
@@ -351,7 +395,7 @@ class _Search:
         """Train trials until the budget is spent; asking is serialized so no two take the same trial."""
         import optuna
 
-        while not self.failures:
+        while not self.failures and not self.stopping.is_set():
             seconds = self.trial_seconds()
             if seconds <= 0:
                 return
@@ -363,35 +407,56 @@ class _Search:
                 value, state = None, optuna.trial.TrialState.PRUNED
             except BaseException as err:  # noqa: BLE001 -- recorded, then raised by the main thread
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if isinstance(err, KeyboardInterrupt):  # the next session trains these settings again
+                    self.study.enqueue_trial(trial.params)
                 self.failures.append(err)
                 return
             self.report(self.study.tell(trial, value, state=state))
 
     def train_trials(self) -> None:
-        """Run ``--jobs`` workers (in this thread for one) and raise the first failure of any."""
+        """Run ``--jobs`` workers (in this thread for one) and raise the first failure of any. On Ctrl-C the
+        workers stop at their trials' next epoch and are waited for (a second Ctrl-C exits at once: the
+        next session fails the trials left running), so no thread is killed inside torch."""
         if self.args.jobs == 1:
             self.worker()
         else:
             workers = [threading.Thread(target=self.worker, daemon=True) for _ in range(self.args.jobs)]
             for w in workers:
                 w.start()
-            for w in workers:
-                w.join()
+            try:
+                for w in workers:
+                    w.join()
+            except KeyboardInterrupt:
+                self._stop(workers)
         if self.failures:
             raise self.failures[0]
 
+    def _stop(self, workers: list[threading.Thread]) -> NoReturn:
+        """Stop the workers at their trials' next epoch, wait for them, and raise KeyboardInterrupt."""
+        self.stopping.set()
+        print("made: stopping at the running trials' next epoch (Ctrl-C again to stop now)", file=sys.stderr)
+        try:
+            for w in workers:
+                w.join()
+        except KeyboardInterrupt:
+            self.budget.save()
+            print("made: interrupted; run the same command again to continue the tune", file=sys.stderr, flush=True)
+            os._exit(130)
+        raise KeyboardInterrupt
+
 
 def _finish_tune(
-    out: Path,
+    claim: Claim,
     ranked: list,
     folder_of: Callable[[Any], Path],
     args: argparse.Namespace,
     budget: Budget,
     device: torch.device,
 ) -> None:
-    """Make ``out`` the run folder of the best trial, or of a mixture of the finished trials when its
+    """Make ``claim.out`` the run folder of the best trial, or of a mixture of the finished trials when its
     validation NLL is lower (weights fitted on validation); print what was chosen. ``folder_of``: a
     trial's run folder."""
+    out = claim.out
     best = ranked[0]
     summary = {
         "trials_finished": len(ranked),
@@ -412,9 +477,10 @@ def _finish_tune(
         what = f"a mixture of trials {summary['chosen_trials']} (weights {', '.join(f'{w:.2f}' for w in weights)})"
     summary["seconds"] = budget.used()
     shared = f" by {summary['tunes']} tunes" if summary["tunes"] > 1 else ""
-    metrics = keep_result(out, mixture or folder_of(best), {"tune": summary})
+    metrics = keep_result(claim, mixture or folder_of(best), {"tune": summary})
     print(
-        f"chose {what} on validation NLL {metrics['valid_nll']:.4f}; test NLL {metrics['test_nll']:.4f} ± "
-        f"{metrics['test_nll_stderr']:.4f} nats; {len(ranked)} trials finished{shared} in {budget.used() / 60:.1f} min"
+        f"chose {what} on validation NLL {nats(metrics['valid_nll'])}; test NLL {nats(metrics['test_nll'])} ± "
+        f"{nats(metrics['test_nll_stderr'])} nats; {len(ranked)} trials finished{shared} "
+        f"in {budget.used() / 60:.1f} min"
     )
     print(f"run folder: {out}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,16 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
         if err.errno is None:
             raise
         raise OSError(err.errno, err.strerror, str(path)) from None
+    except Exception as err:  # a writer that reports the system's error in words (safetensors' SafetensorError)
+        code = _OS_ERROR.search(str(err))
+        if code is None:
+            raise
+        errno = int(code[1])
+        raise OSError(errno, os.strerror(errno), str(path)) from None
+
+
+# How Rust's I/O errors end ("File too large (os error 27)"), as safetensors passes them on.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def _replace_atomically(path: Path, write: Callable[[str], Any]) -> None:

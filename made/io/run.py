@@ -24,6 +24,8 @@ or clears one. No other module spells a name below; they import it from here.
 A run folder is *unfinished* while it has args.json and no config.json, *finished* once metrics.json
 is there; anything else is resumable from its checkpoint. Reading follows no symbolic link and
 deleting removes only the names above, so a hostile folder cannot make made touch files outside it.
+A command claims its folder before its first write (:func:`claim_folder`): files made did not write are
+refused unless --overwrite, and never deleted; a run replaced is moved aside before the new one comes in.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,13 +82,18 @@ __all__ = [
     "write_args",
     "read_args",
     "started_by_train",
-    "holds_run",
     "is_finished",
     "check_resumable",
     "new_run_folder",
     "write_metrics",
     "read_metrics",
-    "clear_result",
+    "run_writer",
+    "foreign_files",
+    "Claim",
+    "claim_folder",
+    "swap_in",
+    "built_beside",
+    "named_folder",
     "copy_run",
 ]
 
@@ -100,7 +108,6 @@ CHECKPOINT_TEMPORARY = re.compile(
     rf"\.{re.escape(STATE_FILE)}\.[a-z0-9_]{{8}}\.tmp\.json|\.(state|best)-\d{{6,}}\.safetensors\.[a-z0-9_]{{8}}"
     r"\.tmp\.safetensors"
 )
-RESULT_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LOG_FILE)  # what a finished run (or tune) adds
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
 RUN_SECTIONS = {
     "data": {
@@ -275,11 +282,6 @@ def started_by_train(run_dir: str | Path) -> bool:
     return (Path(run_dir) / ARGS_FILE).exists()
 
 
-def holds_run(run_dir: str | Path) -> bool:
-    """Whether a run (finished or not) was started in ``run_dir``."""
-    return started_by_train(run_dir) or (Path(run_dir) / CONFIG_FILE).exists()
-
-
 def is_finished(run_dir: str | Path) -> bool:
     """Whether the run in ``run_dir`` has finished (its metrics are written)."""
     return (Path(run_dir) / METRICS_FILE).exists()
@@ -287,7 +289,7 @@ def is_finished(run_dir: str | Path) -> bool:
 
 def check_resumable(run_dir: str | Path) -> None:
     """Refuse to resume what is no folder, a finished run, or a folder with a symbolic link inside."""
-    run = Path(run_dir)
+    run = named_folder(run_dir, "--resume")
     if not run.is_dir():
         raise CheckpointError(f"{run}: not a run folder (no such directory)")
     if is_finished(run):
@@ -295,39 +297,221 @@ def check_resumable(run_dir: str | Path) -> None:
     check_no_links(run)
 
 
+# ------------------------------------------------------------------ which files a run owns
+def named_folder(folder: str | Path, flag: str = "--out") -> Path:
+    """``folder`` as a path, refused when its name is empty: ``Path("")`` is the current folder, which no
+    command may write into (or resume) unless it is named."""
+    if not str(folder).strip():
+        raise ValueError(f"{flag} is empty; name the run folder")
+    return Path(folder)
+
+
+MADE_OUTPUTS = (SAMPLES_IMAGE, SAMPLES_ARRAY, IMPUTED_FILE, MASKS_PICTURE)  # other commands' files from a run
+STUDY_FILES = re.compile(rf"{re.escape(STUDY_FILE)}(-journal|-wal|-shm)?")  # the study and sqlite's companions
+# made.io.atomic's temporary files, left by a write that was killed: ".NAME.XXXXXXXX.tmp.EXT"
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?")
+TRAIN_FILES = (ARGS_FILE, CONFIG_FILE, WEIGHTS_FILE, LOG_FILE, METRICS_FILE)
+MEMBER_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+TUNE_RESULT_FILES = (CONFIG_FILE, WEIGHTS_FILE, LOG_FILE, METRICS_FILE)
+
+
+def _is_file_of(name: str, files: tuple[str, ...]) -> bool:
+    """Whether ``name`` is one of ``files`` or the temporary file of an interrupted write of one."""
+    match = TEMPORARY.fullmatch(name)
+    return name in files or (match is not None and match["name"] in files)
+
+
+def _numbered(name: str) -> bool:
+    return name.isascii() and name.isdigit()
+
+
+def _train_owns(parts: tuple[str, ...]) -> bool:
+    """Whether ``parts`` (a path inside a folder) is a name of a 'made train' run."""
+    if len(parts) == 1:
+        return parts[0] == CHECKPOINT_DIR or _is_file_of(parts[0], TRAIN_FILES)
+    return (
+        len(parts) == 2
+        and parts[0] == CHECKPOINT_DIR
+        and (
+            parts[1] == STATE_FILE
+            or CHECKPOINT_FILE.fullmatch(parts[1]) is not None
+            or CHECKPOINT_TEMPORARY.fullmatch(parts[1]) is not None
+        )
+    )
+
+
+def _member_owns(parts: tuple[str, ...]) -> bool:
+    """Whether ``parts`` is a name of a mixture's members/: members/N/config.json and its weights."""
+    if len(parts) == 1 or (len(parts) == 2 and _numbered(parts[1])):
+        return True
+    return len(parts) == 3 and _numbered(parts[1]) and _is_file_of(parts[2], MEMBER_FILES)
+
+
+def _owned(parts: tuple[str, ...], writer: str) -> bool:
+    """Whether ``parts`` (a path inside a run folder) is a name of the layout above that ``writer`` (the
+    command that wrote the run) writes."""
+    head = parts[0]
+    if writer == "train":
+        return _train_owns(parts)
+    if head == MEMBERS_DIR:
+        return _member_owns(parts)
+    if writer == "mix":
+        return len(parts) == 1 and _is_file_of(head, (CONFIG_FILE, METRICS_FILE))
+    if head == TRIALS_DIR:  # a tune's
+        return len(parts) == 1 or (_numbered(parts[1]) and (len(parts) == 2 or _train_owns(parts[2:])))
+    return len(parts) == 1 and (STUDY_FILES.fullmatch(head) is not None or _is_file_of(head, TUNE_RESULT_FILES))
+
+
+def run_writer(folder: str | Path) -> str | None:
+    """The command that wrote the run in ``folder`` ('train', 'mix' or 'tune'), None where it holds no run."""
+    folder = Path(folder)
+    if (folder / STUDY_FILE).exists() or (folder / TRIALS_DIR).is_dir():
+        return "tune"
+    if started_by_train(folder):
+        return "train"
+    if (folder / CONFIG_FILE).is_file():
+        try:
+            return "mix" if is_mixture(folder) else "train"
+        except CheckpointError:
+            return "train"
+    return None
+
+
+def foreign_files(folder: str | Path) -> list[str]:
+    """The paths inside ``folder`` (relative, sorted) that made did not write: all of them where it holds
+    no run, else those outside the layout of the command that wrote it (a folder outside the layout is
+    listed, not its content). Other commands' outputs (samples.png ...) are made's, never foreign."""
+    folder = Path(folder)
+    writer = run_writer(folder)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        inside = Path(root).relative_to(folder).parts
+        for name in sorted(dirs + files):
+            parts = (*inside, name)
+            if writer is None or not (_owned(parts, writer) or (len(parts) == 1 and name in MADE_OUTPUTS)):
+                found.append("/".join(parts))
+                if name in dirs:
+                    dirs.remove(name)
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run folder a command may write: ``replaces`` is the run there (its writer) that it replaces, or
+    None; ``keep`` the layout names it keeps in place (a tune continued keeps its study and trials)."""
+
+    out: Path
+    command: str
+    replaces: str | None
+    keep: tuple[str, ...]
+
+
+def claim_folder(out: str | Path, command: str, overwrite: bool) -> Claim:
+    """Check, before anything is written, that ``command`` may write its run into ``out``: refuse an empty
+    name, a folder with a symbolic link inside, a run of another command or one already there (but a tune
+    continues its own) unless ``overwrite``, and files made did not write unless ``overwrite``; even then
+    refuse those in the way of what the command writes or replaces, as none of them is ever deleted."""
+    path = named_folder(out)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"--out {out}: a symbolic link to nothing; choose another --out")
+    if not path.exists():
+        return Claim(path, command, None, ())
+    if not path.is_dir():
+        raise ValueError(f"--out {out}: not a folder; choose another --out")
+    check_no_links(path)
+    writer = run_writer(path)
+    continues = command == "tune" and writer == "tune"
+    if writer is not None and not continues and not overwrite:
+        what = f"holds a run of made {writer}"
+        if writer == command:
+            what = "already holds a mixture" if command == "mix" else "already holds a run"
+        hint = f"continue it with --resume {out}, " if writer == "train" == command else ""
+        raise ValueError(f"{out} {what}; {hint}choose another --out, or pass --overwrite to replace it")
+    foreign = foreign_files(path)
+    if foreign and not overwrite:
+        raise ValueError(
+            f"{path / foreign[0]}: {out} holds files made did not write; choose another --out, or pass "
+            "--overwrite to write beside them (made deletes no file it did not write)"
+        )
+    keep = (TRIALS_DIR, *(n for n in os.listdir(path) if STUDY_FILES.fullmatch(n))) if continues else ()
+    in_the_way = _written_names(command) | _replaced_names(path, (writer,), keep)
+    for name in foreign:
+        if name.split("/")[0] in in_the_way:
+            raise ValueError(
+                f"{path / name}: made did not write this, and made {command} writes or replaces "
+                f"{name.split('/')[0]} there; move it away or choose another --out"
+            )
+    return Claim(path, command, None if continues else writer, keep)
+
+
+def _written_names(command: str) -> set[str]:
+    """The top-level names of a run folder that ``command`` writes (a tune's trials/ aside: it only adds
+    new trial folders there)."""
+    if command == "train":
+        return {*TRAIN_FILES, CHECKPOINT_DIR}
+    result = {CONFIG_FILE, METRICS_FILE, MEMBERS_DIR}
+    return result | {WEIGHTS_FILE, LOG_FILE, STUDY_FILE} if command == "tune" else result
+
+
+def _replaced_names(folder: Path, writers: tuple[str | None, ...], keep: tuple[str, ...]) -> set[str]:
+    """The top-level names of ``folder`` that a new run replaces: those of the run there (written by one of
+    ``writers``) and what other commands made of it (samples.png ...), but ``keep``."""
+    return {
+        name
+        for name in os.listdir(folder)
+        if name not in keep and any(w is not None and (_owned((name,), w) or name in MADE_OUTPUTS) for w in writers)
+    }
+
+
+def swap_in(claim: Claim, work: Path) -> None:
+    """Make the run built in ``work`` (a sibling folder) the run of ``claim.out``: the names of the run
+    there (but ``claim.keep``) are first moved aside into a sibling folder, then ``work``'s names moved
+    in, config.json and metrics.json last; only then is the folder set aside deleted. Files made did not
+    write stay where they are (one in the way is refused)."""
+    out = claim.out
+    out.mkdir(parents=True, exist_ok=True)
+    again = claim_folder(out, claim.command, overwrite=True)  # the folder may have changed since the claim
+    aside = out.parent / f".made-old-{uuid.uuid4().hex[:12]}"
+    aside.mkdir()
+    writers = (claim.replaces, run_writer(out))  # a tune that replaces another command's run is a tune's by now
+    for name in sorted(_replaced_names(out, writers, (*claim.keep, *again.keep))):
+        os.rename(out / name, aside / name)
+    last = (CONFIG_FILE, METRICS_FILE)
+    for name in sorted(os.listdir(work), key=lambda n: last.index(n) + 1 if n in last else 0):
+        os.rename(work / name, out / name)
+    work.rmdir()
+    shutil.rmtree(aside)
+
+
+@contextlib.contextmanager
+def built_beside(claim: Claim) -> Iterator[Path]:
+    """A new folder beside ``claim.out`` (so that a rename moves between them) to build a run in, swapped
+    in by :func:`swap_in` when the block ends, and removed if it fails: the run there stays whole."""
+    claim.out.parent.mkdir(parents=True, exist_ok=True)
+    work = claim.out.parent / f".made-new-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    swap_in(claim, work)
+
+
 @contextlib.contextmanager
 def new_run_folder(out: str | Path, options: dict, overwrite: bool) -> Iterator[Path]:
     """The folder a new run trains into, holding its ``args.json``: ``out`` itself, or, to replace
-    a run already there (only with ``overwrite``), a sibling temporary folder swapped in once the
-    new run is complete, so a failed or killed new run leaves the old one whole."""
-    out = Path(out)
-    replacing = holds_run(out)
-    if replacing and not overwrite:
-        raise ValueError(
-            f"{out} already holds a run; continue it with --resume {out}, choose another --out or pass --overwrite"
-        )
-    if out.is_dir() and not replacing:  # a run replaced is only renamed and deleted, which follows no link
-        check_no_links(out)
-        for name in (LOG_FILE, WEIGHTS_FILE, METRICS_FILE):
-            if (out / name).exists() and not (out / name).is_file():
-                raise ValueError(
-                    f"{out / name}: not a regular file, where made train writes its {name}; "
-                    "remove it or choose another --out"
-                )
-    work = out.parent / f".made-new-{uuid.uuid4().hex[:12]}" if replacing else out
-    work.mkdir(parents=True, exist_ok=not replacing)
-    try:
+    a run already there (only with ``overwrite``), a folder beside it swapped in once the new run is
+    complete (:func:`built_beside`), so a failed or killed new run leaves the old one whole."""
+    claim = claim_folder(out, "train", overwrite)
+    if claim.replaces is None:
+        claim.out.mkdir(parents=True, exist_ok=True)
+        write_args(claim.out, options)
+        yield claim.out
+        return
+    with built_beside(claim) as work:
         write_args(work, options)
         yield work
-    except BaseException:
-        if replacing:
-            shutil.rmtree(work, ignore_errors=True)
-        raise
-    if replacing:
-        aside = work.with_name(work.name.replace(".made-new-", ".made-old-"))
-        os.rename(out, aside)
-        os.rename(work, out)
-        shutil.rmtree(aside)
 
 
 def write_metrics(run_dir: str | Path, metrics: dict) -> None:
@@ -341,17 +525,6 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ results moved between folders (made tune)
-def clear_result(run_dir: str | Path) -> None:
-    """Remove the result of a run (a single model's files or a mixture's members), config.json first so
-    the folder is never taken for a run half removed; only these names, never through a symbolic link."""
-    run = Path(run_dir)
-    check_no_links(run)
-    for name in RESULT_FILES:
-        (run / name).unlink(missing_ok=True)
-    if (run / MEMBERS_DIR).is_dir():
-        shutil.rmtree(run / MEMBERS_DIR)
-
-
 def copy_run(source: str | Path, dest: str | Path) -> None:
     """Copy a finished single model's run (weights, log, config: the config last, as a folder without
     it is no run) into ``dest``; its metrics are the caller's to write."""

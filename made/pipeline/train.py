@@ -18,7 +18,16 @@ from ..data.fields import SchemaError
 from ..families import DEFAULT_MIN_SCALE
 from ..inference.evaluate import evaluate_nll
 from ..io.atomic import CheckpointError
-from ..io.run import CHECKPOINT_DIR, LOG_FILE, check_resumable, new_run_folder, read_args, save_model, write_metrics
+from ..io.run import (
+    CHECKPOINT_DIR,
+    LOG_FILE,
+    check_resumable,
+    named_folder,
+    new_run_folder,
+    read_args,
+    save_model,
+    write_metrics,
+)
 from ..model import MADE
 from ..training.distributed import ProcessInfo, init_from_env, shutdown
 from ..training.loop import TrainConfig, fit
@@ -167,7 +176,7 @@ def train_settings(
     sees the data and model before training, ``on_epoch`` each epoch's record. Returns the metrics
     (None outside the main process of a distributed run) and the run folder."""
     data = settings_data(settings)
-    folder = Path(out or f"runs/{data.splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = named_folder(out) if out is not None else Path(f"runs/{data.splits.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     model = build_model(data, settings.dtype, device, settings.columns.min_scale, **settings.model)
     new = info.is_main and not resume
     with new_run_folder(folder, settings.to_json(), overwrite) if new else contextlib.nullcontext(folder) as work:

@@ -47,6 +47,9 @@ def create_tables(url: str) -> None:
             if attempt == SCHEMA_TRIES - 1:
                 raise
             time.sleep(0.5)
+        except sqlalchemy.exc.SQLAlchemyError as err:  # no server there, no such file, refused login ...
+            cause = str(getattr(err, "orig", None) or err).splitlines()[0]
+            raise ValueError(f"--storage: cannot open the database ({cause})") from None
 
 
 def machine_seed(seed: int, key: str) -> int:

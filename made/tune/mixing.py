@@ -12,11 +12,11 @@ import torch
 
 from ..data.columns import encode_splits, in_original_units
 from ..inference.evaluate import evaluate_nll, summarize_nll
-from ..io.run import clear_result, copy_run, load_run, read_metrics, save_mixture, write_metrics
+from ..io.run import Claim, built_beside, copy_run, load_run, read_metrics, save_mixture, write_metrics
 from ..model.mixture import Mixture, check_member_log_probs, em_weights
 from ..pipeline import all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
 
-__all__ = ["MIN_WEIGHT", "MixedRuns", "mix_runs", "keep_result"]
+__all__ = ["MIN_WEIGHT", "MixedRuns", "run_difference", "mix_runs", "keep_result"]
 
 
 # Members whose fitted weight is below this are dropped and the others refitted: they would cost
@@ -35,6 +35,35 @@ class MixedRuns:
     kept: list[int]
 
 
+# The options behind the fields of a run's data section and of its schema's columns, for messages.
+DATA_FLAGS = {"dataset": "--dataset", "path": "--data", "data_dir": "--data-dir", "split_seed": "--split-seed"}
+DATA_FLAGS |= {"header": "--header"}
+COLUMN_FLAGS = {"type": "--schema", "components": "--components", "categories": "--schema or --max-categories"}
+
+
+def run_difference(first: dict, other: dict) -> str | None:
+    """What differs between two runs' configs in what a mixture needs alike (their data, its columns as
+    modelled, the context), named by the option behind it (``--components (3 and 1) in column 2``);
+    None when nothing does."""
+    data, data_other = first.get("data") or {}, other.get("data") or {}
+    for key in sorted(set(data) | set(data_other)):
+        if data.get(key) != data_other.get(key):
+            return (
+                f"the data they were trained on: {DATA_FLAGS.get(key, key)} ({data_other.get(key)} and {data.get(key)})"
+            )
+    columns, columns_other = first.get("schema") or [], other.get("schema") or []
+    if len(columns) != len(columns_other):
+        return f"their number of columns ({len(columns_other)} and {len(columns)})"
+    for i, (column, column_other) in enumerate(zip(columns, columns_other)):
+        for key in sorted(set(column) | set(column_other)):
+            if column.get(key) != column_other.get(key):
+                what = COLUMN_FLAGS.get(key, f"the {key} fitted")
+                return f"{what} ({column_other.get(key)} and {column.get(key)}) in column {i + 1}"
+    if first.get("context") != other.get("context"):
+        return f"--context ({other.get('context')} and {first.get('context')})"
+    return None
+
+
 def mix_runs(
     folders: list[str | Path], device: torch.device, fit_weights: bool = True, beat: float = math.inf
 ) -> MixedRuns | None:
@@ -47,11 +76,11 @@ def mix_runs(
     for folder, (model, config) in zip(folders, loaded):
         if isinstance(model, Mixture):
             raise ValueError(f"{folder} is a mixture; mix the runs it was made of instead")
-        differ = [k for k in ("data", "schema", "context") if config.get(k) != loaded[0][1].get(k)]
-        if differ:
+        difference = run_difference(loaded[0][1], config)
+        if difference:
             raise ValueError(
-                f"{folder} was trained on other data than {folders[0]} (their {', '.join(differ)} "
-                "sections differ); a mixture's members model the same data"
+                f"{folder} and {folders[0]} differ in {difference}; a mixture's members model the same data, "
+                "with the same columns"
             )
     config = loaded[0][1]
     dtype = getattr(torch, config["eval"]["dtype"])
@@ -95,17 +124,18 @@ def mix_runs(
     return MixedRuns(model, metrics, extra, kept)
 
 
-def keep_result(out: str | Path, chosen: str | Path | MixedRuns, summary: dict) -> dict:
-    """Make ``out`` the run folder of ``chosen``: a finished single model's run folder (copied) or a
-    mixture, replacing an earlier result; its metrics carry ``summary`` (under the key it has) and are
-    returned."""
-    clear_result(out)
-    if isinstance(chosen, MixedRuns):
-        save_mixture(out, chosen.model, chosen.extra)
-        metrics = chosen.metrics
-    else:
-        copy_run(chosen, out)
-        metrics = read_metrics(chosen)
-    metrics = {**metrics, **summary}
-    write_metrics(out, metrics)
+def keep_result(claim: Claim, chosen: str | Path | MixedRuns, summary: dict) -> dict:
+    """Make ``claim.out`` (claimed by :func:`made.io.run.claim_folder`) the run folder of ``chosen``: a finished
+    single model's run folder (copied) or a mixture. The result is built beside it and swapped in, the run
+    it replaces moved aside first (:func:`made.io.run.built_beside`); its metrics carry ``summary`` (under
+    the key it has) and are returned."""
+    with built_beside(claim) as work:
+        if isinstance(chosen, MixedRuns):
+            save_mixture(work, chosen.model, chosen.extra)
+            metrics = chosen.metrics
+        else:
+            copy_run(chosen, work)
+            metrics = read_metrics(chosen)
+        metrics = {**metrics, **summary}
+        write_metrics(work, metrics)
     return metrics

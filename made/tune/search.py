@@ -12,6 +12,7 @@ Optuna is imported inside the functions that need it, so ``import made`` does no
 
 from __future__ import annotations
 
+import hashlib
 import math
 import socket
 import time
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..io.run import STUDY_FILE, is_finished
+import numpy as np
+
+from ..io.run import STUDY_FILE, is_finished, trial_folder
 from ..model.settings import flag_of
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "train_argv",
     "Budget",
     "budget_key",
+    "data_fingerprint",
+    "storage_url",
     "open_study",
     "fail_interrupted",
     "ranked_trials",
@@ -121,9 +126,23 @@ def train_argv(values: dict[str, Any]) -> list[str]:
     return argv
 
 
-def budget_key(out: Path) -> str:
-    """The study user attribute holding the seconds this machine has spent on the tune into ``out``."""
-    return f"seconds:{socket.gethostname()}:{out.resolve()}"
+def budget_key(out: Path, shared: bool = False) -> str:
+    """The study user attribute holding the seconds spent on the tune into ``out``: one for a study of its
+    own (so that the folder may move), one per machine and folder name in ``shared`` storage (no absolute
+    path, so that a folder moved on its machine keeps its budget)."""
+    return f"seconds:{socket.gethostname()}:{out.resolve().name}" if shared else "seconds"
+
+
+def data_fingerprint(splits: Any) -> str:
+    """SHA-256 of a tune's data as read (each split's dtype, shape and values, and labels where it has them):
+    recorded in the study, so that a file changed between two sessions is noticed, wherever it lies."""
+    digest = hashlib.sha256()
+    arrays = [splits.train, splits.valid, splits.test, *(splits.labels or ())]
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 class Budget:
@@ -150,22 +169,87 @@ class Budget:
             self.saved_at = now
 
 
-def open_study(out: Path, storage: str | None, name: str, record: dict, seed: int) -> Any:
+# The packages that provide the database drivers SQLAlchemy asks for, by the module it imports.
+DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+    "asyncpg": "asyncpg",
+    "oracledb": "oracledb",
+    "pyodbc": "pyodbc",
+}
+
+
+def storage_url(out: Path, storage: str | None) -> str:
+    """The database URL of a tune's study: ``storage`` checked (parsed, its driver installed), or the
+    default ``sqlite:///OUT/study.db`` with the path escaped, so that no character of ``--out`` (``?``,
+    ``#``, ``%``) moves the database elsewhere."""
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if storage is None:
+        return URL.create("sqlite", database=str((out / STUDY_FILE).resolve())).render_as_string()
+    try:
+        url = make_url(storage)
+    except ArgumentError:
+        raise ValueError(
+            f"--storage {storage!r}: not a database URL; write one like postgresql://USER@HOST/DB or sqlite:///FILE"
+        ) from None
+    shown = url.render_as_string(hide_password=True)
+    try:
+        dialect = url.get_dialect()
+    except ArgumentError:
+        raise ValueError(f"--storage {shown}: SQLAlchemy knows no database {url.drivername!r}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as err:
+        package = DRIVER_PACKAGES.get(err.name or "", err.name)
+        raise ValueError(
+            f"--storage {shown}: its driver {err.name} is not installed; pip install '{package}'"
+        ) from None
+    return storage
+
+
+def _study_mismatch(where: str, stored: dict, record: dict, source: str) -> str:
+    """Why a study cannot continue with ``record``: the first setting that differs from the one it was started with."""
+    key = next(k for k in sorted(set(stored) | set(record)) if stored.get(k) != record.get(k))
+    if key == "data_sha256":
+        return (
+            f"{source} changed since {where} was started (its content's SHA-256 was {str(stored.get(key))[:12]}..., "
+            f"now {record[key][:12]}...), so its trials were scored on other data; restore the file, or tune "
+            "the new data into another --out"
+        )
+    return (
+        f"{where} was started with {key} {stored.get(key)!r}, not {record.get(key)!r}; give the options it was "
+        "started with, or choose another --out, --storage or --study-name"
+    )
+
+
+def open_study(out: Path, storage: str | None, name: str, record: dict, seed: int, source: str = "the data") -> Any:
     """Create or reopen the study (``sqlite:///OUT/study.db`` unless ``storage``); refuse one whose
-    trials were trained with another ``record`` (the data and the fixed training options)."""
+    trials were trained with another ``record`` (the data's content and the options that shape the trials),
+    naming ``source`` (the data file) when its content changed."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     from .pruning import KindMedianPruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
+    url = storage_url(out, storage)
+    if storage is None:  # the database file's folder
+        out.mkdir(parents=True, exist_ok=True)
     sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)  # parallel trials spread out
     settings = {"study_name": name, "storage": url, "sampler": sampler, "pruner": KindMedianPruner(**PRUNING)}
     try:
-        study, created = optuna.create_study(**settings, direction="minimize"), True
-    except optuna.exceptions.DuplicatedStudyError:  # an earlier session's, or another machine's
-        study, created = optuna.load_study(**settings), False
+        try:
+            study, created = optuna.create_study(**settings, direction="minimize"), True
+        except optuna.exceptions.DuplicatedStudyError:  # an earlier session's, or another machine's
+            study, created = optuna.load_study(**settings), False
+    except SQLAlchemyError as err:
+        shown = "--storage" if storage else f"the study in {out}"
+        cause = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise ValueError(f"{shown}: cannot open the database ({cause})") from None
     stored = study.user_attrs.get("record")
     started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
     if stored is None:
@@ -176,16 +260,13 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
     elif stored != record and not started:  # a tune that failed before any trial (a mistyped file name)
         study.set_user_attr("record", record)
     elif stored != record:
-        differ = sorted(k for k in set(stored) | set(record) if stored.get(k) != record.get(k))
-        raise ValueError(
-            f"study {name!r} in {url} was started with other {', '.join(differ)}; "
-            "choose another --out, --storage or --study-name"
-        )
+        raise ValueError(_study_mismatch(f"study {name!r}", stored, record, source))
     return study
 
 
 def fail_interrupted(study: Any, host_key: str) -> int:
-    """Mark as failed the trials an interrupted session of this tune left running; returns how many."""
+    """Mark as failed the trials an interrupted session of this tune left running, and queue their settings
+    to be tried again; returns how many."""
     from optuna.trial import TrialState
 
     stale = [
@@ -195,17 +276,19 @@ def fail_interrupted(study: Any, host_key: str) -> int:
     ]
     for t in stale:
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params)  # the settings it was trying are tried again
     return len(stale)
 
 
-def ranked_trials(study: Any, host_key: str) -> list[Any]:
-    """Finished trials of this machine's tune whose run folder is here, best validation NLL first."""
+def ranked_trials(study: Any, host_key: str, out: Path) -> list[Any]:
+    """Finished trials of this tune (``host_key``'s) whose run folder in ``out`` has finished, best validation
+    NLL first; the folder is found from the trial's number, so a tune folder may be moved or copied."""
     from optuna.trial import TrialState
 
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("owner") == host_key and is_finished(t.user_attrs["folder"])
+        if t.user_attrs.get("owner") == host_key and is_finished(trial_folder(out, t.number))
     ]
     return sorted(done, key=lambda t: (t.value, t.number))
 

@@ -59,6 +59,19 @@ def test_library_case(what, make):
     assert bad_inputs.run_library_case(what, make)[1] == documented_rows("Library")[what][0]
 
 
+def test_every_round3_case_is_documented():
+    assert set(documented_rows(bad_inputs.ROUND3)) == {case.what for case in bad_inputs.ROUND3_CASES}
+
+
+@pytest.mark.parametrize("case", bad_inputs.ROUND3_CASES, ids=lambda case: case.what)
+def test_round3_case(case):
+    """Folders, studies and signals (issue 25): refused in one line, with nothing written."""
+    outcome = bad_inputs.run_case(case)
+    status, message, written = documented_rows(bad_inputs.ROUND3)[case.what]
+    assert (str(outcome.status), outcome.message, outcome.written) == (status, message, written)
+    assert outcome.status == 2 and "error:" in outcome.message and written == "nothing"
+
+
 # ------------------------------------------------ round 3: values, columns and mixtures (issue 25)
 def test_every_round_3_values_case_is_documented():
     documented = documented_rows(bad_inputs.ROUND3_VALUES)

@@ -767,8 +767,8 @@ def test_errors_name_the_file_the_user_named(small_run, tmp_path, capsys):
     (tmp_path / "run" / "log.jsonl").mkdir(parents=True)
     assert main(["train", "--out", str(tmp_path / "run"), "--hidden", "4", "--epochs", "1", "--quiet"]) == 2
     assert error_line(capsys) == (
-        f"made: error: {tmp_path / 'run' / 'log.jsonl'}: not a regular file, where "
-        "made train writes its log.jsonl; remove it or choose another --out"
+        f"made: error: {tmp_path / 'run' / 'log.jsonl'}: {tmp_path / 'run'} holds files made did not write; "
+        "choose another --out, or pass --overwrite to write beside them (made deletes no file it did not write)"
     )
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["log.jsonl"]
     fifo = tmp_path / "fifo"

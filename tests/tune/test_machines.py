@@ -125,5 +125,5 @@ def test_a_missing_database_driver_is_named(data, tmp_path, monkeypatch, capsys)
     argv = ["tune", "--data", str(data), "--out", str(tmp_path / "run"), "--storage", "postgresql://u:secret@h/db"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "--storage postgresql://...: the Python driver" in err and "'psycopg'" in err
-    assert "pip install 'made[postgres]'" in err and "secret" not in err
+    assert "its driver psycopg is not installed; pip install 'psycopg[binary]'" in err
+    assert "secret" not in err

@@ -147,20 +147,20 @@ def test_no_trial_is_lost_or_counted_twice(machines):
     trials = study_of(url).get_trials()
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert not [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-    keys = [budget_key(out) for out in outs]
+    keys = [budget_key(out, shared=True) for out in outs]
     assert {t.user_attrs["owner"] for t in trials if t.state != optuna.trial.TrialState.WAITING} == set(keys)
     trained = []
     for out, key in zip(outs, keys):
         ours = [t for t in trials if t.user_attrs.get("owner") == key]
         # every trial a machine trained is in its own folder under its number, and no other
-        started = {t.number for t in ours if "folder" in t.user_attrs}
+        started = {t.number for t in ours if t.user_attrs.get("outcome") != "no time left to evaluate it"}
         assert {int(p.name) for p in (out / "trials").iterdir()} == started
         complete = [t for t in ours if t.state == optuna.trial.TrialState.COMPLETE]
         assert complete, f"{out} finished no trial"
         for t in complete:
-            assert Path(t.user_attrs["folder"]) == (out / "trials" / str(t.number)).resolve()
-            assert metrics_of(t.user_attrs["folder"])["valid_nll"] == t.value
-            assert metrics_of(share / "trials" / str(t.number)) == metrics_of(t.user_attrs["folder"])
+            folder = out / "trials" / str(t.number)
+            assert metrics_of(folder)["valid_nll"] == t.value
+            assert metrics_of(share / "trials" / str(t.number)) == metrics_of(folder)
         trained += started
     assert len(trained) == len(set(trained))  # no trial trained by both
     # nor the same settings twice: the starting trials are queued once, and the machines' samplers differ
@@ -176,13 +176,13 @@ def test_each_machine_keeps_its_own_budget(machines):
     outs, _, url = machines
     study = study_of(url)
     for out in outs:
-        used, metrics = study.user_attrs[budget_key(out)], metrics_of(out)
+        used, metrics = study.user_attrs[budget_key(out, shared=True)], metrics_of(out)
         # its own seconds (those its session counted, to its last save), not both machines': it trained until
         # its own budget, less the reserve for its end, was spent
         assert metrics["tune"]["seconds"] <= used and used > MINUTES * 60 / 2
         # and began no trial once its budget was spent (its session began its seconds before it wrote them)
         began = datetime.fromtimestamp((out / "metrics.json").stat().st_mtime - metrics["tune"]["seconds"])
-        ours = [t for t in study.get_trials() if t.user_attrs.get("owner") == budget_key(out)]
+        ours = [t for t in study.get_trials() if t.user_attrs.get("owner") == budget_key(out, shared=True)]
         assert max(t.datetime_start for t in ours) <= began + timedelta(minutes=MINUTES)
 
 
@@ -214,6 +214,6 @@ def test_collect_chooses_the_best_of_every_machine_on_validation(machines, tmp_p
         assert main(["eval", str(run), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["test_nll"] == pytest.approx(metrics_of(run)["test_nll"], rel=1e-6)
     # each machine's own tune ended on the best of the trials published by then, its own among them
-    for out, key in zip(outs, (budget_key(out) for out in outs)):
+    for out, key in zip(outs, (budget_key(out, shared=True) for out in outs)):
         own = min(t.value for t in complete if t.user_attrs["owner"] == key)
         assert metrics_of(out)["valid_nll"] <= own

@@ -1,12 +1,12 @@
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 
 from made.cli import build_parser, main
+from made.io.run import trial_folder
 from made.tune.pruning import KindMedianPruner
 from made.tune.search import SEARCH_SPACE, STARTING_TRIALS, budget_key, searched_options, train_argv
 
@@ -77,7 +77,7 @@ def test_each_trial_keeps_the_seconds_its_evaluation_took(tuned):
     done = study_of(tuned).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert done
     for trial in done:
-        metrics = json.loads((Path(trial.user_attrs["folder"]) / "metrics.json").read_text())
+        metrics = json.loads((trial_folder(tuned, trial.number) / "metrics.json").read_text())
         assert trial.user_attrs["eval_seconds"] == metrics["eval_seconds"] > 0
 
 
@@ -92,7 +92,7 @@ def test_tune_refuses_other_data_in_the_same_study(data, tmp_path, capsys):
     assert main(["tune", "--data", str(data), "--out", str(run), "--minutes", "0.1", "--quiet"]) in (0, 2)
     capsys.readouterr()
     assert main(["tune", "--out", str(run), "--minutes", "0.1", "--quiet"]) == 2
-    assert "was started with other data" in capsys.readouterr().err
+    assert "was started with --dataset None, not 'digits'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_final_mixture_of_the_best_trials(data, tuned, member_runs, tmp_path, ca
     from made.tune.mixing import mix_runs
     from made.tune.search import ranked_trials
 
-    ranked = ranked_trials(study_of(tuned), budget_key(tuned))
+    ranked = ranked_trials(study_of(tuned), budget_key(tuned), tuned)
     assert len(ranked) >= 2 and [t.value for t in ranked] == sorted(t.value for t in ranked)
     assert mix_runs(member_runs, torch.device("cpu"), beat=-math.inf) is None  # never better than -inf
     mixed = mix_runs(member_runs, torch.device("cpu"))
@@ -230,10 +230,10 @@ def test_made_mix_refusals(data, member_runs, tmp_path, capsys):
     cases = [
         ([first, "--out", str(tmp_path / "x")], "needs two or more runs"),
         ([first, second, "--out", first], "is one of the runs mixed"),
-        ([first, second, "--out", str(tmp_path / "six")], "holds a trained run"),
-        ([first, second, "--out", str(out)], "already holds a mixture; pass --overwrite"),
+        ([first, second, "--out", str(tmp_path / "six")], "holds a run of made train"),
+        ([first, second, "--out", str(out)], "already holds a mixture; choose another --out, or pass --overwrite"),
         ([first, str(out), "--out", str(tmp_path / "y")], "is a mixture; mix the runs it was made of"),
-        ([first, str(tmp_path / "six"), "--out", str(tmp_path / "z")], "was trained on other data"),
+        ([first, str(tmp_path / "six"), "--out", str(tmp_path / "z")], "differ in the data they were trained on"),
     ]
     for argv, message in cases:
         assert main(["mix", *argv]) == 2
@@ -307,7 +307,9 @@ def test_a_tune_that_failed_before_any_trial_can_be_rerun_with_other_data(tmp_pa
     assert again.user_attrs["record"] == {"data": ["--data", "right.csv"]}
     trial = again.ask()
     again.tell(trial, 1.0)
-    with pytest.raises(ValueError, match="was started with other data"):
+    with pytest.raises(
+        ValueError, match=r"was started with data \['--data', 'right.csv'\], not \['--data', 'third.csv'\]"
+    ):
         open_study(tmp_path, None, "made", {"data": ["--data", "third.csv"]}, 0)
 
 
@@ -370,4 +372,4 @@ def test_made_mix_refuses_runs_with_and_without_context(tmp_path, capsys):
     capsys.readouterr()
     assert main(["mix", *runs, "--out", str(tmp_path / "mixed")]) == 2
     err = capsys.readouterr().err
-    assert f"{runs[1]} was trained on other data than {runs[0]} (their context sections differ" in err
+    assert f"{runs[1]} and {runs[0]} differ in --context" in err
