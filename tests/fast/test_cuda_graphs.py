@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from made import MADE
-from made.fast.cuda_graphs import GraphedSampler
+from made.inference.graphed import GraphedSampler
 from made.fast.replay import GraphedBatches
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
