@@ -73,7 +73,7 @@ def batched_nll(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    masks = [None] if ensemble is None else [model.masks(seed) for seed in model.ensemble_seeds(ensemble)]
+    masks = [None] if ensemble is None else [model.masks(seed) for seed in model.pool.ensemble_seeds(ensemble)]
     if model.validate_args:
         model.check_values(data)  # the shape, then the values
     else:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from made import MADE
-from made.inference.graphed import GraphedSampler
 from made.fast.replay import GraphedBatches
+from made.inference.graphed import GraphedSampler
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

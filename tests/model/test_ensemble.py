@@ -102,7 +102,7 @@ def test_train_and_test_use_the_same_pool():
     for step in range(4):
         model.mask_for_step(step)
         trained.append(int(model.mask_seed))
-    assert trained == model.ensemble_seeds(4) == model.mask_seeds
+    assert trained == model.pool.ensemble_seeds(4) == model.mask_seeds
     assert len(set(trained)) == 4
 
 
@@ -122,7 +122,7 @@ def test_mask_of_a_step_depends_on_the_step_alone(num_masks):
         assert all(torch.equal(a, b) for a, b in zip(fresh.buffers(), buffers_by_step[step]))
     if num_masks == "unlimited":
         assert len(set(masks_by_step)) == 10  # a fresh mask every minibatch
-        assert not set(masks_by_step) & set(walked.ensemble_seeds(300))  # evaluation masks are other draws
+        assert not set(masks_by_step) & set(walked.pool.ensemble_seeds(300))  # evaluation masks are other draws
     else:
         assert masks_by_step == [walked.mask_seeds[s % 3] for s in range(10)]
 
