@@ -14,12 +14,14 @@ additions. :class:`LayerKernels` (one per masked layer, owning that layer's cach
 The caller may scope a choice with ``with fast_path(mode):`` (per thread and task, a
 :class:`~contextvars.ContextVar`). Reused weights are keyed on the tensors' identity and version
 counters and on a count of backward passes into the layer's parameters (fused optimizers update
-weights without bumping version counters, and every such update follows a backward); weights
-built while gradients are pending are never reused by a later call.
+weights without bumping version counters, and every such update follows a backward). Weights built
+while that count cannot tell (gradients pending, so a step may follow; or a parameter that does not
+require gradients, so no backward into it is counted) serve the call that built them only.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -126,20 +128,23 @@ class ParameterWatch:
 
     def __init__(self) -> None:
         self.backwards = 0
-        self.watched: tuple[int, ...] = ()
+        self.hooked: list[weakref.ref[Tensor]] = []
 
     def _count(self, _: Tensor) -> None:
         self.backwards += 1
 
     def key(self, *params: Tensor | None) -> tuple:
         """A key that changes with every in-place edit, replacement or backward pass of ``params``."""
-        ids = tuple(id(p) for p in params)
-        if ids != self.watched:
-            for p in params:
-                if p is not None and p.requires_grad and p.is_leaf:
-                    p.register_post_accumulate_grad_hook(self._count)
-            self.watched = ids
+        for p in params:
+            if p is not None and p.requires_grad and p.is_leaf and not any(r() is p for r in self.hooked):
+                p.register_post_accumulate_grad_hook(self._count)
+                self.hooked = [r for r in self.hooked if r() is not None] + [weakref.ref(p)]
         return tensor_key(*params) + (self.backwards,)
+
+    def sees_updates(self, *params: Tensor | None) -> bool:
+        """Whether :meth:`key` will change with any update of ``params``: each is watched (it requires
+        gradients) and none has a gradient that an optimizer step may still apply."""
+        return all(p is None or (p.requires_grad and p.is_leaf and p.grad is None) for p in params)
 
 
 class MaskedWeights(Protocol):
@@ -170,6 +175,10 @@ class LayerKernels:
         self.plan: tuple[tuple, TrainingPlan | None, Tensor] | None = None
         self.plan_seen: tuple | None = None
         self.product = ReuseBuffer()
+
+    def forget_weights(self) -> None:
+        """Free the reused effective weights (training is about to change them)."""
+        self.frozen = None
 
     def pick(self, layer: MaskedWeights, x: Tensor, mask: Tensor) -> Kernel | None:
         """The kernel for ``layer(x, mask)``, or None for the plain ``F.linear(x, W * M, b)``."""
@@ -231,9 +240,9 @@ class LayerKernels:
         params = (layer.weight, layer.bias, layer.conditioning)
         key = self.watch.key(*params) + cache_key(mask)
         frozen = self.frozen
-        if frozen is None or frozen.key != key or frozen.pending:
+        if frozen is None or frozen.key != key or frozen.single_use:
             frozen = self.frozen = FrozenWeights(key, mask, *self.effective(layer, mask))
-            frozen.pending = any(p is not None and p.grad is not None for p in params)
+            frozen.single_use = not self.watch.sees_updates(*params)
         frozen.uses += 1
         frozen.rows += inputs // max(layer.weight.shape[1], 1)
         blocks = frozen.blocks

@@ -66,4 +66,4 @@ class FrozenWeights:
         self.uses = 0
         self.rows = 0
         self.blocks: BlockTriangular | None = None
-        self.pending = False  # built while gradients were pending: an optimizer step may follow unseen
+        self.single_use = False  # built while an update could go unseen: serves its own call only

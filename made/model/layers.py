@@ -112,7 +112,7 @@ class MaskedLinear(nn.Linear):
 
     def train(self, mode: bool = True) -> MaskedLinear:
         if mode:
-            self.kernels.frozen = None  # training changes the weights: free the reused ones
+            self.kernels.forget_weights()
         return super().train(mode)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> MaskedLinear:

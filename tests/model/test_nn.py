@@ -374,3 +374,22 @@ def test_fast_path_choice_is_scoped_to_its_thread():
         thread.join()
         assert made.fast.dispatch.get_fast_path() == "off"
     assert seen == ["auto"] and made.fast.dispatch.get_fast_path() == "auto"
+
+
+def test_reused_weights_follow_a_layer_unfrozen_after_its_first_evaluation():
+    """Fine-tuning: parameters that did not require gradients when first evaluated, then do."""
+    layer = made_layer(conditioning=True)
+    layer.requires_grad_(False)
+    x = torch.randn(20, 200, dtype=torch.float64)
+    with torch.no_grad():
+        layer(x)
+    layer.requires_grad_(True)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, fused=fused_adam_available())
+    layer(x).square().sum().backward()
+    opt.step()
+    opt.zero_grad()
+    with torch.no_grad():
+        fast = layer(x)
+        with fast_path("off"):
+            plain = layer(x)
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
