@@ -193,9 +193,8 @@ class LayerKernels:
         return partial(self.train_product, layer, mask=mask)
 
     def applies(self, layer: MaskedWeights, mask: Tensor) -> bool:
-        """Not traced (torch.compile, torch.func; checked first: dynamo cannot read the mode), not
-        turned off, and no inference tensors (made
-        under ``torch.inference_mode()``): their in-place changes no version counter tracks."""
+        """Not traced (torch.compile, torch.func; checked first: dynamo cannot read the mode), not turned
+        off, and no inference tensors (made under ``torch.inference_mode()``): no version counter tracks them."""
         return not traced() and get_fast_path() != "off" and not layer.weight.is_inference() and not mask.is_inference()
 
     def mask_like_weight(self, layer: MaskedWeights, mask: Tensor) -> Tensor:
