@@ -3,8 +3,8 @@ r"""Sampling speed: our incremental sampler against D-pass samplers, ours and th
 For D = 784 binary dimensions and each hidden architecture, times drawing n
 samples with:
 
-* ``made`` -- ``MADE.sample``: every hidden unit computed once (made/inference/sampling.py);
-* ``made, CUDA graph`` (GPU only) -- ``made.fast.cuda_graphs.GraphedSampler``: the same
+* ``made`` -- ``MADE.sample``: every hidden unit computed once (made/model/sampling.py);
+* ``made, CUDA graph`` (GPU only) -- ``made.inference.graphed.GraphedSampler``: the same
   sampler recorded once for n samples and replayed as one CUDA graph (its build time,
   warm-up and recording included, is given in the row's name);
 * ``made naive`` -- ``made.model.sampling.sample_naive``: D full forward passes;
@@ -47,7 +47,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from made import MADE
-from made.fast.cuda_graphs import GraphedSampler
+from made.inference.graphed import GraphedSampler
 from made.model.sampling import sample_incremental, sample_naive
 
 D = 784

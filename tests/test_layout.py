@@ -37,9 +37,7 @@ LAYERS: list[set[str]] = [
     {"made", "__main__"},  # the package's own face: `from made import MADE`, `python -m made`
 ]
 # Package imports allowed against the layers, each with why it stays for now.
-LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("fast", "model"): "made/fast/cuda_graphs.py replays MADE's sampler; it leaves on the fast-path rework (issue 22)",
-}
+LAYER_EXCEPTIONS: dict[tuple[str, str], str] = {}
 # What the command line may import: it parses (its options come from made.config), calls the pipeline and
 # tuning, and prints (pictures included). From made.io.run it may take the names of run-folder files, which
 # its help texts name, and nothing else.

@@ -1,3 +1,3 @@
-r"""The speed paths of masked layers, all exact: one switch (:mod:`~made.fast.dispatch`), reused effective
-weights (:mod:`~made.fast.frozen`) block-triangular products (:mod:`~made.fast.blocks`)
-and, on a GPU, sampling replayed from a CUDA graph (:mod:`~made.fast.cuda_graphs`)."""
+r"""The exact speed paths of masked layers: the choice of kernel and its caches (:mod:`~made.fast.dispatch`),
+reused effective weights (:mod:`~made.fast.frozen`), block-triangular products (:mod:`~made.fast.blocks`) and,
+on a GPU, CUDA-graph recording and replay (:mod:`~made.fast.replay`). Imports nothing of made's other packages."""

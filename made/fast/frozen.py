@@ -66,3 +66,4 @@ class FrozenWeights:
         self.uses = 0
         self.rows = 0
         self.blocks: BlockTriangular | None = None
+        self.single_use = False  # built while an update could go unseen: serves its own call only

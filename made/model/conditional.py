@@ -3,7 +3,7 @@ r"""Conditional inference: p(x_missing | x_observed) under orderings that put th
 An autoregressive model gives the marginal of a *prefix* of its ordering for free,
 so conditionals are exact when the observed dimensions come first. For an
 observed set O this module replaces each mask c of the mixture (the current mask
-when ``ensemble`` is None, else the first K of :meth:`MADE.ensemble_seeds`) by the
+when ``ensemble`` is None, else the first K of :meth:`MaskPool.ensemble_seeds`) by the
 mask c^O: the hidden degrees drawn from c's seed, with c's ordering stably
 re-sorted so that O comes first (each group keeps its order under c). The
 distribution used is the uniform mixture of the reordered masks,
@@ -58,7 +58,7 @@ def observed_first(ordering: Tensor, observed: Tensor) -> Tensor:
 
 def mixture_seeds(model: MADE, ensemble: int | None) -> list[int]:
     """Mask seeds of the mixture: the current mask, or the k masks ``log_prob(x, ensemble=k)`` averages."""
-    return [int(model.mask_seed)] if ensemble is None else model.ensemble_seeds(ensemble)
+    return [int(model.mask_seed)] if ensemble is None else model.pool.ensemble_seeds(ensemble)
 
 
 def conditional_orderings(model: MADE, seeds: list[int], observed: Tensor) -> list[Tensor]:
@@ -66,9 +66,9 @@ def conditional_orderings(model: MADE, seeds: list[int], observed: Tensor) -> li
     observed = observed.cpu()
     orderings = []
     for seed in seeds:
-        ordering, _ = model.connectivity(seed)
+        ordering, _ = model.pool.connectivity(seed)
         reordered = observed_first(ordering, observed)
-        if not model.reorders and not torch.equal(reordered, ordering):
+        if not model.pool.reorders and not torch.equal(reordered, ordering):
             raise ValueError(
                 "the observed dimensions are not the first ones of the model's ordering "
                 f"({ordering[: int(observed.sum())].tolist()}), and the model was not trained with "

@@ -185,7 +185,7 @@ class MADEDistribution(Distribution):
         validate_args: bool | None = None,
     ) -> None:
         if ensemble is not None:
-            model.ensemble_seeds(ensemble)  # refuses a bad size now, in one line
+            model.pool.ensemble_seeds(ensemble)  # refuses a bad size now, in one line
         size = model.context_size
         if size and (not isinstance(context, Tensor) or context.dim() == 0 or context.shape[-1] != size):
             got = None if not isinstance(context, Tensor) else list(context.shape)

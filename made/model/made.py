@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -27,7 +28,7 @@ from .layers import ACTIVATIONS, MaskedLinear, install
 from .masks import check_path_counts, make_ordering
 from .network import Masks, Network, build_network
 from .nll import batched_nll
-from .pool import POOL_STREAM, MaskPool, check_pool_state, derive_seeds
+from .pool import MaskPool, check_pool_state
 from .sampling import sample_incremental
 
 __all__ = ["MADE", "NarrowLayerWarning"]
@@ -54,7 +55,7 @@ def _warn_narrow(hidden_sizes: list[int], num_inputs: int) -> None:
         )
 
 
-class MADE(MaskPool, nn.Module):
+class MADE(nn.Module):
     """Masked Autoencoder for Distribution Estimation.
 
     Takes the fields of :class:`~made.model.config.MADEConfig` as arguments (``num_inputs`` and
@@ -99,13 +100,14 @@ class MADE(MaskPool, nn.Module):
             in_width, self.hidden_sizes, out_width, config.direct, self.blocks_spec, self.dropout
         )
         self._build_layers(config.conditioning)
+        self.pool = self._build_pool()
         self.register_buffer("ordering", torch.arange(num_inputs))
         self.register_buffer("mask_seed", torch.tensor(0, dtype=torch.long))
-        pool = 1 if self.num_masks == "unlimited" else self.num_masks
         # The pool travels with the state: [seed, pool seeds...] (seeds are below 2^62).
-        self.register_buffer("mask_pool", torch.tensor([self.seed, *derive_seeds(self.seed, POOL_STREAM, pool)]))
+        self.register_buffer("mask_pool", torch.tensor([self.seed, *self.pool.seeds]))
         self.register_load_state_dict_pre_hook(check_pool_state)
-        self.set_mask_seed(self.mask_seeds[0])
+        self.register_load_state_dict_post_hook(MADE._adopt_loaded_pool)
+        self.set_mask_seed(self.pool.seeds[0])
 
     def _build_layers(self, conditioning: bool) -> None:
         """One masked layer per link of the network, registered under the link's name, in order."""
@@ -122,17 +124,50 @@ class MADE(MaskPool, nn.Module):
             for layer in self.masked_layers():
                 layer.reset_orthogonal()
 
+    def _build_pool(self) -> MaskPool:
+        """The mask pool of this model's settings (its seeds derived from ``seed``)."""
+        return MaskPool(
+            self.seed,
+            self.num_inputs,
+            self.ordering_spec,
+            self.num_masks,
+            self.resample,
+            self.degree_rule,
+            self.sorted_degrees,
+            self.context_size,
+            self.network,
+            tuple(self.family.inputs_per_dim),
+            tuple(self.family.params_per_dim),
+        )
+
     # ----------------------------------------------------------------- masks
     def masked_layers(self) -> list[MaskedLinear]:
         """Every masked layer in the network's order: hidden layers, blocks, output, direct connection."""
         return list(self._layers.values())
 
+    @property
+    def mask_seeds(self) -> list[int]:
+        """Seeds of the pool's masks (one for ``"unlimited"``, whose masks derive from ``seed``)."""
+        return list(self.pool.seeds)
+
+    @mask_seeds.setter
+    def mask_seeds(self, seeds: Sequence[int]) -> None:
+        """Replace the pool's seeds (a checkpoint may store other ones than the seed derives)."""
+        self.pool = self.pool.with_seeds(seeds)
+        self.mask_pool = torch.tensor([self.seed, *self.pool.seeds], device=self.mask_pool.device)
+
+    def _adopt_loaded_pool(self, _: object) -> None:
+        """After ``load_state_dict``: the pool takes the seeds of the loaded ``mask_pool`` buffer."""
+        self.pool = self.pool.with_seeds(self.mask_pool[1:].tolist())
+
     def current_masks(self) -> Masks:
         """The model's own current mask as a value (its layers' mask buffers, not copies)."""
-        ordering = self.ordering.cpu()
-        _, drawn = self.connectivity(int(self.mask_seed), ordering)
-        degrees = self.network.degrees(*self.unit_degrees(ordering), drawn)
+        ordering, degrees = self.pool.degrees(int(self.mask_seed), self.ordering.cpu())
         return Masks(ordering, degrees, {name: layer.mask for name, layer in self._layers.items()})
+
+    def masks(self, mask_seed: int, ordering: Tensor | None = None) -> Masks:
+        """The mask drawn from ``mask_seed`` as a value on the model's device (see :meth:`MaskPool.masks`)."""
+        return self.pool.masks(mask_seed, ordering, self.output.mask.device)
 
     @torch.no_grad()
     def set_mask_seed(self, mask_seed: int, ordering: Tensor | None = None) -> None:
@@ -148,6 +183,29 @@ class MADE(MaskPool, nn.Module):
         self.ordering.copy_(masks.ordering)
         self.mask_seed.fill_(mask_seed)
 
+    def set_mask(self, index: int) -> None:
+        """Use mask ``index`` of the pool."""
+        self.set_mask_seed(self.pool.seed_of(index))
+
+    def mask_for_step(self, step: int) -> None:
+        """Select the training mask of minibatch ``step``: the pool's cycle, or a fresh draw."""
+        seed = self.pool.training_seed(step)
+        if seed is not None:
+            self.set_mask_seed(seed)
+
+    @contextmanager
+    def using_mask(self, mask_seed: int, ordering: Tensor | None = None) -> Iterator[None]:
+        """Make the mask of ``mask_seed`` the model's own inside a ``with`` block, then restore it.
+
+        This changes the model for every caller; :meth:`masks` gives a mask as a value instead.
+        """
+        current_seed, current_ordering = int(self.mask_seed), self.ordering.cpu().clone()
+        self.set_mask_seed(mask_seed, ordering)
+        try:
+            yield
+        finally:
+            self.set_mask_seed(current_seed, current_ordering)
+
     def path_counts(self, masks: Masks | None = None) -> Tensor:
         """Paths from each input unit to each output unit under ``masks`` (the current mask by default)."""
         masks = self.current_masks() if masks is None else masks
@@ -157,7 +215,7 @@ class MADE(MaskPool, nn.Module):
         """Raise ``ValueError`` unless the path counts of ``masks`` (default: the current
         mask) vanish wherever an output's position is not after the input's."""
         masks = self.current_masks() if masks is None else masks
-        check_path_counts(self.path_counts(masks), *self.unit_degrees(masks.ordering))
+        check_path_counts(self.path_counts(masks), *self.pool.unit_degrees(masks.ordering))
 
     # --------------------------------------------------------------- density
     def check_input(self, x: Tensor, context: Tensor | None, values: bool | None = None) -> None:
@@ -294,7 +352,7 @@ class MADE(MaskPool, nn.Module):
         batch, x, context = flatten_batch(x, context, self.num_inputs, self.context_size)
         if ensemble is None:
             return self.conditional_log_probs(x, context, None, validate_args).sum(dim=-1).reshape(batch)
-        seeds = self.ensemble_seeds(ensemble)
+        seeds = self.pool.ensemble_seeds(ensemble)
         joint = [self.conditional_log_probs(x, context, self.masks(seed), validate_args).sum(dim=-1) for seed in seeds]
         return (torch.logsumexp(torch.stack(joint), dim=0) - math.log(len(seeds))).reshape(batch)
 

@@ -172,7 +172,7 @@ class Mixture(nn.Module):
         if ensemble is None:
             return self.ensembles[i]
         try:
-            self.members[i].ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
+            self.members[i].pool.ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"member {i} of this mixture: {error}; without it each member averages its own masks"

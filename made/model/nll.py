@@ -40,7 +40,7 @@ def batched_nll(
     are): evaluation is without dropout, and concurrent callers see nothing of it.
     """
     batch_size = as_count(batch_size, "batch_size")
-    masks = [None] if ensemble is None else [model.masks(seed) for seed in model.ensemble_seeds(ensemble)]
+    masks = [None] if ensemble is None else [model.masks(seed) for seed in model.pool.ensemble_seeds(ensemble)]
     if model.validate_args:
         model.check_values(data)  # the shape, then the values
     else:

@@ -1,4 +1,5 @@
-r"""The mask pool: every mask is a pure function of the model's seed and a mask seed.
+r"""The mask pool, a part of every MADE (``model.pool``): every mask is a pure function of the model's
+seed and a mask seed, and the mask of a training step a pure function of the seed and the step.
 
 DDP needs no broadcast, checkpoints store seeds, ensembles are reproducible, and evaluating another
 mask (:meth:`MaskPool.masks`) never changes what another caller of the model sees.
@@ -6,19 +7,20 @@ mask (:meth:`MaskPool.masks`) never changes what another caller of the model see
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .distribution import as_count
-from .masks import hidden_degrees, make_ordering
-from .network import Masks, unit_degrees
+from .masks import DegreeRule, hidden_degrees, make_ordering
+from .network import Masks, Network, unit_degrees
 
 if TYPE_CHECKING:
+    from .arguments import Resample
     from .made import MADE
 
 __all__ = [
@@ -68,7 +70,7 @@ def check_mask_rules(module: MADE, state: dict, prefix: str = "") -> None:
     seed = state.get(prefix + "mask_seed")
     if not isinstance(seed, Tensor) or seed.numel() != 1 or seed.dtype.is_floating_point:
         return  # no mask seed (or a malformed one, which torch's own shape check names)
-    drawn = module.masks(int(seed), device="cpu")
+    drawn = module.pool.masks(int(seed), device="cpu")
     stored = {"ordering": drawn.ordering, **{f"{name}.mask": mask for name, mask in drawn.links.items()}}
     for key, expected in stored.items():
         value = state.get(prefix + key)
@@ -81,29 +83,43 @@ def check_mask_rules(module: MADE, state: dict, prefix: str = "") -> None:
             )
 
 
+@dataclass(frozen=True, eq=False)
 class MaskPool:
-    """The mask methods of :class:`~made.MADE`: which masks its pool holds, how each is drawn, and which
-    one the model uses.
+    """Which masks a MADE's pool holds, how each is drawn, and which one each training step uses.
 
-    A mixin: it reads the model's ``seed``, ``num_inputs``, ``ordering_spec``, ``num_masks``, ``resample``,
-    ``degree_rule``, ``sorted_degrees``, ``context_size``, ``family``, ``network`` and the buffers
-    ``mask_pool``, ``mask_seed`` and ``ordering``, and sets masks with ``set_mask_seed``.
+    A value built from the model's settings: ``size`` is ``num_masks`` (``"unlimited"``: a fresh
+    draw every step), ``seeds`` the seeds of the pool's masks (one for ``"unlimited"``, whose masks
+    derive from ``seed``), ``ordering`` the ordering argument, ``inputs_per_dim`` and
+    ``params_per_dim`` the family's units per dimension. It changes nothing: the model sets the
+    mask it returns (:meth:`MADE.set_mask_seed`).
     """
 
-    @property
-    def mask_seeds(self) -> list[int]:
-        """Seeds of the pool's masks (one for ``"unlimited"``, whose masks derive from ``seed``)."""
-        return self.mask_pool[1:].tolist()
+    seed: int
+    num_inputs: int
+    ordering: str | list[int]
+    size: int | Literal["unlimited"]
+    resample: Resample
+    degree_rule: DegreeRule
+    sorted_degrees: bool
+    context_size: int
+    network: Network
+    inputs_per_dim: tuple[int, ...]
+    params_per_dim: tuple[int, ...]
+    seeds: tuple[int, ...] = ()
 
-    @mask_seeds.setter
-    def mask_seeds(self, seeds: Sequence[int]) -> None:
-        """Replace the pool's seeds (a checkpoint may store other ones than the seed derives)."""
-        self.mask_pool = torch.tensor([self.seed, *seeds], device=self.mask_pool.device)
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            count = 1 if self.size == "unlimited" else self.size
+            object.__setattr__(self, "seeds", tuple(derive_seeds(self.seed, POOL_STREAM, count)))
+
+    def with_seeds(self, seeds: Sequence[int]) -> MaskPool:
+        """The same pool with other mask seeds (a checkpoint may store other ones than the seed derives)."""
+        return replace(self, seeds=tuple(int(s) for s in seeds))
 
     @property
     def resamples(self) -> bool:
         """Whether connectivity changes between minibatches (a pool of more than one mask)."""
-        return self.num_masks != 1
+        return self.size != 1
 
     @property
     def reorders(self) -> bool:
@@ -120,7 +136,7 @@ class MaskPool:
         A given ``ordering`` replaces the drawn one and leaves the degrees as drawn.
         """
         base = torch.Generator().manual_seed(self.seed)
-        drawn = make_ordering(self.num_inputs, self.ordering_spec, base)
+        drawn = make_ordering(self.num_inputs, self.ordering, base)
         draw = torch.Generator().manual_seed(mask_seed)
         if self.reorders:
             drawn = torch.randperm(self.num_inputs, generator=draw)
@@ -144,53 +160,40 @@ class MaskPool:
 
     def unit_degrees(self, ordering: Tensor) -> tuple[Tensor, Tensor]:
         """Degrees of the network's input units (data then context) and output units."""
-        family = self.family
-        return unit_degrees(ordering, family.inputs_per_dim, family.params_per_dim, self.context_size)
+        return unit_degrees(ordering, self.inputs_per_dim, self.params_per_dim, self.context_size)
+
+    def degrees(self, mask_seed: int, ordering: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The ordering and every group's degrees of the mask of ``mask_seed``."""
+        ordering, drawn = self.connectivity(mask_seed, ordering)
+        return ordering, self.network.degrees(*self.unit_degrees(ordering), drawn)
 
     def masks(self, mask_seed: int, ordering: Tensor | None = None, device: torch.device | str | None = None) -> Masks:
         """The mask drawn from ``mask_seed`` as a value (see :class:`~made.model.network.Masks`).
 
         A pure function of the seed (and ``ordering``, which replaces the seed's but keeps
-        its hidden degrees); the model is unchanged. Degrees are drawn on the CPU, masks
-        compared on ``device`` (the model's by default) so large masks never cross the bus.
+        its hidden degrees). Degrees are drawn on the CPU, masks compared on ``device`` so
+        large masks never cross the bus.
         """
-        ordering, drawn = self.connectivity(mask_seed, ordering)
-        device = self.output.mask.device if device is None else device
-        degrees = self.network.degrees(*self.unit_degrees(ordering), drawn)
+        ordering, degrees = self.degrees(mask_seed, ordering)
         return Masks(ordering, degrees, self.network.masks([d.to(device) for d in degrees]))
 
-    @contextmanager
-    def using_mask(self, mask_seed: int, ordering: Tensor | None = None) -> Iterator[None]:
-        """Make the mask of ``mask_seed`` the model's own inside a ``with`` block, then restore it.
+    def seed_of(self, index: int) -> int:
+        """The mask seed of mask ``index`` of the pool (cycling through a finite pool)."""
+        if self.size == "unlimited":
+            return self.ensemble_seeds(index + 1)[index]
+        return self.seeds[index % self.size]
 
-        This changes the model for every caller; :meth:`masks` gives a mask as a value instead.
-        """
-        current_seed, current_ordering = int(self.mask_seed), self.ordering.cpu().clone()
-        self.set_mask_seed(mask_seed, ordering)
-        try:
-            yield
-        finally:
-            self.set_mask_seed(current_seed, current_ordering)
-
-    def set_mask(self, index: int) -> None:
-        """Use mask ``index`` of the pool."""
-        if self.num_masks == "unlimited":
-            self.set_mask_seed(self.ensemble_seeds(index + 1)[index])
-        else:
-            self.set_mask_seed(self.mask_seeds[index % self.num_masks])
-
-    def mask_for_step(self, step: int) -> None:
-        """Select the training mask of minibatch ``step``: the pool's cycle, or a fresh draw."""
-        if self.num_masks == "unlimited":
-            self.set_mask_seed(derive_seeds(self.seed, TRAIN_STREAM, 1, offset=step)[0])
-        elif self.num_masks > 1:
-            self.set_mask(step)
+    def training_seed(self, step: int) -> int | None:
+        """The mask seed of minibatch ``step``: the pool's cycle, a fresh draw, or None (one fixed mask)."""
+        if self.size == "unlimited":
+            return derive_seeds(self.seed, TRAIN_STREAM, 1, offset=step)[0]
+        return self.seed_of(step) if self.size > 1 else None
 
     def ensemble_seeds(self, k: int) -> list[int]:
         """Seeds of the k masks an ensemble averages: the pool's first k, or k fixed draws."""
         k = as_count(k, "ensemble (a number of masks)")
-        if self.num_masks == "unlimited":
+        if self.size == "unlimited":
             return derive_seeds(self.seed, ENSEMBLE_STREAM, k)
-        if k > self.num_masks:
-            raise ValueError(f"ensemble of {k} masks asked, but the pool has only {self.num_masks}")
-        return self.mask_seeds[:k]
+        if k > self.size:
+            raise ValueError(f"ensemble of {k} masks asked, but the pool has only {self.size}")
+        return list(self.seeds[:k])

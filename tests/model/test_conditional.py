@@ -28,7 +28,7 @@ def reordered_mixture(model: MADE, seeds: list[int], observed: torch.Tensor, sta
     """Joint table of the uniform mixture of the masks with observed dimensions moved first, built by hand."""
     probs = []
     for seed in seeds:
-        own = model.connectivity(seed)[0].tolist()
+        own = model.pool.connectivity(seed)[0].tolist()
         ordering = [d for d in own if observed[d]] + [d for d in own if not observed[d]]
         with model.using_mask(seed, torch.tensor(ordering)):
             probs.append(model.log_prob(states, context).exp())
@@ -87,7 +87,7 @@ def test_order_agnostic_conditional_is_the_reordered_mixtures(num_masks, resampl
     model = sharp(MADE(5, [16, 16], num_masks=num_masks, resample=resample, direct=True, seed=2))
     states = all_binary(5)
     observed = torch.tensor([False, True, False, True, False])
-    seeds = [int(model.mask_seed)] if ensemble is None else model.ensemble_seeds(ensemble)
+    seeds = [int(model.mask_seed)] if ensemble is None else model.pool.ensemble_seeds(ensemble)
     joint = reordered_mixture(model, seeds, observed, states)
     x = torch.tensor([0.0, 1, 0, 0, 1], dtype=torch.float64)
     check_against_table(model, joint, states, x, observed, ensemble, seed=2)
@@ -98,7 +98,7 @@ def test_order_agnostic_conditional_with_context():
     states = all_binary(4)
     context = torch.tensor([[0.5, -1.0]], dtype=torch.float64).expand(len(states), -1)
     observed = torch.tensor([False, False, True, False])
-    joint = reordered_mixture(model, model.ensemble_seeds(3), observed, states, context)
+    joint = reordered_mixture(model, model.pool.ensemble_seeds(3), observed, states, context)
     x = torch.tensor([0.0, 0, 1, 0], dtype=torch.float64)
     check_against_table(model, joint, states, x, observed, 3, context=context, seed=3)
 
@@ -109,11 +109,11 @@ def test_weights_of_the_ensemble_matter():
     states, observed = all_binary(5), torch.tensor([False, True, False, True, False])
     x = torch.tensor([0.0, 1, 0, 0, 1], dtype=torch.float64)
     weighted = brute_force_conditional(
-        reordered_mixture(model, model.ensemble_seeds(4), observed, states), states, x, observed
+        reordered_mixture(model, model.pool.ensemble_seeds(4), observed, states), states, x, observed
     )[0]
     per_mask = [
         brute_force_conditional(reordered_mixture(model, [s], observed, states), states, x, observed)[0]
-        for s in model.ensemble_seeds(4)
+        for s in model.pool.ensemble_seeds(4)
     ]
     assert 0.5 * (weighted - torch.stack(per_mask).mean(0)).abs().sum() > 0.01
 

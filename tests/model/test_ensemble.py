@@ -116,7 +116,7 @@ def test_non_integral_counts_are_refused_naming_the_argument(bad):
     model = MADE(4, [8], num_masks=3).double()
     x = torch.zeros(2, 4, dtype=torch.float64)
     with pytest.raises(TypeError, match=r"^ensemble \(a number of masks\) must be an integer, got [^\n]*$"):
-        model.ensemble_seeds(bad)
+        model.pool.ensemble_seeds(bad)
     with pytest.raises(TypeError, match=r"^batch_size must be an integer, got [^\n]*$"):
         model.per_example_nll(x, batch_size=bad)
     if bad is not None:  # None: one completion, as documented
@@ -131,7 +131,7 @@ def test_train_and_test_use_the_same_pool():
     for step in range(4):
         model.mask_for_step(step)
         trained.append(int(model.mask_seed))
-    assert trained == model.ensemble_seeds(4) == model.mask_seeds
+    assert trained == model.pool.ensemble_seeds(4) == model.mask_seeds
     assert len(set(trained)) == 4
 
 
@@ -151,7 +151,7 @@ def test_mask_of_a_step_depends_on_the_step_alone(num_masks):
         assert all(torch.equal(a, b) for a, b in zip(fresh.buffers(), buffers_by_step[step]))
     if num_masks == "unlimited":
         assert len(set(masks_by_step)) == 10  # a fresh mask every minibatch
-        assert not set(masks_by_step) & set(walked.ensemble_seeds(300))  # evaluation masks are other draws
+        assert not set(masks_by_step) & set(walked.pool.ensemble_seeds(300))  # evaluation masks are other draws
     else:
         assert masks_by_step == [walked.mask_seeds[s % 3] for s in range(10)]
 

@@ -211,12 +211,12 @@ def test_mask_with_a_given_ordering_keeps_the_seeds_degrees_and_is_restored():
     with model.using_mask(seed, ordering):
         assert model.ordering.tolist() == ordering.tolist()
         model.check_autoregressive()
-        assert model.connectivity(seed, ordering)[1][0].tolist() == model.connectivity(seed)[1][0].tolist()
+        assert model.pool.connectivity(seed, ordering)[1][0].tolist() == model.pool.connectivity(seed)[1][0].tolist()
         hidden = model.hidden[1].mask.clone()
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     model.set_mask_seed(seed)
     assert torch.equal(model.hidden[1].mask, hidden)  # same degrees, so same hidden-to-hidden mask
-    assert model.reorders and not MADE(6, [12], num_masks=3, resample="connectivity").reorders
+    assert model.pool.reorders and not MADE(6, [12], num_masks=3, resample="connectivity").pool.reorders
     with pytest.raises(ValueError, match="permutation"):
         model.set_mask_seed(seed, torch.tensor([0, 0, 1, 2, 3, 4]))
 
@@ -239,7 +239,7 @@ def test_fixed_degrees_are_sorted_so_every_mask_is_a_staircase_in_storage_order(
         stairs = find_staircase(layer.mask)
         assert stairs is not None and stairs.row_order is None and stairs.col_order is None
     pool = MADE(30, [64], num_masks=4, seed=3)  # degrees redrawn per mask stay unsorted, as in the paper
-    degrees = pool.connectivity(pool.mask_seeds[1])[1][0]
+    degrees = pool.pool.connectivity(pool.mask_seeds[1])[1][0]
     assert not torch.equal(degrees, degrees.sort().values)
 
 

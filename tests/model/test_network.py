@@ -54,7 +54,7 @@ def test_every_block_is_autoregressive_and_normalized(blocks, standin_block):
     blocks = [standin_block] * 2 if blocks == "standin" else blocks
     for model in models(blocks):
         model = model.double().eval()
-        for seed in model.ensemble_seeds(1 if model.num_masks == 1 else 2):
+        for seed in model.pool.ensemble_seeds(1 if model.num_masks == 1 else 2):
             model.check_autoregressive(model.masks(seed))
         if model.family.name == "bernoulli":
             x = all_binary(model.num_inputs)

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import made.fast.dispatch
 from made.fast.dispatch import fast_path
 from made.model.layers import MaskedLinear
 
@@ -103,7 +104,7 @@ def test_training_on_the_staircase_equals_the_plain_path_step_after_step(conditi
                 optimizers[mode].zero_grad()
                 torch.tanh(layer(x)).square().sum().backward()
                 optimizers[mode].step()
-        assert (layers["auto"]._plan is not None) == (step > 0)
+        assert (layers["auto"].kernels.plan is not None) == (step > 0)
         for fast, plain in zip(layers["auto"].parameters(), layers["off"].parameters()):
             torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-12)
     assert torch.all(layers["auto"].weight.grad[~layers["auto"].mask] == 0)
@@ -115,7 +116,7 @@ def test_a_mask_that_changes_every_step_keeps_the_dense_product():
     for step in range(4):
         layer.set_mask(masks[step % 2])
         layer(torch.randn(5, 300, dtype=torch.float64)).sum().backward()
-    assert layer._plan is None
+    assert layer.kernels.plan is None
 
 
 def test_two_forwards_before_one_backward_keep_their_own_products():
@@ -218,7 +219,7 @@ def test_pickles_carry_no_caches(tmp_path):
         expected = layer(x)  # and the reused weights
     torch.save(layer, tmp_path / "layer.pt")
     loaded = torch.load(tmp_path / "layer.pt", weights_only=False)
-    assert loaded._frozen is None and loaded._product.tensor is None
+    assert loaded.kernels.frozen is None and loaded.kernels.product.tensor is None
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(copy.deepcopy(layer)(x), expected, rtol=1e-12, atol=1e-12)
@@ -278,7 +279,8 @@ def test_frozen_layer_equals_the_plain_path_until_rebuilt(mode, inputs):
         )
         layer.weight.mul_(2.0)
         rebuilt = layer.frozen(inputs)
-        torch.testing.assert_close(rebuilt(x), layer._plain(x, layer.mask), rtol=1e-12, atol=1e-12)
+        expected = F.linear(x, layer.masked_weight(), layer.bias) + (layer.conditioning * layer.mask).sum(1)
+        torch.testing.assert_close(rebuilt(x), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_frozen_layer_under_autograd_is_the_module_itself():
@@ -294,28 +296,100 @@ def test_a_new_mask_gets_block_products_only_over_enough_rows():
     with torch.no_grad():
         expected = F.linear(x, layer.masked_weight(), layer.bias)
         small = layer.frozen(300 * 300)  # 300 rows of a mask never seen: the dense product
-        assert layer._frozen.blocks is None
+        assert layer.kernels.frozen.blocks is None
         torch.testing.assert_close(small(x), expected, rtol=1e-12, atol=1e-12)
         layer.set_mask(made_layer(out=300, inp=300, seed=4).mask)
         expected = F.linear(x, layer.masked_weight(), layer.bias)
         large = layer.frozen(x.numel())  # enough rows to pay for finding the staircase
-        assert layer._frozen.blocks is not None
+        assert layer.kernels.frozen.blocks is not None
         torch.testing.assert_close(large(x), expected, rtol=1e-12, atol=1e-12)
         layer.weight.mul_(0.5)  # same mask, staircase known: blocks at once for 100 rows
         layer.frozen(300 * 100)
-        assert layer._frozen.blocks is not None
+        assert layer.kernels.frozen.blocks is not None
 
 
-def test_importing_made_has_no_side_effects():
-    """No optimizer hook until a masked layer is built (a fresh interpreter)."""
+def test_no_process_wide_optimizer_hook():
+    """Building and training a model registers no global optimizer hook (a fresh interpreter)."""
     import subprocess
     import sys
 
     code = (
-        "import torch.optim.optimizer as o; before = dict(o._global_optimizer_post_hooks); "
+        "import torch, torch.optim.optimizer as o; before = dict(o._global_optimizer_post_hooks); "
         "import made, made.cli, made.io.checkpoint, made.training.loop; "
-        "assert dict(o._global_optimizer_post_hooks) == before, 'hook at import'; "
-        "made.MADE(3, [4]); assert len(o._global_optimizer_post_hooks) == len(before) + 1"
+        "m = made.MADE(3, [4]); opt = torch.optim.Adam(m.parameters()); "
+        "m.log_prob(torch.ones(2, 3)).sum().backward(); opt.step(); "
+        "assert dict(o._global_optimizer_post_hooks) == before, 'global hook'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_reused_weights_built_between_backward_and_step_are_not_reused_after_it(fused):
+    """A fused optimizer updates weights without bumping their version counters."""
+    if fused and not fused_adam_available():
+        pytest.skip("no fused Adam on this build")
+    layer = made_layer(conditioning=True)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, fused=fused)
+    x = torch.randn(20, 200, dtype=torch.float64)
+    for _ in range(2):
+        layer(x).square().sum().backward()
+        with torch.no_grad():
+            layer(x), layer(x)  # evaluated while the step is pending
+        opt.step()
+        with torch.no_grad():
+            fast = layer(x)
+            with fast_path("off"):
+                plain = layer(x)
+        torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+        opt.zero_grad()  # set_to_none: the next backward is counted
+
+
+@pytest.mark.parametrize("mode", ["auto", "blocks"])
+def test_a_layer_used_under_inference_mode_then_trained_and_evaluated(mode):
+    """Caches made under torch.inference_mode() hold inference tensors; autograd refuses them outside."""
+    layer = made_layer(out=300, inp=300, conditioning=True)
+    x = torch.randn(30, 300, dtype=torch.float64)
+    with fast_path(mode):
+        with torch.inference_mode():
+            inside = layer(x), layer(x)
+        loss = layer(x).square().sum()
+        loss.backward()
+        with torch.no_grad():
+            after = layer(x)
+    with fast_path("off"), torch.no_grad():
+        plain = layer(x)
+    torch.testing.assert_close(inside[1], plain, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(after, plain, rtol=1e-12, atol=1e-12)
+    assert torch.all(layer.weight.grad[~layer.mask] == 0)
+
+
+def test_fast_path_choice_is_scoped_to_its_thread():
+    import threading
+
+    seen = []
+    with fast_path("off"):
+        thread = threading.Thread(target=lambda: seen.append(made.fast.dispatch.get_fast_path()))
+        thread.start()
+        thread.join()
+        assert made.fast.dispatch.get_fast_path() == "off"
+    assert seen == ["auto"] and made.fast.dispatch.get_fast_path() == "auto"
+
+
+def test_reused_weights_follow_a_layer_unfrozen_after_its_first_evaluation():
+    """Fine-tuning: parameters that did not require gradients when first evaluated, then do."""
+    layer = made_layer(conditioning=True)
+    layer.requires_grad_(False)
+    x = torch.randn(20, 200, dtype=torch.float64)
+    with torch.no_grad():
+        layer(x)
+    layer.requires_grad_(True)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, fused=fused_adam_available())
+    layer(x).square().sum().backward()
+    opt.step()
+    opt.zero_grad()
+    with torch.no_grad():
+        fast = layer(x)
+        with fast_path("off"):
+            plain = layer(x)
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)

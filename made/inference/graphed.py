@@ -8,7 +8,9 @@ graph, so a draw costs the kernels alone.
 
 Its scope is explicit: the object owns the recorded graph and the weights it read,
 which are the model's weights and masks when it was built. Drawing after the model's
-weights changed is refused (build a new sampler). Draws equal :meth:`MADE.sample`'s
+weights changed is refused (build a new sampler): an in-place edit, or a backward pass into
+them (which an optimizer step follows). Build it after the optimizer step, not between a
+backward pass and its step. Draws equal :meth:`MADE.sample`'s
 for the same generator state, since the noise is drawn the same way and fed in.
 """
 
@@ -17,19 +19,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..fast.dispatch import ParameterWatch
+from ..fast.replay import record_graph
 from ..model.made import MADE
 from ..model.network import Masks
 from ..model.sampling import IncrementalSampler
-from .dispatch import optimizer_steps, tensor_key
-from .replay import record_graph
 
 __all__ = ["GraphedSampler"]
-
-
-def _weights_key(model: MADE) -> tuple:
-    """Identity and version of the model's parameters, and the optimizer steps taken (fused
-    optimizers update in place without bumping version counters): changes with the weights."""
-    return tensor_key(*model.parameters()) + (optimizer_steps(),)
 
 
 class GraphedSampler:
@@ -49,7 +45,8 @@ class GraphedSampler:
         self.model, self.num_samples, self.device = model, num_samples, device
         self.dtype = model.output.weight.dtype
         self.sampler = IncrementalSampler(model, masks)
-        self.weights = _weights_key(model)
+        self.watch = ParameterWatch()
+        self.weights = self.watch.key(*model.parameters())
         self.uniform = torch.rand(num_samples, model.num_inputs, device=device, dtype=self.dtype)
         self.context = (
             torch.zeros(num_samples, model.context_size, device=device, dtype=self.dtype)
@@ -63,7 +60,7 @@ class GraphedSampler:
     @torch.no_grad()
     def sample(self, context: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """``[num_samples, D]`` new draws (a fresh tensor), as :meth:`MADE.sample` gives them."""
-        if _weights_key(self.model) != self.weights:
+        if self.watch.key(*self.model.parameters()) != self.weights:
             raise ValueError("the model's weights changed since this GraphedSampler was built; build a new one")
         if (context is None) != (self.context is None):
             raise ValueError("pass a context exactly when the model is conditional")
