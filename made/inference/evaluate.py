@@ -3,6 +3,7 @@ r"""Dataset-level metrics: mean NLL in nats with its standard error, and bits pe
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -82,7 +83,7 @@ def batched_nll(
         raise ValueError(f"context has {context.shape[0]} rows but data has {data.shape[0]}")
     device, dtype = model.output.weight.device, model.output.weight.dtype
     starts = range(0, data.shape[0], batch_size)
-    batches = (
+    batches: Iterable[tuple[Tensor, Tensor | None]] = (
         (
             data[s : s + batch_size].to(device=device, dtype=dtype),
             None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype),
@@ -96,14 +97,14 @@ def batched_nll(
     for i, mask in enumerate(masks):
         joint = total if i == 0 else torch.empty_like(total)
         log_prob = model.frozen_log_prob(data.shape[0], mask)
-        graphed = None
+        graphed: GraphedBatches | None = None
         for start, (x, c) in zip(starts, batches):
             if start == 0:
                 model.check_input(x, c, values=False)  # shapes, dtype and device: the same for every batch
                 if replay:  # every full batch replays the first one's kernels
                     graphed = GraphedBatches.or_none(log_prob, x, c)
-            full = graphed is not None and x.shape[0] == batch_size
-            joint[start : start + x.shape[0]] = graphed(x, c) if full else log_prob(x, c)
+            full = x.shape[0] == batch_size
+            joint[start : start + x.shape[0]] = graphed(x, c) if graphed is not None and full else log_prob(x, c)
         if i > 0:
             torch.logaddexp(total, joint, out=total)
     if len(masks) > 1:
@@ -112,7 +113,9 @@ def batched_nll(
 
 
 @torch.no_grad()
-def per_dimension_nll(model: MADE, data: Tensor, batch_size: int = 1000, context: Tensor | None = None) -> Tensor:
+def per_dimension_nll(
+    model: MADE | Mixture, data: Tensor, batch_size: int = 1000, context: Tensor | None = None
+) -> Tensor:
     """``-log p(x_d | x_<d)`` for every row and dimension, ``[N, D]`` in float64, under the
     current mask: the terms of the NLL, to see which dimensions make an example unlikely."""
     was_training = model.training
@@ -130,7 +133,7 @@ def per_dimension_nll(model: MADE, data: Tensor, batch_size: int = 1000, context
 
 
 def evaluate_nll(
-    model: MADE,
+    model: MADE | Mixture,
     data: Tensor,
     batch_size: int = 1000,
     ensemble: int | None = None,

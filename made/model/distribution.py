@@ -35,13 +35,15 @@ def as_sample_shape(size: int | Sequence[int] | torch.Size, name: str) -> torch.
     Bools and non-integers raise ``TypeError``, negative sizes ``ValueError``; the
     one-line message names the argument ``name`` as the caller wrote it.
     """
-    dims = list(size) if isinstance(size, (tuple, list, torch.Size)) else [size]
+    dims: list[object] = list(size) if isinstance(size, (tuple, list, torch.Size)) else [size]
+    checked = []
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
             raise TypeError(f"{name} must be a non-negative integer or a tuple of them, got {size!r}")
         if d < 0:
             raise ValueError(f"{name} must not be negative, got {size!r}")
-    return torch.Size(int(d) for d in dims)
+        checked.append(int(d))
+    return torch.Size(checked)
 
 
 def flatten_context(context: Tensor | None, batch: torch.Size, context_size: int) -> Tensor | None:

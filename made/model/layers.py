@@ -48,7 +48,7 @@ from ..fast.frozen import FrozenWeights, ReuseBuffer, ReusedProduct
 
 __all__ = ["MaskedLinear", "ACTIVATIONS", "install"]
 
-ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
 
 _CACHES = ("_float_mask", "_frozen", "_staircase", "_plan", "_plan_seen", "_product")
 
@@ -61,6 +61,10 @@ class MaskedLinear(nn.Linear):
     ``(U * M) 1``, the paper's conditioning weights (eq. 14): a learned bias that
     depends on the current connectivity, useful when masks are resampled.
     """
+
+    # Registered in __init__ (a buffer, and a parameter that may be None): declared for type checkers.
+    mask: Tensor
+    conditioning: nn.Parameter | None
 
     def __init__(
         self,
@@ -208,7 +212,7 @@ class MaskedLinear(nn.Linear):
     def effective(self, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``W * M`` and the bias, with the conditioning term ``(U * M) 1`` folded into it."""
         mask = self._mask_like_weight(self.mask if mask is None else mask)
-        bias = self.bias
+        bias: Tensor | None = self.bias
         if self.conditioning is not None:
             connectivity = (self.conditioning * mask).sum(dim=1)
             bias = connectivity if bias is None else bias + connectivity
@@ -242,9 +246,9 @@ class MaskedLinear(nn.Linear):
         if not self._blocks_pay(x.device):
             return None
         key = tensor_key(mask) + (self.weight.dtype, self.weight.device)
-        plan = self._plan
-        if plan is not None and plan[0] == key:
-            return plan[1]
+        cached = self._plan
+        if cached is not None and cached[0] == key:
+            return cached[1]
         if self._plan_seen != key and get_fast_path() != "blocks":
             self._plan_seen = key
             return None

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
+from ..families import Family
 from ..inference.conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
 from ..inference.evaluate import per_example_nll
+from .layers import MaskedLinear
 from .made import MADE
 
 __all__ = ["Mixture", "em_weights", "MAX_MEMBERS", "MIXTURE_HINTS"]
@@ -63,6 +66,8 @@ class Mixture(nn.Module):
         ensembles: per member, the number of masks its ``p_i`` averages (``None``: its current mask).
     """
 
+    weights: Tensor  # the buffer registered in __init__, declared for type checkers
+
     def __init__(
         self,
         members: Sequence[MADE],
@@ -86,6 +91,11 @@ class Mixture(nn.Module):
             raise ValueError(f"ensembles must have one entry per member ({len(members)}), got {len(self.ensembles)}")
         self.register_buffer("weights", self._normalized(weights, len(members)))
 
+    @property
+    def member_models(self) -> list[MADE]:
+        """The members as MADEs (``members``, the ``nn.ModuleList`` that registers them, holds them untyped)."""
+        return cast(list[MADE], list(self.members))
+
     @staticmethod
     def _normalized(weights: Sequence[float] | Tensor | None, count: int) -> Tensor:
         if weights is None:
@@ -98,27 +108,27 @@ class Mixture(nn.Module):
     # The attributes the CLI reads from a model, taken from the first member.
     @property
     def num_inputs(self) -> int:
-        return self.members[0].num_inputs
+        return self.member_models[0].num_inputs
 
     @property
-    def family(self) -> nn.Module:
-        return self.members[0].family
+    def family(self) -> Family:
+        return self.member_models[0].family
 
     @property
     def context_size(self) -> int:
-        return self.members[0].context_size
+        return self.member_models[0].context_size
 
     @property
-    def output(self) -> nn.Module:
+    def output(self) -> MaskedLinear:
         """The first member's output layer: its weight gives the mixture's device and dtype."""
-        return self.members[0].output
+        return self.member_models[0].output
 
     def _ensemble(self, i: int, ensemble: int | None) -> int | None:
         """Member i's mask count: ``ensemble`` when given (for every member), else its own."""
         if ensemble is None:
             return self.ensembles[i]
         try:
-            self.members[i].ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
+            self.member_models[i].ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
         except ValueError as error:
             raise ValueError(
                 f"member {i} of this mixture: {error}; without it each member averages its own masks"
@@ -131,7 +141,9 @@ class Mixture(nn.Module):
     # -------------------------------------------------------------- density
     def log_prob(self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[N]``: log-sum-exp of ``log w_i + log p_i(x)``."""
-        parts = torch.stack([m.log_prob(x, context, self._ensemble(i, ensemble)) for i, m in enumerate(self.members)])
+        parts = torch.stack(
+            [m.log_prob(x, context, self._ensemble(i, ensemble)) for i, m in enumerate(self.member_models)]
+        )
         return self.mixed_log_prob(parts)
 
     def mixed_log_prob(self, parts: Tensor) -> Tensor:
@@ -145,7 +157,7 @@ class Mixture(nn.Module):
         return -torch.stack(
             [
                 per_example_nll(m, data, batch_size, self._ensemble(i, ensemble), context)
-                for i, m in enumerate(self.members)
+                for i, m in enumerate(self.member_models)
             ]
         )
 
@@ -187,7 +199,7 @@ class Mixture(nn.Module):
             self.weights.to(device, torch.float64), num_samples, replacement=True, generator=generator
         )
         out = torch.empty(num_samples, self.num_inputs, device=device, dtype=dtype)
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             rows = (choice == i).nonzero().squeeze(1)
             if rows.numel():
                 ctx = None if context is None else context[rows]
@@ -202,7 +214,7 @@ class Mixture(nn.Module):
         reweighting below is exact for the mixture of those conditionals."""
         filled = torch.where(observed, x, torch.zeros_like(x))  # missing values (NaN) must not reach a product
         out = filled.new_zeros(len(self.members), x.shape[0])
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             seeds = mixture_seeds(member, self._ensemble(i, ensemble))
             for pattern, rows in observed_patterns(observed):
                 orderings = conditional_orderings(member, seeds, pattern)
@@ -221,7 +233,7 @@ class Mixture(nn.Module):
         conditional = torch.stack(
             [
                 m.conditional_log_prob(x, observed, context, self._ensemble(i, ensemble))
-                for i, m in enumerate(self.members)
+                for i, m in enumerate(self.member_models)
             ]
         )
         return torch.logsumexp(marginal + conditional, dim=0) - torch.logsumexp(marginal, dim=0)
@@ -246,7 +258,7 @@ class Mixture(nn.Module):
         posterior = torch.softmax(marginal.double(), dim=0)  # [M, N]
         choice = torch.multinomial(posterior.T, draws, replacement=True, generator=generator).T  # [draws, N]
         out = torch.empty(draws, *x.shape, device=x.device, dtype=self.output.weight.dtype)
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             picked = choice == i
             if bool(picked.any()):
                 out[picked] = member.impute(x, observed, draws, context, self._ensemble(i, ensemble), generator)[picked]

@@ -13,6 +13,7 @@ import torch
 from ..data.columns import encode_splits, in_original_units
 from ..inference.evaluate import evaluate_nll, summarize_nll
 from ..io.run import clear_result, copy_run, load_run, read_metrics, save_mixture, write_metrics
+from ..model.made import MADE
 from ..model.mixture import Mixture, em_weights
 from ..pipeline import all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
 
@@ -44,9 +45,11 @@ def mix_runs(
     equal weights. None too when the mixture's validation NLL is not below ``beat`` (then test is never
     scored)."""
     loaded = [load_run(folder, device) for folder in folders]
+    members: list[MADE] = []
     for folder, (model, config) in zip(folders, loaded):
         if isinstance(model, Mixture):
             raise ValueError(f"{folder} is a mixture; mix the runs it was made of instead")
+        members.append(model)
         differ = [k for k in ("data", "schema", "context") if config.get(k) != loaded[0][1].get(k)]
         if differ:
             raise ValueError(
@@ -60,7 +63,7 @@ def mix_runs(
     splits = encode_splits(schema, raw)
     batch = config["eval"]["batch_size"]
     context = {s: context_tensor(config.get("context"), raw, s) for s in ("valid", "test")}
-    candidates = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
+    candidates = Mixture([m.to(dtype) for m in members], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
     # every member scores valid once: EM, the choice of members and the mixture's figure all read these
     parts = candidates.member_log_probs(to_tensor(splits.valid), batch, None, context["valid"])
     kept, weights = list(range(len(folders))), None  # None: equal weights
@@ -69,7 +72,7 @@ def mix_runs(
         if len(kept) < 2:
             return None
         weights = em_weights(parts[kept])
-    model = Mixture([candidates.members[i] for i in kept], weights, [candidates.ensembles[i] for i in kept])
+    model = Mixture([candidates.member_models[i] for i in kept], weights, [candidates.ensembles[i] for i in kept])
     valid = in_original_units(summarize_nll(-model.mixed_log_prob(parts[kept]), model.num_inputs), schema)
     if not valid.nll < beat:
         return None

@@ -68,6 +68,7 @@ class Param:
         if self.choices:
             return trial.suggest_categorical(self.name, list(self.choices))
         if isinstance(self.default, int):
+            assert self.low is not None and self.high is not None  # every numeric row of the space has bounds
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
@@ -99,7 +100,7 @@ STARTING_TRIALS: tuple[dict[str, Any], ...] = (
 # Pruning within each kind of trial, one mask or a mask pool (made.tune.pruning), from the first finished one
 # on: the starting trials set the bar. Waiting for four pools let adult's first random ones (2 x 1354
 # units, two residual blocks) run to their cap at 19-20 nats against the starting pool's 13.07.
-PRUNING = {"n_startup_trials": 1, "n_warmup_steps": 2}
+PRUNING_STARTUP_TRIALS, PRUNING_WARMUP_STEPS = 1, 2
 
 
 def searched_options() -> set[str]:
@@ -169,7 +170,7 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
         study_name=name,
         storage=url,
         sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),  # parallel trials spread out
-        pruner=KindMedianPruner(**PRUNING),
+        pruner=KindMedianPruner(PRUNING_STARTUP_TRIALS, PRUNING_WARMUP_STEPS),
         direction="minimize",
         load_if_exists=True,
     )
