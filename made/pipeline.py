@@ -235,6 +235,7 @@ def train_run(
 def settings_data(settings: RunSettings) -> RunData:
     """The data of a ``made train`` run, read and modelled as its settings say."""
     data, model = settings.data, settings.model
+    assert data.split_seed is not None  # None ("the run's") is for commands that read a run; made train's is a seed
     spec = data_spec(data.dataset, data.data, data.data_dir, data.split_seed, data.header)
     return read_data(spec, model.schema, model.max_categories, model.components, model.context, settings.dtype)
 
@@ -446,8 +447,8 @@ def sample_run(
     """``num_samples`` exact draws of a run's model as data rows (decoded to the data's columns), from the
     mixture of ``ensemble`` masks if given, of class ``label`` for a run trained with a context."""
     device = model.output.weight.device
-    context = context_from_value(config.get("context"), label, num_samples)
-    context = None if context is None else to_tensor(context).to(device)
+    labels = context_from_value(config.get("context"), label, num_samples)
+    context = None if labels is None else to_tensor(labels).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     parts = [
         model.sample(
@@ -489,8 +490,8 @@ def impute_run(
     hidden = np.isnan(data) if hidden is None else hidden
     schema = run_schema(config, model)
     ensemble = ensemble if ensemble is not None else config.get("eval", {}).get("ensemble")
-    context = context_from_value(config.get("context"), label, len(data))
-    context = None if context is None else to_tensor(context)
+    labels = context_from_value(config.get("context"), label, len(data))
+    context = None if labels is None else to_tensor(labels)
     if not hidden.any():
         return Imputation(np.repeat(data, samples, axis=0), None)
     encoded, observed = encode_observed(schema, data, hidden, source, *([where] if where else []))

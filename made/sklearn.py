@@ -222,16 +222,17 @@ class MADEDensity(DensityMixin, BaseEstimator):
         if self.schema not in SCHEMA_CHOICES:
             choices = ", ".join(SCHEMA_CHOICES)
             raise ValueError(f"schema must be one of {choices} or a list of column dicts, got {self.schema!r}")
+        short: list[dict]
         if self.schema == "binary":
             short = [{"type": "binary"} for _ in range(codes.shape[1])]
         else:
             short = infer_schema(codes, self.max_categories, onehot=self.schema == "onehot")
         schema, start = [], 0
         for entry in short:
-            column = self._columns[start]
-            coded = num_columns([entry]) == 1 and column.categories is not None
-            if coded and not (entry["type"] == "binary" and len(column.categories) <= 2):
-                entry = {"type": "categorical", "values": [float(k) for k in range(len(column.categories))]}
+            categories = self._columns[start].categories
+            coded = num_columns([entry]) == 1 and categories is not None
+            if coded and categories is not None and not (entry["type"] == "binary" and len(categories) <= 2):
+                entry = {"type": "categorical", "values": [float(k) for k in range(len(categories))]}
             schema.append(entry)
             start += num_columns([entry])
         return schema

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if result.note:
         print(result.note, file=sys.stderr)
     if args.per_dim:
+        assert result.per_dim is not None  # asked for above
         _write_per_dim(Path(args.per_dim), result.per_dim, run_schema(config, model))
     if args.json:
         print(json.dumps(result.metrics, indent=2))

@@ -14,6 +14,7 @@ from ..data.columns import encode, num_columns
 from ..io.atomic import atomic_write
 from ..io.run import IMPUTED_FILE
 from ..model import MADE
+from ..model.mixture import Mixture
 from ..pipeline import (
     all_binary,
     complete_rows,
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inpaint(args: argparse.Namespace, model: MADE, config: dict, ensemble: int | None, masks: str) -> int:
+def _inpaint(args: argparse.Namespace, model: MADE | Mixture, config: dict, ensemble: int | None, masks: str) -> int:
     """``made impute --inpaint``: a picture of --split images given one half, completed, and the NLL of the rest."""
     image_shape = config.get("image_shape")
     if not image_shape:

@@ -10,6 +10,7 @@ import torch
 
 from ..io.run import MASKS_PICTURE, load_run
 from ..model import MADE
+from ..model.mixture import Mixture
 from ..plots import MAX_DRAWN_UNITS, save_mask_picture
 from .options import NON_NEGATIVE, POSITIVE, SEED, masks_arg
 
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             degrees=args.degrees,
         )
         source = f"D={args.inputs}, hidden {args.hidden}, seed {args.seed}"
+    if isinstance(model, Mixture):
+        model.check_autoregressive()  # refuses: a mixture has no masks of its own
     if args.mask_index:
         model.set_mask(args.mask_index)
     model.check_autoregressive()

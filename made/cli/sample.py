@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         model, config, args.num_samples, args.ensemble, args.seed, args.context, args.batch_size, args.quiet
     )
     if out.suffix == ".png":
+        assert image_shape  # a .png without one was refused above
         atomic_write(out, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
     else:
         save_rows(out, samples)

@@ -204,7 +204,7 @@ class _Search:
         self.num_inputs = num_inputs
         self.reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
         self.shown = sys.stdout  # where trial lines go while the trials' own output is silenced
-        self.asking, self.failures = threading.Lock(), []
+        self.asking, self.failures = threading.Lock(), list[BaseException]()
 
     def trial_seconds(self) -> float:
         """Training time for the next trial: its share of the budget, less what the end needs."""
@@ -254,6 +254,7 @@ class _Search:
         except FloatingPointError:
             trial.set_user_attr("outcome", "diverged")
             raise optuna.TrialPruned() from None
+        assert metrics is not None  # trials train in one process, the main one
         trial.set_user_attr("eval_seconds", metrics["eval_seconds"])  # scoring valid and test, for evaluation_estimate
         return float(metrics["valid_nll"])
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import NoReturn, cast
 
 import torch
 from torch import Tensor, nn
@@ -180,7 +180,7 @@ class Mixture(nn.Module):
         """Not defined: a mixture has no single ordering whose conditionals add up to its log p(x)."""
         raise ValueError("a mixture has no per-dimension conditionals; evaluate one member (RUN/members/I)")
 
-    def check_autoregressive(self) -> None:
+    def check_autoregressive(self) -> NoReturn:
         """Refused like :meth:`conditional_log_probs`: the mask picture is a member's."""
         raise ValueError("a mixture has no masks of its own; draw a member's (RUN/members/I)")
 

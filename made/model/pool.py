@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .masks import hidden_degrees, make_ordering
-from .network import Masks, unit_degrees
+from .masks import DegreeRule, hidden_degrees, make_ordering
+from .network import Masks, Network, unit_degrees
 
 if TYPE_CHECKING:
+    from ..families import Family
+    from .layers import MaskedLinear
     from .made import MADE
 
 __all__ = ["MaskPool", "derive_seeds", "check_pool_state", "POOL_STREAM", "ENSEMBLE_STREAM", "TRAIN_STREAM"]
@@ -54,6 +56,26 @@ class MaskPool:
     ``degree_rule``, ``sorted_degrees``, ``context_size``, ``family``, ``network`` and the buffers
     ``mask_pool``, ``mask_seed`` and ``ordering``, and sets masks with ``set_mask_seed``.
     """
+
+    # What the mixin reads from the model (set by MADE.__init__), declared for type checkers.
+    seed: int
+    num_inputs: int
+    ordering_spec: str | list[int]
+    num_masks: int | Literal["unlimited"]
+    resample: str
+    degree_rule: DegreeRule
+    sorted_degrees: bool
+    context_size: int
+    family: Family
+    network: Network
+    output: MaskedLinear
+    mask_pool: Tensor
+    mask_seed: Tensor
+    ordering: Tensor
+
+    if TYPE_CHECKING:
+
+        def set_mask_seed(self, mask_seed: int, ordering: Tensor | None = None) -> None: ...
 
     @property
     def mask_seeds(self) -> list[int]:

@@ -112,7 +112,7 @@ def read_schema(path: str | Path) -> list[dict]:
 
 
 def resolve_schema(
-    choice: str, train: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES, components: int = 1
+    choice: str | Path, train: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES, components: int = 1
 ) -> list[dict]:
     """The fitted schema for a command-line choice: ``binary``, ``auto``, ``onehot`` or a JSON file."""
     if choice == "binary":
