@@ -230,9 +230,9 @@ class MADEDensity(DensityMixin, BaseEstimator):
         schema, start = [], 0
         for entry in short:
             categories = self._columns[start].categories
-            coded = num_columns([entry]) == 1 and categories is not None
-            if coded and categories is not None and not (entry["type"] == "binary" and len(categories) <= 2):
-                entry = {"type": "categorical", "values": [float(k) for k in range(len(categories))]}
+            if categories is not None and num_columns([entry]) == 1:  # a coded column of one cell
+                if not (entry["type"] == "binary" and len(categories) <= 2):
+                    entry = {"type": "categorical", "values": [float(k) for k in range(len(categories))]}
             schema.append(entry)
             start += num_columns([entry])
         return schema
