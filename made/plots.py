@@ -42,7 +42,7 @@ def save_image_grid(
 
     grid = image_grid(images, image_shape, columns)
     picture = Image.fromarray(grid, mode="L")
-    picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST)
     picture.save(path)
 
 

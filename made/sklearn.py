@@ -274,6 +274,7 @@ class MADEDensity(DensityMixin, BaseEstimator):
         if self.schema not in SCHEMA_CHOICES:
             choices = ", ".join(SCHEMA_CHOICES)
             raise ValueError(f"schema must be one of {choices} or a list of column dicts, got {self.schema!r}")
+        short: list[dict]
         if self.schema == "binary":
             short = [{"type": "binary"} for _ in range(codes.shape[1])]
         else:

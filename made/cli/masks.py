@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             degrees=args.degrees,
         )
         source = f"D={args.inputs}, hidden {args.hidden}, seed {args.seed}"
+    model.check_autoregressive()  # a mixture refuses (it has no masks of its own); a MADE's masks are checked
     if args.mask_index:
         model.set_mask(args.mask_index)
     model.check_autoregressive()

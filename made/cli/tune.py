@@ -366,6 +366,7 @@ class _Search:
         except FloatingPointError:
             trial.set_user_attr("outcome", "diverged")
             raise optuna.TrialPruned() from None
+        assert metrics is not None  # trials train in one process, the main one
         trial.set_user_attr("eval_seconds", metrics["eval_seconds"])  # scoring valid and test, for evaluation_estimate
         if not math.isfinite(metrics["valid_nll"]):  # a validation row it gives probability 0: no figure to rank
             trial.set_user_attr("outcome", INFINITE)

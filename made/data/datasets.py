@@ -85,10 +85,9 @@ def _digits() -> Splits:
     digits = load_digits()
     binary = (digits.data >= 8).astype(np.float32)
     order = np.random.RandomState(0).permutation(len(binary))
-    parts = (order[:1197], order[1197:1497], order[1497:])
-    return Splits(
-        "digits", *(binary[p] for p in parts), image_shape=(8, 8), labels=tuple(digits.target[p] for p in parts)
-    )
+    train, valid, test = order[:1197], order[1197:1497], order[1497:]
+    labels = (digits.target[train], digits.target[valid], digits.target[test])
+    return Splits("digits", binary[train], binary[valid], binary[test], image_shape=(8, 8), labels=labels)
 
 
 def _content_sha256(parts: list[np.ndarray]) -> str:
@@ -180,4 +179,5 @@ def load_data(
         raise DataError("give either a data set name or a data file, not both or neither")
     if path is not None:
         return load_file(path, split_seed, binary, header)
+    assert dataset is not None  # exactly one of the two is given (checked above)
     return load_dataset(dataset, data_dir)

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def available_memory() -> int:
         return 1 << 62  # unknown: do not refuse
 
 
-def _npy_header(handle: BinaryIO, path: Path, member: str = "") -> tuple[int, int]:
+def _npy_header(handle: IO[bytes], path: Path, member: str = "") -> tuple[int, int]:
     """Data bytes and header length that an ``.npy`` header announces, read
     without touching the data, so a header's claim can be checked before anything
     is allocated."""
@@ -247,7 +247,8 @@ def _blank_rows(path: Path, blank: list[int], width: int, rows: list[np.ndarray]
 def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[float]:
     """The numbers of one data line, or a one-line error naming the line and the cell."""
     values = [_parse_cell(cell) for cell in row]
-    if None in values:
+    numbers = [value for value in values if value is not None]
+    if len(numbers) < len(values):
         column = values.index(None)
         hint = (
             " (the first line holds numbers, so it is read as data; pass --header if it is a header)" if guessed else ""
@@ -311,11 +312,13 @@ def _split_table(table: Table, name: str, seed: int, source: str, binary: bool) 
     if table.values.shape[1] == 0:
         raise DataError(f"{source}: the data has no columns")
     check_values(table.values, source, table.where, binary)
-    parts = split_order(len(table.values), seed, source)
+    train, valid, test = split_order(len(table.values), seed, source)
     return Splits(
         name,
-        *(table.values[p] for p in parts),
-        lines=tuple(table.lines[p] for p in parts),
+        table.values[train],
+        table.values[valid],
+        table.values[test],
+        lines=(table.lines[train], table.lines[valid], table.lines[test]),
         unit=table.unit,
         source=source,
     )
@@ -335,8 +338,8 @@ def load_file(path: str | Path, split_seed: int = 0, binary: bool = True, header
         arrays = _read_npz(path)
         for keys in (("train_data", "valid_data", "test_data"), SPLITS):
             if all(k in arrays for k in keys):
-                parts = [_as_matrix(arrays[k], path, s) for k, s in zip(keys, SPLITS)]
-                return validate_splits(Splits(path.stem, *parts, source=str(path)), str(path), binary)
+                train, valid, test = (_as_matrix(arrays[k], path, s) for k, s in zip(keys, SPLITS))
+                return validate_splits(Splits(path.stem, train, valid, test, source=str(path)), str(path), binary)
         matrices = [k for k, v in arrays.items() if v.ndim == 2]
         if len(matrices) != 1:
             raise DataError(

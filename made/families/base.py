@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
@@ -158,7 +158,7 @@ class Family(ABC):
 
 def is_count(value: object) -> bool:
     """A positive integer (``True`` is not a count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
 def is_number(value: object) -> bool:
@@ -203,6 +203,7 @@ def make_family(
         if options:
             raise ValueError(f"{sorted(options)} cannot be combined with a ready-made family object")
         return family
+    spec: dict[str, Any]
     if isinstance(family, str):
         spec = {"name": family}
     elif isinstance(family, dict):

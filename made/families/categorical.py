@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -31,7 +31,7 @@ class Categorical(Family):
 
     def __init__(self, num_inputs: int, categories: int | Sequence[int]) -> None:
         super().__init__(num_inputs)
-        counts = [categories] * num_inputs if is_count(categories) else list(categories)
+        counts = list(categories) if isinstance(categories, Iterable) else [categories] * num_inputs
         if len(counts) != num_inputs:
             raise ValueError(f"categories has {len(counts)} entries, expected one per dimension ({num_inputs})")
         if not all(is_count(k) for k in counts):

@@ -209,5 +209,5 @@ class ColumnGroups(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         return self._in_order([d.log_prob(value[..., cols]) for d, cols in zip(self.parts, self.columns)])
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size()) -> Tensor:
         return self._in_order([d.sample(sample_shape).to(torch.get_default_dtype()) for d in self.parts])

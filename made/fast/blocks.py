@@ -18,10 +18,14 @@ groups again, so all three products of a training step skip the masked-out half.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
+
+if TYPE_CHECKING:
+    from .frozen import ReuseBuffer
 
 __all__ = ["Staircase", "find_staircase", "BlockTriangular", "StaircaseProduct", "TrainingPlan"]
 
@@ -187,7 +191,7 @@ class StaircaseProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor | None, plan: TrainingPlan, buffer: object = None
+        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, plan: TrainingPlan, buffer: ReuseBuffer | None = None
     ) -> Tensor:
         """``buffer`` (``claim(like)`` and ``release(tensor)``), if given, holds the masked
         weight from the forward pass to the backward pass and is reused across steps."""
@@ -203,7 +207,7 @@ class StaircaseProduct(torch.autograd.Function):
             block = y[:, start:stop]
             if prefix == 0 and sorted_bias is None:
                 block.zero_()
-            elif prefix == 0:
+            elif prefix == 0 and sorted_bias is not None:
                 block.copy_(sorted_bias[start:stop].expand_as(block))
             elif sorted_bias is None:
                 torch.mm(xs[:, :prefix], masked[start:stop, :prefix].T, out=block)
@@ -215,7 +219,7 @@ class StaircaseProduct(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         xs, masked = ctx.saved_tensors
         plan: TrainingPlan = ctx.plan
         out, inp = plan.staircase.shape

@@ -3,10 +3,12 @@ fixed weights of a layer evaluated without autograd (valid while their key holds
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
 
 from .blocks import BlockTriangular
 
@@ -23,9 +25,9 @@ class ReuseBuffer:
     def claim(self, like: Tensor) -> Tensor:
         t = self.tensor
         if self.busy or t is None or t.shape != like.shape or t.dtype != like.dtype or t.device != like.device:
-            self.tensor = torch.empty_like(like, memory_format=torch.contiguous_format)
+            t = self.tensor = torch.empty_like(like, memory_format=torch.contiguous_format)
         self.busy = True
-        return self.tensor
+        return t
 
     def release(self, tensor: Tensor) -> None:
         if self.tensor is not None and tensor.data_ptr() == self.tensor.data_ptr():
@@ -36,9 +38,7 @@ class ReusedProduct(torch.autograd.Function):
     """``x (W * M)^T + b`` with ``W * M`` in a reused buffer; the weight gradient is masked in place."""
 
     @staticmethod
-    def forward(
-        ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor, buffer: ReuseBuffer
-    ) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor, buffer: ReuseBuffer) -> Tensor:
         product = torch.mul(weight, mask, out=buffer.claim(weight))
         ctx.save_for_backward(x, product, mask)
         ctx.buffer, ctx.has_bias = buffer, bias is not None
@@ -46,7 +46,7 @@ class ReusedProduct(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, product, mask = ctx.saved_tensors
         grad_x = grad @ product if ctx.needs_input_grad[0] else None
         flat_grad = grad.reshape(-1, grad.shape[-1])

@@ -67,7 +67,7 @@ class GraphedBatches:
         if x.shape != self.x.shape or (context is None) != (self.context is None):
             raise ValueError(f"a graph recorded for batches of shape {tuple(self.x.shape)} got {tuple(x.shape)}")
         self.x.copy_(x)
-        if context is not None:
+        if context is not None and self.context is not None:  # both or neither (checked above)
             self.context.copy_(context)
         self.graph.replay()
         return self.out

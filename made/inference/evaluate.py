@@ -62,7 +62,7 @@ def per_dimension_nll(model: MADE, data: Tensor, batch_size: int = 1000, context
 
 
 def evaluate_nll(
-    model: MADE,
+    model: MADE | Mixture,
     data: Tensor,
     batch_size: int = 1000,
     ensemble: int | None = None,

@@ -64,7 +64,7 @@ class GraphedSampler:
             raise ValueError("the model's weights changed since this GraphedSampler was built; build a new one")
         if (context is None) != (self.context is None):
             raise ValueError("pass a context exactly when the model is conditional")
-        if context is not None:
+        if context is not None and self.context is not None:  # both or neither (checked above)
             self.model.check_input(
                 torch.zeros(self.num_samples, self.model.num_inputs, device=self.device, dtype=self.dtype), context
             )

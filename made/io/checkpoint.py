@@ -117,6 +117,7 @@ def read_model(config_path: Path, weights: Path) -> tuple[MADE, dict]:
     if isinstance(settings, dict):
         settings = older_defaults(MADEConfig, settings)  # written by an older made: the settings added since rebuild it
     check_model_settings(settings, f"{config_path}: model")
+    assert isinstance(settings, dict)  # check_model_settings refuses anything else
     shapes = _tensor_shapes(weights)
     try:
         _check_size(settings, shapes, config_path)

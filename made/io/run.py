@@ -109,7 +109,7 @@ CHECKPOINT_TEMPORARY = re.compile(
     r"\.tmp\.safetensors"
 )
 # The sections 'made train' adds to config.json, checked before 'eval' and 'sample' use them.
-RUN_SECTIONS = {
+RUN_SECTIONS: dict[str, dict[str, Any]] = {
     "data": {
         "dataset": str | None,
         "path": str | None,
@@ -164,7 +164,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
 def save_mixture(run_dir: str | Path, mixture: Mixture, extra: dict | None = None) -> None:
     """Write the members into ``members/I`` and then ``config.json`` (the ``mixture`` section, ``extra`` added)."""
     run_dir = Path(run_dir)
-    for i, member in enumerate(mixture.members):
+    for i, member in enumerate(mixture.member_models):
         save_model(run_dir / MEMBERS_DIR / str(i), member)
     config = {
         "format_version": FORMAT_VERSION,

@@ -20,7 +20,7 @@ from ..fast.dispatch import LayerKernels
 
 __all__ = ["MaskedLinear", "ACTIVATIONS", "install"]
 
-ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "tanh": torch.tanh, "softplus": F.softplus}
 
 
 class MaskedLinear(nn.Linear):
@@ -31,6 +31,10 @@ class MaskedLinear(nn.Linear):
     ``(U * M) 1``, the paper's conditioning weights (eq. 14): a learned bias that
     depends on the current connectivity, useful when masks are resampled.
     """
+
+    # Registered in __init__ (a buffer, and a parameter that may be None): declared for type checkers.
+    mask: Tensor
+    conditioning: nn.Parameter | None
 
     def __init__(
         self,

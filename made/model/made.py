@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
@@ -114,12 +114,13 @@ class MADE(nn.Module):
         self.hidden = nn.ModuleList()
         self.direct: MaskedLinear | None = None
         groups = self.network.groups
+        self._layers: dict[str, MaskedLinear] = {}
         for index, link in self.network.links():
             layer = MaskedLinear(
                 groups[link.source].width, groups[index].width, bias=link.bias, conditioning=conditioning and link.bias
             )
             install(self, link.module, layer)
-        self._layers = {link.module: self.get_submodule(link.module) for _, link in self.network.links()}
+            self._layers[link.module] = layer
         if self.init == "orthogonal":
             for layer in self.masked_layers():
                 layer.reset_orthogonal()
@@ -283,11 +284,13 @@ class MADE(nn.Module):
         }
         return self._params(x, context, layers, self.training)
 
-    def _params(self, x: Tensor, context: Tensor | None, layers: dict[str, Layer], dropout: bool) -> Tensor:
+    def _params(self, x: Tensor, context: Tensor | None, layers: Mapping[str, Layer], dropout: bool) -> Tensor:
         """Run the network with one function per link (plain, masked by value, or frozen);
         ``dropout`` says whether the groups' dropout applies (training)."""
         inputs = self.family.encode(x)
         if self.context_size:
+            if context is None:
+                raise ValueError(f"this model takes a context of {self.context_size} values per row; none was given")
             inputs = torch.cat([inputs, context.to(inputs.dtype)], dim=-1)
         act = ACTIVATIONS[self.activation]
         values: list[Tensor] = [inputs]

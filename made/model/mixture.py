@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NoReturn, cast
 
 import torch
 from torch import Tensor, nn
 
+from ..families import Family
 from .conditional import conditional_orderings, mixture_seeds, observed_patterns, reordered_log_probs
 from .distribution import as_count
+from .layers import MaskedLinear
 from .made import MADE
 
 __all__ = ["Mixture", "em_weights", "check_member_log_probs", "MAX_MEMBERS", "MIXTURE_HINTS"]
@@ -96,6 +99,8 @@ class Mixture(nn.Module):
         ensembles: per member, the number of masks its ``p_i`` averages (``None``: its current mask).
     """
 
+    weights: Tensor  # the buffer registered in __init__, declared for type checkers
+
     def __init__(
         self,
         members: Sequence[MADE],
@@ -118,6 +123,11 @@ class Mixture(nn.Module):
         if len(self.ensembles) != len(members):
             raise ValueError(f"ensembles must have one entry per member ({len(members)}), got {len(self.ensembles)}")
         self.register_buffer("weights", self._normalized(weights, len(members)))
+
+    @property
+    def member_models(self) -> list[MADE]:
+        """The members as MADEs (``members``, the ``nn.ModuleList`` that registers them, holds them untyped)."""
+        return cast(list[MADE], list(self.members))
 
     @staticmethod
     def _normalized(weights: Sequence[float] | Tensor | None, count: int) -> Tensor:
@@ -152,20 +162,20 @@ class Mixture(nn.Module):
     # The attributes the CLI reads from a model, taken from the first member.
     @property
     def num_inputs(self) -> int:
-        return self.members[0].num_inputs
+        return self.member_models[0].num_inputs
 
     @property
-    def family(self) -> nn.Module:
-        return self.members[0].family
+    def family(self) -> Family:
+        return self.member_models[0].family
 
     @property
     def context_size(self) -> int:
-        return self.members[0].context_size
+        return self.member_models[0].context_size
 
     @property
-    def output(self) -> nn.Module:
+    def output(self) -> MaskedLinear:
         """The first member's output layer: its weight gives the mixture's device and dtype."""
-        return self.members[0].output
+        return self.member_models[0].output
 
     def _ensemble(self, i: int, ensemble: int | None) -> int | None:
         """Member i's mask count: ``ensemble`` when given (for every member), else its own."""
@@ -185,7 +195,9 @@ class Mixture(nn.Module):
     # -------------------------------------------------------------- density
     def log_prob(self, x: Tensor, context: Tensor | None = None, ensemble: int | None = None) -> Tensor:
         """Exact ``log p(x)`` in nats, ``[N]``: log-sum-exp of ``log w_i + log p_i(x)``."""
-        parts = torch.stack([m.log_prob(x, context, self._ensemble(i, ensemble)) for i, m in enumerate(self.members)])
+        parts = torch.stack(
+            [m.log_prob(x, context, self._ensemble(i, ensemble)) for i, m in enumerate(self.member_models)]
+        )
         return self.mixed_log_prob(parts)
 
     def mixed_log_prob(self, parts: Tensor) -> Tensor:
@@ -223,7 +235,7 @@ class Mixture(nn.Module):
         """Not defined: a mixture has no single ordering whose conditionals add up to its log p(x)."""
         raise ValueError("a mixture has no per-dimension conditionals; evaluate one member (RUN/members/I)")
 
-    def check_autoregressive(self) -> None:
+    def check_autoregressive(self) -> NoReturn:
         """Refused like :meth:`conditional_log_probs`: the mask picture is a member's."""
         raise ValueError("a mixture has no masks of its own; draw a member's (RUN/members/I)")
 
@@ -243,7 +255,7 @@ class Mixture(nn.Module):
             self._checked_weights().to(device, torch.float64), num_samples, replacement=True, generator=generator
         )
         out = torch.empty(num_samples, self.num_inputs, device=device, dtype=dtype)
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             rows = (choice == i).nonzero().squeeze(1)
             if rows.numel():
                 ctx = None if context is None else context[rows]
@@ -258,7 +270,7 @@ class Mixture(nn.Module):
         reweighting below is exact for the mixture of those conditionals."""
         filled = torch.where(observed, x, torch.zeros_like(x))  # missing values (NaN) must not reach a product
         out = filled.new_zeros(len(self.members), x.shape[0])
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             seeds = mixture_seeds(member, self._ensemble(i, ensemble))
             for pattern, rows in observed_patterns(observed):
                 orderings = conditional_orderings(member, seeds, pattern)
@@ -277,7 +289,7 @@ class Mixture(nn.Module):
         conditional = torch.stack(
             [
                 m.conditional_log_prob(x, observed, context, self._ensemble(i, ensemble))
-                for i, m in enumerate(self.members)
+                for i, m in enumerate(self.member_models)
             ]
         )
         return torch.logsumexp(marginal + conditional, dim=0) - torch.logsumexp(marginal, dim=0)
@@ -301,7 +313,7 @@ class Mixture(nn.Module):
         posterior = torch.softmax(marginal.double(), dim=0)  # [M, N]
         choice = torch.multinomial(posterior.T, draws, replacement=True, generator=generator).T  # [draws, N]
         out = torch.empty(draws, *x.shape, device=x.device, dtype=self.output.weight.dtype)
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             picked = choice == i
             if bool(picked.any()):
                 out[picked] = member.impute(x, observed, draws, context, self._ensemble(i, ensemble), generator)[picked]

@@ -128,7 +128,8 @@ class Network:
             if index == 0:
                 counts.append(torch.eye(group.width, dtype=torch.float64))
                 continue
-            total = sum(masks[link.module].double() @ counts[link.source] for link in group.links)
+            paths = (masks[link.module].double() @ counts[link.source] for link in group.links)
+            total = sum(paths, torch.zeros((), dtype=torch.float64))
             if group.residual is not None:
                 total = total + counts[group.residual]
             counts.append(total)

@@ -23,13 +23,13 @@ unless a uniform falls within that rounding of a threshold (tests use float64).
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
 
 from ..families import Family
-from .layers import ACTIVATIONS
+from .layers import ACTIVATIONS, MaskedLinear
 from .network import Masks
 
 if TYPE_CHECKING:
@@ -117,12 +117,13 @@ class IncrementalSampler:
         # order, the constant part of the pre-activation and the residual rows to add.
         self.starts = [self._starts(level[order]) for level, order in zip(levels, orders)]
         self.weights: list[list[tuple[int, Tensor]]] = [[] for _ in network.groups]
-        self.constants: list[Tensor | None] = [None]
+        self.constants = [torch.zeros(0, device=device)]  # the input group has no pre-activation: an empty one
         self.residual_rows: list[Tensor | None] = [None]
         for index, group in enumerate(network.groups[1:], start=1):
             constant = torch.zeros(group.width, dtype=model.output.weight.dtype, device=device)
             for link in group.links:
-                layer = model.get_submodule(link.module)
+                # every link's module is a masked layer; get_submodule is typed as returning any Module
+                layer = cast(MaskedLinear, model.get_submodule(link.module))
                 weight, bias = layer.effective(masks.links[link.module].to(device))
                 weight = weight[orders[index]][:, orders[link.source]].contiguous()
                 self.weights[link.source].append((index, weight))
@@ -192,7 +193,7 @@ class IncrementalSampler:
         if num_given:
             encoded = drawn if self.identity_encoding else self.family.encode(x)[:, self.in_rows].T
             data[: self.in_bounds[num_given]] = encoded[: self.in_bounds[num_given]]
-        pre = [None, *(c[:, None].expand(-1, n).clone() for c in self.constants[1:])]
+        pre = [c[:, None].expand(-1, n).clone() for c in self.constants]
         values = [inputs, *pre[1:-1]]  # hidden values are written over their pre-activations
         self._complete(pre, values, 0, num_given)
         out = pre[-1]
@@ -211,7 +212,7 @@ class IncrementalSampler:
         x[:, order] = drawn.T
         return x
 
-    def _complete(self, pre: list[Tensor | None], values: list[Tensor], low: int, high: int) -> None:
+    def _complete(self, pre: list[Tensor], values: list[Tensor], low: int, high: int) -> None:
         """Finish every unit whose level is in [low, high] and add it into the units it feeds."""
         last = len(values)
         for index, starts in enumerate(self.starts[:last]):
@@ -223,8 +224,9 @@ class IncrementalSampler:
                 h = pre[index][s0:s1]
                 if group.activation:
                     h = self.activation(h)
-                if self.residual_rows[index] is not None:
-                    h = h + values[group.residual][self.residual_rows[index][s0:s1]]
+                rows = self.residual_rows[index]
+                if group.residual is not None and rows is not None:
+                    h = h + values[group.residual][rows[s0:s1]]
                 values[index][s0:s1] = h
             new = values[index][s0:s1]
             for target, weight in self.weights[index]:

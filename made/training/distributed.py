@@ -15,6 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -148,4 +149,5 @@ def wrap(module: nn.Module, info: ProcessInfo, device: torch.device) -> nn.Modul
     no_sync = (
         "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
     )
-    return ddp(module, device_ids=ids, **{no_sync: False})
+    options: dict[str, Any] = {no_sync: False}
+    return ddp(module, device_ids=ids, **options)

@@ -149,7 +149,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     if config.optimizer == "sgd":
         return _fused_if_available(torch.optim.SGD, params, lr=lr, weight_decay=wd)
     if config.optimizer == "adagrad":
-        options = dict(lr=lr, eps=config.adagrad_eps, weight_decay=wd)
+        options: dict[str, Any] = {"lr": lr, "eps": config.adagrad_eps, "weight_decay": wd}
         if all(p.device.type == "cpu" for p in params):  # torch's fused Adagrad is CPU-only, refused at step()
             return _fused_if_available(torch.optim.Adagrad, params, **options)
         return torch.optim.Adagrad(params, **options)
@@ -172,7 +172,9 @@ def learning_rate(epoch: int, config: TrainConfig) -> float:
     return lr
 
 
-def _fused_if_available(cls: type[torch.optim.Optimizer], params: list, **options: float) -> torch.optim.Optimizer:
+def _fused_if_available(
+    cls: Callable[..., torch.optim.Optimizer], params: list, **options: float
+) -> torch.optim.Optimizer:
     try:
         return cls(params, fused=True, **options)
     except RuntimeError:  # a device or dtype without the fused kernel
@@ -223,6 +225,7 @@ def fingerprint(
         "valid_data": digest(valid),
     }
     if train_context is not None:
+        assert valid_context is not None  # the two splits' contexts come together
         record.update(train_context=digest(train_context), valid_context=digest(valid_context))
     return json.loads(json.dumps(record))  # as it reads back from JSON
 
@@ -337,7 +340,7 @@ def _train_until_stopped(
     # One process ends an epoch at the minibatch that passes the budget (an epoch of a large set can outlast
     # a whole tune trial); several keep to whole epochs, so that none waits for a minibatch the others skip.
     single = config.max_seconds is not None and run.info.world_size == 1
-    deadline = start + config.max_seconds - seconds_before if single else None
+    deadline = start + config.max_seconds - seconds_before if config.max_seconds is not None and single else None
     for epoch in range(history.epochs + 1, config.epochs + 1):
         total, seen, step = _train_epoch(
             model,
@@ -454,10 +457,10 @@ def _train_epoch(
         step += 1
         if deadline is not None and time.perf_counter() > deadline:
             break
-    total, seen = all_sum([total, seen], info, device)
+    total, seen_everywhere = all_sum([total, seen], info, device)
     if not math.isfinite(total):
         raise FloatingPointError(f"training loss became {total} at epoch {epoch}; try a smaller --lr")
-    return total, int(seen), step
+    return total, int(seen_everywhere), step
 
 
 def _report(record: dict, history: History, log: Any, on_epoch: Callable[[dict], None] | None, bar: Any) -> None:

@@ -13,6 +13,7 @@ import torch
 from ..data.columns import encode_splits, in_original_units
 from ..inference.evaluate import evaluate_nll, summarize_nll
 from ..io.run import Claim, built_beside, copy_run, load_run, read_metrics, save_mixture, write_metrics
+from ..model.made import MADE
 from ..model.mixture import Mixture, check_member_log_probs, em_weights
 from ..pipeline import all_binary, context_tensor, load_splits, nll_units, run_schema, to_tensor
 
@@ -73,6 +74,7 @@ def mix_runs(
     equal weights. None too when the mixture's validation NLL is not below ``beat`` (then test is never
     scored)."""
     loaded = [load_run(folder, device) for folder in folders]
+    members: list[MADE] = []
     for folder, (model, config) in zip(folders, loaded):
         if isinstance(model, Mixture):
             raise ValueError(f"{folder} is a mixture; mix the runs it was made of instead")
@@ -89,7 +91,7 @@ def mix_runs(
     splits = encode_splits(schema, raw)
     batch = config["eval"]["batch_size"]
     context = {s: context_tensor(config.get("context"), raw, s) for s in ("valid", "test")}
-    candidates = Mixture([m.to(dtype) for m, _ in loaded], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
+    candidates = Mixture([m.to(dtype) for m in members], ensembles=[c["eval"]["ensemble"] for _, c in loaded])
     # every member scores valid once: EM, the choice of members and the mixture's figure all read these
     parts = candidates.member_log_probs(to_tensor(splits.valid), batch, None, context["valid"])
     valid_row, split = raw.where("valid"), "" if raw.lines is None else " (a validation row)"

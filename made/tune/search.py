@@ -74,6 +74,7 @@ class Param:
         if self.choices:
             return trial.suggest_categorical(self.name, list(self.choices))
         if isinstance(self.default, int):
+            assert self.low is not None and self.high is not None  # every numeric row of the space has bounds
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 

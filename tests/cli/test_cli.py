@@ -12,6 +12,9 @@ from conftest import mixed_csv
 from PIL import Image
 
 from made.cli import main
+from made.io.run import save_mixture
+from made.model import MADE
+from made.model.mixture import Mixture
 
 
 def test_train_eval_sample_end_to_end(tmp_path, capsys):
@@ -815,3 +818,14 @@ def test_blocks_and_dropout_train_evaluate_and_sample(tmp_path, capsys):
     for bad in (["--blocks", "dense"], ["--dropout", "1"]):
         with pytest.raises(SystemExit):
             main(["train", "--dataset", "digits", "--out", str(tmp_path / "bad"), *bad])
+
+
+def test_made_masks_refuses_a_mixture_whatever_the_mask_index(tmp_path, capsys):
+    """A mixture has no masks of its own: `made masks` says so in one line, also with --mask-index
+    (which once reached the mixture's missing set_mask and ended in a traceback)."""
+    save_mixture(tmp_path / "mix", Mixture([MADE(4, [8], seed=1), MADE(4, [8], seed=2)]))
+    for extra in ([], ["--mask-index", "1"]):
+        assert main(["masks", str(tmp_path / "mix"), "--out", str(tmp_path / "m.png"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err == "made: error: a mixture has no masks of its own; draw a member's (RUN/members/I)\n"
+        assert not (tmp_path / "m.png").exists()

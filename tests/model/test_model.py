@@ -299,6 +299,13 @@ def test_frozen_log_prob_equals_log_prob(kwargs):
             torch.testing.assert_close(frozen(x[rows], c), expected[rows], rtol=1e-12, atol=1e-12)
 
 
+def test_frozen_log_prob_of_a_context_model_refuses_no_context():
+    """frozen_log_prob skips the input checks; a missing context still ends in a message, not an AttributeError."""
+    model = MADE(4, [8], context_size=2).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match="takes a context of 2 values per row; none was given"):
+        model.frozen_log_prob(3)(torch.zeros(3, 4))
+
+
 def test_log_prob_compiles_without_graph_breaks_when_validation_is_off():
     """Value checks need the host (a graph break each); with validation off the whole pass is one graph."""
     import torch._dynamo as dynamo

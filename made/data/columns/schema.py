@@ -17,7 +17,7 @@ import numpy as np
 
 from ...families import DEFAULT_MIN_SCALE, Family, family_for_columns
 from ..fields import SchemaError, check_fields
-from ..splits import DataError, Splits, check_exact
+from ..splits import SPLITS, DataError, Splits, check_exact
 from .kinds import COLUMN_KINDS, Where, kind_of
 
 __all__ = [
@@ -112,7 +112,7 @@ def read_schema(path: str | Path) -> list[dict]:
 
 
 def resolve_schema(
-    choice: str, train: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES, components: int = 1
+    choice: str | Path, train: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES, components: int = 1
 ) -> list[dict]:
     """The fitted schema for a command-line choice: ``binary``, ``auto``, ``onehot`` or a JSON file."""
     if choice == "binary":
@@ -245,8 +245,8 @@ def encode_splits(schema: Sequence[dict], splits: Splits, dtype: np.dtype | type
     """The three splits in model space, in the model's ``dtype`` (same name, image shape and labels).
     Errors name the file's line of a row where the splits know it."""
     source = splits.source or splits.name
-    parts = {s: encode(schema, splits.split(s), source, splits.where(s), dtype) for s in ("train", "valid", "test")}
-    return dataclasses.replace(splits, **parts)
+    train, valid, test = (encode(schema, splits.split(s), source, splits.where(s), dtype) for s in SPLITS)
+    return dataclasses.replace(splits, train=train, valid=valid, test=test)
 
 
 # ------------------------------------------------------------------ meaning
@@ -263,8 +263,9 @@ def family_config(schema: Sequence[dict], min_scale: float = DEFAULT_MIN_SCALE) 
     return config["name"] if len(config) == 1 else config
 
 
-def _check_fitted_columns(schema: object, where: str) -> None:
-    """Every fitted column's fields, with their types and values (raises :class:`SchemaError`)."""
+def _check_fitted_columns(schema: object, where: str) -> list[dict]:
+    """Every fitted column's fields, with their types and values (raises :class:`SchemaError`); the
+    columns back, typed as checked."""
     if not isinstance(schema, list):
         raise SchemaError(f"{where} must be a list of column objects")
     for i, column in enumerate(schema):
@@ -274,13 +275,13 @@ def _check_fitted_columns(schema: object, where: str) -> None:
         check_fields(column, COLUMN_KINDS[kind].hints, f"{where}[{i}]", COLUMN_KINDS[kind].optional)
         if not COLUMN_KINDS[kind].fitted_ok(column):
             raise SchemaError(f"{where}[{i}] has values outside their allowed range: {column!r:.80}")
+    return schema
 
 
 def check_fitted_schema(schema: object, model_family: Family, where: str) -> None:
     """Check a fitted schema read from a run's config: every field's type and value, and
     that it describes the dimensions of the run's model (raises :class:`SchemaError`)."""
-    _check_fitted_columns(schema, where)
-    if model_columns(schema) != model_family.columns:
+    if model_columns(_check_fitted_columns(schema, where)) != model_family.columns:
         raise SchemaError(f"{where} does not describe the dimensions of the run's model")
 
 
