@@ -42,6 +42,7 @@ def test_license_metadata_matches_the_license_file():
 
 def test_version_and_entry_point_come_from_the_package():
     assert SETUPTOOLS["dynamic"]["version"] == {"attr": "made.__version__"}
-    assert f"## [{made.__version__}]" in (ROOT / "CHANGELOG.md").read_text().splitlines()  # released, and said what
+    headings = [line.split(" - ")[0] for line in (ROOT / "CHANGELOG.md").read_text().splitlines()]
+    assert f"## [{made.__version__}]" in headings  # released, and said what (Keep a Changelog: "## [X] - date")
     module, function = PYPROJECT["project"]["scripts"]["made"].split(":")
     assert module == "made.cli" and callable(getattr(__import__(module, fromlist=[function]), function))

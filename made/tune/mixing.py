@@ -78,6 +78,7 @@ def mix_runs(
     for folder, (model, config) in zip(folders, loaded):
         if isinstance(model, Mixture):
             raise ValueError(f"{folder} is a mixture; mix the runs it was made of instead")
+        members.append(model)
         difference = run_difference(loaded[0][1], config)
         if difference:
             raise ValueError(
