@@ -20,6 +20,7 @@ from made.pipeline import (
     sample_run,
     settings_data,
     train_run,
+    write_samples,
 )
 from made.training.loop import TrainConfig
 
@@ -166,3 +167,12 @@ def test_a_new_run_without_a_split_seed_splits_its_file_with_the_default_seed(tm
     assert unset.spec["split_seed"] == default.spec["split_seed"] == 0
     for split in ("train", "valid", "test"):
         np.testing.assert_array_equal(unset.raw.split(split), default.raw.split(split))
+
+
+def test_write_samples_refuses_a_picture_of_data_that_is_not_image_shaped(tmp_path):
+    """A .png needs an image shape: without one ``write_samples`` says so in one line naming the file
+    (it once ended in ``tuple(None)``'s TypeError) and writes nothing."""
+    out = tmp_path / "s.png"
+    with pytest.raises(ValueError, match=r"s\.png: a \.png needs image-shaped data; write \.npy or \.csv instead"):
+        write_samples(out, np.zeros((2, 4)), None)
+    assert not out.exists()
