@@ -281,10 +281,11 @@ class MADEDensity(DensityMixin, BaseEstimator):
             short = infer_schema(codes, self.max_categories, onehot=self.schema == "onehot")
         schema, start = [], 0
         for entry in short:
-            column = self._columns[start]
-            coded = num_columns([entry]) == 1 and column.categories is not None
-            if coded and not (entry["type"] == "binary" and len(column.categories) == 2):  # one category: not 0/1
-                entry = {"type": "categorical", "values": [float(k) for k in range(len(column.categories))]}
+            categories = self._columns[start].categories
+            coded = num_columns([entry]) == 1 and categories is not None
+            if coded and categories is not None and not (entry["type"] == "binary" and len(categories) == 2):
+                # a coded column of one category is not 0/1: categorical
+                entry = {"type": "categorical", "values": [float(k) for k in range(len(categories))]}
             schema.append(entry)
             start += num_columns([entry])
         return schema

@@ -9,6 +9,7 @@ import pytest
 from conftest import mixed_csv
 
 from made.cli import main
+from made.config import DataSettings, RunSettings
 from made.pipeline import (
     build_model,
     data_spec,
@@ -17,7 +18,9 @@ from made.pipeline import (
     load_for_inference,
     read_data,
     sample_run,
+    settings_data,
     train_run,
+    write_samples,
 )
 from made.training.loop import TrainConfig
 
@@ -151,3 +154,25 @@ def test_the_library_runs_what_the_commands_run(tmp_path, capsys):
     )
     filled = impute_run(model, config, holes, samples=2, seed=5).rows
     assert np.array_equal(filled, np.load(tmp_path / "filled.npy"))
+
+
+def test_a_new_run_without_a_split_seed_splits_its_file_with_the_default_seed(tmp_path):
+    """``DataSettings(split_seed=None)`` (on the command line "the run's", for eval) in a new run splits a
+    single array with the default seed 0, and records it: it once reached ``RandomState(None)``, a split
+    no later eval could repeat (its test rows then overlapped the training rows)."""
+    path = tmp_path / "rows.npy"
+    np.save(path, np.random.RandomState(0).randint(0, 2, size=(60, 4)).astype(float))
+    unset = settings_data(RunSettings(data=DataSettings(data=str(path), split_seed=None)))
+    default = settings_data(RunSettings(data=DataSettings(data=str(path))))
+    assert unset.spec["split_seed"] == default.spec["split_seed"] == 0
+    for split in ("train", "valid", "test"):
+        np.testing.assert_array_equal(unset.raw.split(split), default.raw.split(split))
+
+
+def test_write_samples_refuses_a_picture_of_data_that_is_not_image_shaped(tmp_path):
+    """A .png needs an image shape: without one ``write_samples`` says so in one line naming the file
+    (it once ended in ``tuple(None)``'s TypeError) and writes nothing."""
+    out = tmp_path / "s.png"
+    with pytest.raises(ValueError, match=r"s\.png: a \.png needs image-shaped data; write \.npy or \.csv instead"):
+        write_samples(out, np.zeros((2, 4)), None)
+    assert not out.exists()

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_run(model, config, spec, args.split, args.ensemble, args.batch_size, bool(args.per_dim))
     if result.note:
         print(result.note, file=sys.stderr)
-    if args.per_dim:
+    if args.per_dim and result.per_dim is not None:  # evaluate_run gives per_dim when asked
         worst = write_per_dim(Path(args.per_dim), result.per_dim, run_schema(config, model))
         listing = ", ".join(f"{name} {mean:.3f}" for name, mean in worst)
         print(

@@ -313,7 +313,8 @@ class _Search:
         self.num_inputs = num_inputs
         self.reserve = max(0.15 * budget.total, 2.0)  # the last trial's last epoch and evaluation, and the final choice
         self.shown = sys.stdout  # where trial lines go while the trials' own output is silenced
-        self.asking, self.failures = threading.Lock(), []
+        self.asking = threading.Lock()
+        self.failures: list[BaseException] = []
         self.stopping = threading.Event()  # set on Ctrl-C: each running trial stops at its next epoch
 
     def trial_seconds(self) -> float:

@@ -254,14 +254,14 @@ def _parse_row(path: Path, row: list[str], line: int, guessed: bool) -> list[flo
             " (the first line holds numbers, so it is read as data; pass --header if it is a header)" if guessed else ""
         )
         raise DataError(f"{path}: line {line}, column {column + 1}: {row[column].strip()!r:.40} is not a number{hint}")
-    for column, value in enumerate(values):
+    for column, value in enumerate(numbers):  # every cell is a number here
         if math.isfinite(value) and abs(value) >= EXACT_INTEGERS and _rounded_integer(row[column], value):
             raise DataError(
                 f"{path}: line {line}, column {column + 1}: {row[column].strip():.40} cannot be represented exactly "
                 f"in float64, the precision made reads data in (integers beyond 2**53 = {EXACT_INTEGERS} lose "
                 f"digits: it would be read as {format_value(value)}); drop the column (an id?) or shift its values"
             )
-    return values
+    return numbers
 
 
 def _rounded_integer(text: str, value: float) -> bool:

@@ -53,6 +53,6 @@ def in_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
         high = np.nextafter(float(info.max) + 1.0, -np.inf) if info.bits >= 53 else float(info.max)
         return np.round(values).clip(float(info.min), high).astype(dtype)
     if dtype.kind == "f":
-        info = np.finfo(dtype)
-        return values.clip(float(info.min), float(info.max)).astype(dtype)
+        limits = np.finfo(dtype)
+        return values.clip(float(limits.min), float(limits.max)).astype(dtype)
     return values.astype(dtype)

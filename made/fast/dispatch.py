@@ -150,9 +150,15 @@ class ParameterWatch:
 class MaskedWeights(Protocol):
     """What a masked layer shows its kernels: ``W``, ``b``, the conditioning weights ``U``."""
 
-    weight: Tensor
-    bias: Tensor | None
-    conditioning: Tensor | None
+    # Read-only members: a layer's nn.Parameter attributes match them (writable members would be invariant).
+    @property
+    def weight(self) -> Tensor: ...
+
+    @property
+    def bias(self) -> Tensor | None: ...
+
+    @property
+    def conditioning(self) -> Tensor | None: ...
 
 
 class LayerKernels:
@@ -244,15 +250,17 @@ class LayerKernels:
             frozen.single_use = not self.watch.sees_updates(*params)
         frozen.uses += 1
         frozen.rows += inputs // max(layer.weight.shape[1], 1)
-        blocks = frozen.blocks
-        if blocks is None and self.blocks_pay(layer, layer.weight.device) and self.blocks_now(frozen, inputs, mask):
-            staircase = self.find_staircase(mask)
-            if staircase is not None:
-                blocks = frozen.blocks = BlockTriangular(*frozen.dense, staircase)
-                frozen.dense = None  # the sorted copy replaces it
+        blocks, dense = frozen.blocks, frozen.dense
         if blocks is not None:
             return blocks
-        weight, bias = frozen.dense
+        assert dense is not None, "an entry keeps its dense weights until block products replace them"
+        if self.blocks_pay(layer, layer.weight.device) and self.blocks_now(frozen, inputs, mask):
+            staircase = self.find_staircase(mask)
+            if staircase is not None:
+                blocks = frozen.blocks = BlockTriangular(*dense, staircase)
+                frozen.dense = None  # the sorted copy replaces it
+                return blocks
+        weight, bias = dense
         return partial(F.linear, weight=weight, bias=bias)
 
     def blocks_pay(self, layer: MaskedWeights, device: torch.device) -> bool:
@@ -283,9 +291,9 @@ class LayerKernels:
         if not self.blocks_pay(layer, x.device):
             return None
         key = cache_key(mask) + (layer.weight.dtype, layer.weight.device)
-        plan = self.plan
-        if plan is not None and plan[0] == key:
-            return plan[1]
+        cached = self.plan
+        if cached is not None and cached[0] == key:
+            return cached[1]
         if self.plan_seen != key and get_fast_path() != "blocks":
             self.plan_seen = key
             return None
@@ -305,4 +313,4 @@ class LayerKernels:
         return {"caches": None}  # pickles and deep copies start empty (parameters carry no hook)
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        LayerKernels.__init__(self)

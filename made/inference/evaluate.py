@@ -44,7 +44,9 @@ def per_example_nll(
 
 
 @torch.no_grad()
-def per_dimension_nll(model: MADE, data: Tensor, batch_size: int = 1000, context: Tensor | None = None) -> Tensor:
+def per_dimension_nll(
+    model: MADE | Mixture, data: Tensor, batch_size: int = 1000, context: Tensor | None = None
+) -> Tensor:
     """``-log p(x_d | x_<d)`` for every row and dimension, ``[N, D]`` in float64, under the
     current mask: the terms of the NLL, to see which dimensions make an example unlikely."""
     was_training = model.training

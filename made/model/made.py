@@ -70,6 +70,12 @@ class MADE(nn.Module):
 
     __signature__ = inspect.signature(MADEConfig)
 
+    # Registered in __init__ (buffers, and the output layer by ``install``): declared for type checkers.
+    ordering: Tensor
+    mask_seed: Tensor
+    mask_pool: Tensor
+    output: MaskedLinear
+
     def __init__(self, *args: Any, **settings: Any) -> None:
         super().__init__()
         given = args[0] if len(args) == 1 and not settings and isinstance(args[0], MADEConfig) else None

@@ -182,7 +182,8 @@ class Mixture(nn.Module):
         if ensemble is None:
             return self.ensembles[i]
         try:
-            self.members[i].pool.ensemble_seeds(ensemble)  # the member's own check of the size, named with the member
+            # the member's own check of the size, named with the member
+            self.member_models[i].pool.ensemble_seeds(ensemble)
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"member {i} of this mixture: {error}; without it each member averages its own masks"
@@ -211,7 +212,7 @@ class Mixture(nn.Module):
         return -torch.stack(
             [
                 m.per_example_nll(data, batch_size, self._ensemble(i, ensemble), context)
-                for i, m in enumerate(self.members)
+                for i, m in enumerate(self.member_models)
             ]
         )
 

@@ -4,6 +4,7 @@ r"""``-log p(x)`` of a whole data set under a MADE, in batches: what :meth:`MADE
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import torch
@@ -49,7 +50,7 @@ def batched_nll(
         raise ValueError(f"context has {context.shape[0]} rows but data has {data.shape[0]}")
     device, dtype = model.output.weight.device, model.output.weight.dtype
     starts = range(0, data.shape[0], batch_size)
-    batches = (
+    batches: Iterable[tuple[Tensor, Tensor | None]] = (
         (
             data[s : s + batch_size].to(device=device, dtype=dtype),
             None if context is None else context[s : s + batch_size].to(device=device, dtype=dtype),
@@ -69,8 +70,8 @@ def batched_nll(
                 model.check_input(x, c, values=False)  # shapes, dtype and device: the same for every batch
                 if replay:  # every full batch replays the first one's kernels
                     graphed = GraphedBatches.or_none(log_prob, x, c)
-            full = graphed is not None and x.shape[0] == batch_size
-            joint[start : start + x.shape[0]] = graphed(x, c) if full else log_prob(x, c)
+            full = x.shape[0] == batch_size
+            joint[start : start + x.shape[0]] = graphed(x, c) if graphed is not None and full else log_prob(x, c)
         if i > 0:
             torch.logaddexp(total, joint, out=total)
     if len(masks) > 1:

@@ -20,7 +20,7 @@ from .masks import DegreeRule, hidden_degrees, make_ordering
 from .network import Masks, Network, unit_degrees
 
 if TYPE_CHECKING:
-    from .arguments import Resample
+    from .config import Resample
     from .made import MADE
 
 __all__ = [

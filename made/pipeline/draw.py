@@ -54,8 +54,8 @@ def sample_run(
     """``num_samples`` exact draws of a run's model as data rows (decoded to the data's columns), from the
     mixture of ``ensemble`` masks if given, of class ``label`` for a run trained with a context."""
     device = model.output.weight.device
-    context = context_from_value(config.get("context"), label, num_samples)
-    context = None if context is None else to_tensor(context).to(device)
+    values = context_from_value(config.get("context"), label, num_samples)
+    context = None if values is None else to_tensor(values).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     parts = [
         model.sample(
@@ -98,8 +98,8 @@ def impute_run(
     hidden = np.isnan(data) if hidden is None else hidden
     schema = run_schema(config, model)
     ensemble = ensemble if ensemble is not None else config.get("eval", {}).get("ensemble")
-    context = context_from_value(config.get("context"), label, len(data))
-    context = None if context is None else to_tensor(context)
+    values = context_from_value(config.get("context"), label, len(data))
+    context = None if values is None else to_tensor(values)
     if not hidden.any():
         return Imputation(np.repeat(data, samples, axis=0), None)
     encoded, observed = encode_observed(schema, data, hidden, source, *([where] if where else []))

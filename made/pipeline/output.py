@@ -47,7 +47,9 @@ def samples_path(run_dir: str | Path, out: str | Path | None, image: bool) -> Pa
 def write_samples(path: Path, samples: np.ndarray, image_shape: tuple[int, int] | None) -> None:
     """Samples as a picture grid (.png, image data only) or as rows (.npy, .csv)."""
     if path.suffix == ".png":
-        atomic_write(path, lambda tmp: save_image_grid(samples, tuple(image_shape), tmp))
+        if image_shape is None:
+            raise ValueError(f"{path}: a .png needs image-shaped data; write .npy or .csv instead")
+        atomic_write(path, lambda tmp: save_image_grid(samples, image_shape, tmp))
     else:
         save_rows(path, samples)
 

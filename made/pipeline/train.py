@@ -157,7 +157,8 @@ def _default_ensemble(model: MADE, unlimited: int) -> int | None:
 def settings_data(settings: RunSettings) -> RunData:
     """The data of a ``made train`` run, read and modelled as its settings say."""
     data, columns = settings.data, settings.columns
-    spec = data_spec(data.dataset, data.data, data.data_dir, data.split_seed, data.header)
+    split_seed = 0 if data.split_seed is None else data.split_seed  # None ("the run's") in a new run: the default
+    spec = data_spec(data.dataset, data.data, data.data_dir, split_seed, data.header)
     return read_data(spec, columns.schema, columns.max_categories, columns.components, columns.context, settings.dtype)
 
 

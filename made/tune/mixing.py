@@ -85,6 +85,7 @@ def mix_runs(
                 f"{folder} and {folders[0]} differ in {difference}; a mixture's members model the same data, "
                 "with the same columns"
             )
+        members.append(model)
     config = loaded[0][1]
     dtype = getattr(torch, config["eval"]["dtype"])
     schema = run_schema(config, loaded[0][0])
@@ -107,7 +108,7 @@ def mix_runs(
         if len(kept) < 2:
             return None
         weights = em_weights(parts[kept], where=where)
-    model = Mixture([candidates.members[i] for i in kept], weights, [candidates.ensembles[i] for i in kept])
+    model = Mixture([candidates.member_models[i] for i in kept], weights, [candidates.ensembles[i] for i in kept])
     valid = in_original_units(summarize_nll(-model.mixed_log_prob(parts[kept]), model.num_inputs), schema)
     if not valid.nll < beat:
         return None

@@ -241,12 +241,15 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
     if storage is None:  # the database file's folder
         out.mkdir(parents=True, exist_ok=True)
     sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)  # parallel trials spread out
-    settings = {"study_name": name, "storage": url, "sampler": sampler, "pruner": KindMedianPruner(**PRUNING)}
+    pruner = KindMedianPruner(PRUNING["n_startup_trials"], PRUNING["n_warmup_steps"])
     try:
         try:
-            study, created = optuna.create_study(**settings, direction="minimize"), True
+            study = optuna.create_study(
+                study_name=name, storage=url, sampler=sampler, pruner=pruner, direction="minimize"
+            )
+            created = True
         except optuna.exceptions.DuplicatedStudyError:  # an earlier session's, or another machine's
-            study, created = optuna.load_study(**settings), False
+            study, created = optuna.load_study(study_name=name, storage=url, sampler=sampler, pruner=pruner), False
     except SQLAlchemyError as err:
         shown = "--storage" if storage else f"the study in {out}"
         cause = str(getattr(err, "orig", None) or err).splitlines()[0]
