@@ -85,7 +85,6 @@ def mix_runs(
                 f"{folder} and {folders[0]} differ in {difference}; a mixture's members model the same data, "
                 "with the same columns"
             )
-        members.append(model)
     config = loaded[0][1]
     dtype = getattr(torch, config["eval"]["dtype"])
     schema = run_schema(config, loaded[0][0])
