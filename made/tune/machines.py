@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.run import copy_run, is_finished, read_metrics, trial_folder, write_metrics
+from .search import unopenable
 
 __all__ = ["create_tables", "machine_seed", "publish_trial", "shared_trials"]
 
@@ -48,8 +49,7 @@ def create_tables(url: str) -> None:
                 raise
             time.sleep(0.5)
         except sqlalchemy.exc.SQLAlchemyError as err:  # no server there, no such file, refused login ...
-            cause = str(getattr(err, "orig", None) or err).splitlines()[0]
-            raise ValueError(f"--storage: cannot open the database ({cause})") from None
+            raise unopenable("--storage", err) from None
 
 
 def machine_seed(seed: int, key: str) -> int:

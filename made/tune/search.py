@@ -43,6 +43,7 @@ __all__ = [
     "budget_key",
     "data_fingerprint",
     "storage_url",
+    "unopenable",
     "open_study",
     "fail_interrupted",
     "ranked_trials",
@@ -212,6 +213,13 @@ def storage_url(out: Path, storage: str | None) -> str:
     return storage
 
 
+def unopenable(shown: str, err: Exception) -> ValueError:
+    """The one-line error for a database that SQLAlchemy cannot open (no server, no such file, refused
+    login), naming it as ``shown`` and giving the driver's own first line as the cause."""
+    cause = str(getattr(err, "orig", None) or err).splitlines()[0]
+    return ValueError(f"{shown}: cannot open the database ({cause})")
+
+
 def _study_mismatch(where: str, stored: dict, record: dict, source: str) -> str:
     """Why a study cannot continue with ``record``: the first setting that differs from the one it was started with."""
     key = next(k for k in sorted(set(stored) | set(record)) if stored.get(k) != record.get(k))
@@ -251,9 +259,7 @@ def open_study(out: Path, storage: str | None, name: str, record: dict, seed: in
         except optuna.exceptions.DuplicatedStudyError:  # an earlier session's, or another machine's
             study, created = optuna.load_study(study_name=name, storage=url, sampler=sampler, pruner=pruner), False
     except SQLAlchemyError as err:
-        shown = "--storage" if storage else f"the study in {out}"
-        cause = str(getattr(err, "orig", None) or err).splitlines()[0]
-        raise ValueError(f"{shown}: cannot open the database ({cause})") from None
+        raise unopenable("--storage" if storage else f"the study in {out}", err) from None
     stored = study.user_attrs.get("record")
     started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
     if stored is None:
