@@ -27,30 +27,16 @@ from made.training.loop import TrainConfig
 TIMINGS = {"seconds", "seconds_per_epoch", "eval_seconds"}
 
 
+def train_mixed(tmp_path: Path, out: Path) -> None:
+    """``made train`` on conftest's mixed.csv (in ``tmp_path``): a small two-mask model, two epochs."""
+    argv = ["train", "--data", str(tmp_path / "mixed.csv"), "--schema", "auto", "--hidden", "8", "--masks", "2"]
+    assert main([*argv, "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+
+
 def test_train_run_makes_the_run_that_made_train_makes(tmp_path, capsys):
     mixed_csv(tmp_path / "mixed.csv")
     cli_run, lib_run = tmp_path / "cli", tmp_path / "lib"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(tmp_path / "mixed.csv"),
-                "--schema",
-                "auto",
-                "--hidden",
-                "8",
-                "--masks",
-                "2",
-                "--epochs",
-                "2",
-                "--quiet",
-                "--out",
-                str(cli_run),
-            ]
-        )
-        == 0
-    )
+    train_mixed(tmp_path, cli_run)
 
     data = read_data(data_spec(path=tmp_path / "mixed.csv"), schema="auto")
     model = build_model(data, hidden_sizes=[8], num_masks=2)
@@ -103,27 +89,7 @@ def test_the_documented_example_trains_loads_evaluates_samples_and_imputes(tmp_p
 def test_the_library_runs_what_the_commands_run(tmp_path, capsys):
     mixed_csv(tmp_path / "mixed.csv")
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(tmp_path / "mixed.csv"),
-                "--schema",
-                "auto",
-                "--hidden",
-                "8",
-                "--masks",
-                "2",
-                "--epochs",
-                "2",
-                "--quiet",
-                "--out",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    train_mixed(tmp_path, run)
     model, config = load_for_inference(run)
     for split in ("test", "valid"):
         capsys.readouterr()
